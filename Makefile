@@ -1,0 +1,53 @@
+# The few commands a contributor needs. `make demo` and `make test` are the README's two
+# commands: on a fresh machine each does all of its own set-up.
+
+CARGO ?= cargo
+PYTHON ?= python3
+PIP_INSTALL := $(PYTHON) -m pip --disable-pip-version-check install --root-user-action=ignore --quiet
+# The plugin binary the Python tests compare the Python face with.
+export KUBECTL_ZEN_BIN ?= $(CURDIR)/target/debug/kubectl-zen
+
+.PHONY: help build release demo test lint rust-test python python-test dist bench install clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+build: ## build the plugin (debug)
+	$(CARGO) build --locked -p kubectl-zen
+
+release: ## build the plugin (release)
+	$(CARGO) build --locked --release -p kubectl-zen
+
+demo: release python ## build both faces and run them on the embedded example data
+	PATH="$(CURDIR)/target/release:$$PATH" PYTHON="$(PYTHON)" bash examples/demo.sh
+
+test: lint rust-test python-test ## every check and test CI runs
+
+lint: ## rustfmt and clippy (warnings are errors)
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
+
+rust-test: ## Rust unit, integration, doc and example tests
+	$(CARGO) test --locked
+
+python: ## install the kubezen Python package from this checkout, with its test tools
+	$(PIP_INSTALL) 'maturin>=1.9,<2'
+	$(PIP_INSTALL) --no-build-isolation '.[test]'
+
+python-test: build python ## Python tests, the stub checked against the native module, mypy
+	$(PYTHON) -m mypy.stubtest kubezen
+	$(PYTHON) -m mypy --strict python/kubezen tests/python
+	$(PYTHON) -m pytest
+
+dist: ## the krew release archive, its sha256 and the rendered krew manifest, in dist/
+	CARGO="$(CARGO)" bash scripts/dist.sh
+
+bench: ## criterion benchmarks (release build)
+	$(CARGO) bench --locked --bench table
+
+install: ## install kubectl-zen into ~/.cargo/bin, where kubectl finds it on PATH
+	$(CARGO) install --locked --path kubectl-plugin
+
+clean: ## remove build output
+	$(CARGO) clean
+	rm -rf dist

@@ -1,0 +1,178 @@
+//! The command line: the root command, the kubectl global flags every subcommand shares, and
+//! the subcommands.
+
+use std::path::PathBuf;
+
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+
+use crate::{commands, output::OutputFormat};
+
+const EXAMPLES: &str = "\
+Examples:
+  # Which build is this (also as JSON, for scripts)
+  kubectl zen version
+  kubectl zen version -o json
+
+  # Enable shell completion for this session
+  source <(kubectl-zen completion bash)";
+
+/// Reconcile, tune, benchmark and inspect Kubernetes resource graphs.
+#[derive(Debug, Parser)]
+#[command(
+    name = "kubectl-zen",
+    version,
+    about,
+    long_about = "kubectl zen: a Kubernetes performance toolkit.\n\n\
+        Reconcile, tune, benchmark and inspect resource graphs from the shell. The same engine \
+        is the `kubezen` Python module, for scripts and Jupyter.",
+    after_help = EXAMPLES,
+    propagate_version = true,
+    subcommand_required = true,
+    arg_required_else_help = true
+)]
+pub struct Cli {
+    /// The kubectl flags, shared by every subcommand.
+    #[command(flatten)]
+    pub global: GlobalArgs,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+impl Cli {
+    /// Parses the process's arguments. Help and usage messages name the command as users type
+    /// it, `kubectl zen`; the executable (and its completion scripts) is `kubectl-zen`.
+    pub fn parse_args() -> Result<Self, clap::Error> {
+        let mut matches = Self::command().bin_name("kubectl zen").try_get_matches()?;
+        Self::from_arg_matches_mut(&mut matches)
+    }
+}
+
+/// The kubectl global flags: parsed once here, accepted anywhere on the command line, and read
+/// by every command that talks to a cluster or prints a result.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Global options")]
+pub struct GlobalArgs {
+    /// Path to the kubeconfig file [default: $KUBECONFIG, then ~/.kube/config]
+    #[arg(long, global = true, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// The kubeconfig context to use [default: the current context]
+    #[arg(long, global = true, value_name = "NAME")]
+    pub context: Option<String>,
+
+    /// The namespace to work in [default: the context's namespace]
+    #[arg(short = 'n', long, global = true, value_name = "NAMESPACE")]
+    pub namespace: Option<String>,
+
+    /// Work across all namespaces; wins over --namespace, as in kubectl
+    #[arg(short = 'A', long, global = true)]
+    pub all_namespaces: bool,
+
+    /// Label selector to filter on, e.g. 'app=web,tier!=cache'
+    #[arg(short = 'l', long, global = true, value_name = "SELECTOR")]
+    pub selector: Option<String>,
+
+    /// Output format
+    #[arg(
+        short = 'o',
+        long,
+        global = true,
+        value_enum,
+        value_name = "FORMAT",
+        default_value_t = OutputFormat::Table
+    )]
+    pub output: OutputFormat,
+}
+
+/// The subcommands. A command appears here when it works.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print the version, git commit and build target
+    Version(commands::version::VersionArgs),
+    /// Print a shell completion script (bash, zsh or fish)
+    Completion(commands::completion::CompletionArgs),
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, error::ErrorKind};
+
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("kubectl-zen").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn the_command_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn global_flags_parse_before_and_after_the_subcommand() {
+        let before = parse(&[
+            "--kubeconfig",
+            "/tmp/kc",
+            "--context",
+            "prod",
+            "-n",
+            "web",
+            "-l",
+            "app=api",
+            "-o",
+            "json",
+            "version",
+        ])
+        .unwrap();
+        let after = parse(&[
+            "version",
+            "--kubeconfig=/tmp/kc",
+            "--context=prod",
+            "--namespace=web",
+            "--selector=app=api",
+            "--output=json",
+        ])
+        .unwrap();
+        for cli in [before, after] {
+            let global = cli.global;
+            assert_eq!(global.kubeconfig, Some(PathBuf::from("/tmp/kc")));
+            assert_eq!(global.context.as_deref(), Some("prod"));
+            assert_eq!(global.namespace.as_deref(), Some("web"));
+            assert_eq!(global.selector.as_deref(), Some("app=api"));
+            assert_eq!(global.output, OutputFormat::Json);
+            assert!(!global.all_namespaces);
+        }
+    }
+
+    #[test]
+    fn defaults_are_table_output_and_the_context_namespace() {
+        let global = parse(&["version"]).unwrap().global;
+        assert_eq!(global.output, OutputFormat::Table);
+        assert_eq!(global.namespace, None);
+        assert!(!global.all_namespaces);
+    }
+
+    #[test]
+    fn all_namespaces_is_accepted_beside_a_namespace() {
+        let global = parse(&["version", "-A", "-n", "web"]).unwrap().global;
+        assert!(global.all_namespaces);
+    }
+
+    #[test]
+    fn an_unknown_output_format_is_a_usage_error() {
+        let error = parse(&["version", "-o", "xml"]).unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::InvalidValue);
+        assert!(error.to_string().contains("table"), "{error}");
+    }
+
+    #[test]
+    fn no_subcommand_shows_help() {
+        let error = parse(&[]).unwrap_err();
+        assert_eq!(
+            error.kind(),
+            ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+        );
+    }
+}

@@ -1,0 +1,13 @@
+"""kubectl-zen from Python.
+
+kubezen is the Python face of kubectl-zen, a Kubernetes performance toolkit: the same Rust
+engine as the ``kubectl zen`` plugin, for scripts and Jupyter.
+
+>>> import kubezen
+>>> kubezen.version_info().version == kubezen.__version__
+True
+"""
+
+from kubezen._core import VersionInfo, __version__, version_info
+
+__all__ = ["VersionInfo", "__version__", "version_info"]

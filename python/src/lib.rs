@@ -1,0 +1,88 @@
+//! `kubezen._core`: the native half of the `kubezen` Python package.
+//!
+//! Each function here converts Python arguments, calls the core's public API and converts the
+//! result back; nothing else. The Python package (`python/kubezen`) re-exports these names and
+//! its `_core.pyi` stub types them.
+
+use pyo3::prelude::*;
+
+/// The native module of kubezen: the kubectl-zen core, driven from Python.
+#[pymodule]
+mod _core {
+    use pyo3::{prelude::*, types::PyDict};
+
+    /// The version of the kubectl-zen core this module was built from.
+    #[pymodule_export]
+    #[allow(non_upper_case_globals)] // Python's name for it
+    const __version__: &str = kubezen::VersionInfo::current().version;
+
+    /// The version, git commit, target and toolchain this module was built from.
+    ///
+    /// The same facts as `kubectl zen version -o json`.
+    #[pyclass(frozen, eq, hash, module = "kubezen._core", name = "VersionInfo")]
+    #[derive(PartialEq, Eq, Hash)]
+    struct PyVersionInfo(kubezen::VersionInfo);
+
+    #[pymethods]
+    impl PyVersionInfo {
+        /// The semantic version shared by the core, the plugin and this package.
+        #[getter]
+        fn version(&self) -> &'static str {
+            self.0.version
+        }
+
+        /// The full git commit of the build, or ``"unknown"`` outside a git checkout.
+        #[getter]
+        fn git_commit(&self) -> &'static str {
+            self.0.git_commit
+        }
+
+        /// The Rust target triple, such as ``"x86_64-unknown-linux-gnu"``.
+        #[getter]
+        fn target(&self) -> &'static str {
+            self.0.target
+        }
+
+        /// The version of the Rust compiler that built the module.
+        #[getter]
+        fn rustc(&self) -> &'static str {
+            self.0.rustc
+        }
+
+        /// The cargo profile: ``"debug"`` or ``"release"``.
+        #[getter]
+        fn profile(&self) -> &'static str {
+            self.0.profile
+        }
+
+        /// The fields as a plain ``dict``, keyed by attribute name.
+        fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+            let info = &self.0;
+            let dict = PyDict::new(py);
+            dict.set_item("version", info.version)?;
+            dict.set_item("git_commit", info.git_commit)?;
+            dict.set_item("target", info.target)?;
+            dict.set_item("rustc", info.rustc)?;
+            dict.set_item("profile", info.profile)?;
+            Ok(dict)
+        }
+
+        fn __repr__(&self) -> String {
+            let info = &self.0;
+            format!(
+                "VersionInfo(version={:?}, git_commit={:?}, target={:?}, rustc={:?}, profile={:?})",
+                info.version, info.git_commit, info.target, info.rustc, info.profile
+            )
+        }
+    }
+
+    /// The build information of the native module.
+    ///
+    /// >>> import kubezen
+    /// >>> kubezen.version_info().version == kubezen.__version__
+    /// True
+    #[pyfunction]
+    fn version_info() -> PyVersionInfo {
+        PyVersionInfo(kubezen::VersionInfo::current())
+    }
+}

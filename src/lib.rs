@@ -1,0 +1,15 @@
+//! The core of kubectl-zen.
+//!
+//! One library does the work; two faces drive it: the `kubectl zen` plugin (the
+//! `kubectl-plugin` crate) and the `kubezen` Python module (the `python` crate). The core knows
+//! nothing of either: each capability is a module here with a small public API, and the faces
+//! add only argument parsing and presentation.
+//!
+//! - [`version`]: what build this is.
+//! - [`table`]: the tabular form every result can take, rendered as text by the plugin.
+
+pub mod table;
+pub mod version;
+
+pub use table::{Cell, Column, Table, Tabular, Tone};
+pub use version::VersionInfo;
