@@ -19,13 +19,16 @@ release: ## build the plugin (release)
 	$(CARGO) build --locked --release -p kubectl-zen
 
 demo: release python ## build both faces and run them on the embedded example data
-	PATH="$(CURDIR)/target/release:$$PATH" PYTHON="$(PYTHON)" bash examples/demo.sh
+	@# A directory of its own: kubectl would list target/release's kubectl-zen.d as a plugin too.
+	install -D -m 0755 target/release/kubectl-zen target/demo/bin/kubectl-zen
+	PATH="$(CURDIR)/target/demo/bin:$$PATH" PYTHON="$(PYTHON)" bash examples/demo.sh
 
 test: lint rust-test python-test ## every check and test CI runs
 
-lint: ## rustfmt and clippy (warnings are errors)
+lint: ## rustfmt, clippy and rustdoc (warnings are errors)
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --locked --no-deps --workspace
 
 rust-test: ## Rust unit, integration, doc and example tests
 	$(CARGO) test --locked

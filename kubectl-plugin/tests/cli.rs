@@ -246,3 +246,16 @@ fn kubectl_lists_the_plugin_and_dispatches_to_it() {
     assert_eq!(usage.status.code(), Some(2), "{}", stderr(&usage));
     assert!(stderr(&usage).contains("invalid value 'xml'"));
 }
+
+#[test]
+fn arguments_that_are_not_utf8_are_a_usage_error_not_a_panic() {
+    use std::os::unix::ffi::OsStrExt;
+    let bad = std::ffi::OsStr::from_bytes(b"\xff\xfe");
+    let output = run(zen(&["version", "-n"]).arg(bad));
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("invalid UTF-8"),
+        "{}",
+        stderr(&output)
+    );
+}
