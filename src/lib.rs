@@ -5,9 +5,11 @@
 //! nothing of either: each capability is a module here with a small public API, and the faces
 //! add only argument parsing and presentation.
 //!
+//! - [`cel`]: a KRO-compatible, cached CEL engine.
 //! - [`version`]: what build this is.
 //! - [`table`]: the tabular form every result can take, rendered as text by the plugin.
 
+pub mod cel;
 pub mod table;
 pub mod version;
 

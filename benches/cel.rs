@@ -1,0 +1,2 @@
+//! CEL engine benchmarks (filled in below).
+fn main() {}
