@@ -9,6 +9,9 @@ use crate::{commands, output::OutputFormat};
 
 const EXAMPLES: &str = "\
 Examples:
+  # Evaluate a KRO-style CEL expression against variables
+  kubectl zen cel eval 'schema.spec.replicas > 2' --vars instance.yaml
+
   # Which build is this (also as JSON, for scripts)
   kubectl zen version
   kubectl zen version -o json
@@ -89,6 +92,8 @@ pub struct GlobalArgs {
 /// The subcommands. A command appears here when it works.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Evaluate or check CEL expressions, as KRO's resource graphs use them
+    Cel(commands::cel::CelArgs),
     /// Print the version, git commit and build target
     Version(commands::version::VersionArgs),
     /// Print a shell completion script (bash, zsh or fish)

@@ -28,11 +28,17 @@ pub const EXIT_FAILURE: u8 = 1;
 /// The command line was wrong.
 pub const EXIT_USAGE: u8 = 2;
 
-/// A command that could not do its work.
+/// A command that could not do its work. Boxed: it travels in every command's `Err`, and the
+/// happy path should not pay for its size.
 #[derive(Debug)]
-pub struct Failure {
+pub struct Failure(Box<Report>);
+
+/// What a [`Failure`] reports.
+#[derive(Debug)]
+pub struct Report {
     what: String,
     location: Option<String>,
+    snippet: Option<String>,
     causes: Vec<String>,
     hint: Option<String>,
     code: u8,
@@ -44,31 +50,39 @@ pub struct Failure {
 impl Failure {
     /// A failure (exit code 1) saying what went wrong.
     pub fn new(what: impl Into<String>) -> Self {
-        Self {
+        Self(Box::new(Report {
             what: what.into(),
             location: None,
+            snippet: None,
             causes: Vec::new(),
             hint: None,
             code: EXIT_FAILURE,
             closed_pipe: false,
-        }
+        }))
     }
 
     /// The result could not be written to standard output.
     pub fn output(error: &io::Error) -> Self {
-        Self {
-            closed_pipe: error.kind() == io::ErrorKind::BrokenPipe,
-            ..Self::new("cannot write the output")
-                .at("standard output")
-                .caused_by(error)
-                .hint("check the file, pipe or device that standard output is redirected to")
-        }
+        let mut failure = Self::new("cannot write the output")
+            .at("standard output")
+            .caused_by(error)
+            .hint("check the file, pipe or device that standard output is redirected to");
+        failure.closed_pipe = error.kind() == io::ErrorKind::BrokenPipe;
+        failure
     }
 
     /// Where it went wrong: a file and field, an object, a stream.
     #[must_use]
     pub fn at(mut self, location: impl Into<String>) -> Self {
         self.location = Some(location.into());
+        self
+    }
+
+    /// The text around the place, such as a line with a caret under a column; printed
+    /// indented under `where:`.
+    #[must_use]
+    pub fn snippet(mut self, snippet: impl Into<String>) -> Self {
+        self.snippet = Some(snippet.into());
         self
     }
 
@@ -119,6 +133,11 @@ impl Failure {
         if let Some(location) = &self.location {
             writeln!(out, "  {} {location}", label("where:"))?;
         }
+        if let Some(snippet) = &self.snippet {
+            for line in snippet.lines() {
+                writeln!(out, "    {line}")?;
+            }
+        }
         for cause in &self.causes {
             writeln!(out, "  {} {cause}", label("cause:"))?;
         }
@@ -131,6 +150,20 @@ impl Failure {
             writeln!(out, "  {hint_label} {hint}")?;
         }
         Ok(())
+    }
+}
+
+impl std::ops::Deref for Failure {
+    type Target = Report;
+
+    fn deref(&self) -> &Report {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Failure {
+    fn deref_mut(&mut self) -> &mut Report {
+        &mut self.0
     }
 }
 
@@ -173,6 +206,17 @@ mod tests {
             )
         );
         assert_eq!(failure.code, EXIT_FAILURE);
+    }
+
+    #[test]
+    fn a_snippet_is_indented_under_where() {
+        let failure = Failure::new("syntax error")
+            .at("<expression>:1:3")
+            .snippet("a +\n  ^");
+        assert_eq!(
+            failure.to_string(),
+            "error: syntax error\n  where: <expression>:1:3\n    a +\n      ^"
+        );
     }
 
     #[test]

@@ -30,11 +30,19 @@ pub enum OutputFormat {
     Yaml,
 }
 
-/// How results reach standard output.
+/// How results reach the user: a stream and a format.
 #[derive(Debug, Clone, Copy)]
 pub struct Output {
     format: OutputFormat,
     colour: bool,
+    stream: Stream,
+}
+
+/// Results go to standard output; side reports (statistics, progress) to standard error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stream {
+    Stdout,
+    Stderr,
 }
 
 impl Output {
@@ -44,13 +52,47 @@ impl Output {
         Self {
             format,
             colour: colour_enabled(io::stdout().is_terminal()),
+            stream: Stream::Stdout,
+        }
+    }
+
+    /// Output in `format` to standard error, for reports beside the result.
+    pub fn stderr(format: OutputFormat) -> Self {
+        Self {
+            format,
+            colour: colour_enabled(io::stderr().is_terminal()),
+            stream: Stream::Stderr,
         }
     }
 
     /// Prints a result in the chosen format.
     pub fn print<T: Serialize + Tabular>(self, result: &T) -> Result<(), Failure> {
-        let mut stdout = io::stdout().lock();
-        self.write(result, &mut stdout)
+        self.with_stream(|out| self.write(result, out))
+    }
+
+    /// Prints data that has no table form as JSON or YAML: the YAML format writes YAML, every
+    /// other format JSON.
+    pub fn print_data<T: Serialize>(self, data: &T) -> Result<(), Failure> {
+        self.with_stream(|out| {
+            let written = if self.format == OutputFormat::Yaml {
+                serde_norway::to_writer(&mut *out, data).map_err(io::Error::other)
+            } else {
+                write_json(out, data)
+            };
+            written
+                .and_then(|()| out.flush())
+                .map_err(|error| Failure::output(&error))
+        })
+    }
+
+    fn with_stream(
+        self,
+        write: impl FnOnce(&mut dyn Write) -> Result<(), Failure>,
+    ) -> Result<(), Failure> {
+        match self.stream {
+            Stream::Stdout => write(&mut io::stdout().lock()),
+            Stream::Stderr => write(&mut io::stderr().lock()),
+        }
     }
 
     fn write<T: Serialize + Tabular>(self, result: &T, out: &mut dyn Write) -> Result<(), Failure> {
@@ -60,9 +102,7 @@ impl Output {
                 let painter: &dyn Painter = if self.colour { &Colour } else { &Plain };
                 result.to_table().write_text(out, wide, painter)
             }
-            OutputFormat::Json => serde_json::to_writer_pretty(&mut *out, result)
-                .map_err(io::Error::from)
-                .and_then(|()| out.write_all(b"\n")),
+            OutputFormat::Json => write_json(out, result),
             OutputFormat::Yaml => serde_norway::to_writer(&mut *out, result).map_err(|error| {
                 // serde_norway folds the writer's own errors into its error type.
                 io::Error::other(error)
@@ -72,6 +112,12 @@ impl Output {
             .and_then(|()| out.flush())
             .map_err(|error| Failure::output(&error))
     }
+}
+
+fn write_json<T: Serialize>(out: &mut dyn Write, data: &T) -> io::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, data)
+        .map_err(io::Error::from)
+        .and_then(|()| out.write_all(b"\n"))
 }
 
 /// Whether to colour a stream: never when `NO_COLOR` is set (no-color.org) or `TERM=dumb`,
@@ -161,7 +207,13 @@ mod tests {
 
     fn render(format: OutputFormat, colour: bool) -> String {
         let mut out = Vec::new();
-        Output { format, colour }.write(&SAMPLE, &mut out).unwrap();
+        Output {
+            format,
+            colour,
+            stream: Stream::Stdout,
+        }
+        .write(&SAMPLE, &mut out)
+        .unwrap();
         String::from_utf8(out).unwrap()
     }
 
@@ -217,6 +269,7 @@ mod tests {
             let failure = Output {
                 format,
                 colour: false,
+                stream: Stream::Stdout,
             }
             .write(&SAMPLE, &mut Full)
             .unwrap_err();

@@ -8,6 +8,7 @@ engine as the ``kubectl zen`` plugin, for scripts and Jupyter.
 True
 """
 
+from kubezen import cel
 from kubezen._core import VersionInfo, __version__, version_info
 
-__all__ = ["VersionInfo", "__version__", "version_info"]
+__all__ = ["VersionInfo", "__version__", "cel", "version_info"]

@@ -1,8 +1,21 @@
 """The native module of kubezen: the kubectl-zen core, driven from Python."""
 
-from typing import final
+from typing import Any, final
 
-__all__ = ["VersionInfo", "__version__", "version_info"]
+__all__ = [
+    "CelError",
+    "CelEvaluationError",
+    "CelLimitError",
+    "CelSyntaxError",
+    "CelVariablesError",
+    "Program",
+    "VersionInfo",
+    "__version__",
+    "cel_cache_stats",
+    "cel_compile",
+    "cel_eval",
+    "version_info",
+]
 
 __version__: str
 """The version of the kubectl-zen core this module was built from."""
@@ -42,3 +55,55 @@ def version_info() -> VersionInfo:
     >>> kubezen.version_info().version == kubezen.__version__
     True
     """
+
+class CelError(ValueError):
+    """A CEL expression could not be compiled or evaluated.
+
+    ``position`` is ``(line, column)``, from 1, where known, else None; ``kind`` names the
+    kind of an evaluation error (``"no_such_key"``, ``"undeclared_reference"``, ``"type"``,
+    ``"division_by_zero"``, ``"overflow"``, ``"index_out_of_bounds"``, ``"function"``,
+    ``"other"``), else None.
+    """
+
+    position: tuple[int, int] | None
+    kind: str | None
+
+class CelSyntaxError(CelError):
+    """The expression is not valid CEL."""
+
+class CelLimitError(CelError):
+    """The expression is longer or deeper than the engine accepts."""
+
+class CelEvaluationError(CelError):
+    """Evaluation failed: a missing key, division by zero, overflow, a wrong type."""
+
+class CelVariablesError(CelError):
+    """The variables are not values CEL can take."""
+
+@final
+class Program:
+    """A compiled CEL expression: evaluate it as often as needed."""
+
+    @property
+    def source(self) -> str:
+        """The expression's text."""
+    def eval(self, vars: dict[str, Any] | None = None) -> Any:
+        """Evaluates the program against ``vars``, a dict of variable names to values.
+
+        The GIL is released while the expression runs.
+        """
+    def references(self) -> list[str]:
+        """The variables and field paths the expression reads, as dotted names, sorted."""
+    def complexity(self) -> dict[str, int | str]:
+        """How costly the expression is: ``nodes``, ``depth``, ``calls``, ``comprehensions``,
+        ``comprehension_nesting``, ``score`` and ``cost_class``."""
+
+def cel_compile(expr: str) -> Program:
+    """Compiles ``expr`` through the shared cache of compiled programs."""
+
+def cel_eval(expr: str, vars: dict[str, Any] | None = None) -> Any:
+    """Compiles (through the cache) and evaluates ``expr`` against ``vars``."""
+
+def cel_cache_stats() -> dict[str, int]:
+    """The counters of the shared cache: ``hits``, ``misses``, ``evictions``, ``entries`` and
+    ``capacity``."""

@@ -4,12 +4,37 @@
 //! result back; nothing else. The Python package (`python/kubezen`) re-exports these names and
 //! its `_core.pyi` stub types them.
 
+mod cel;
+
 use pyo3::prelude::*;
 
 /// The native module of kubezen: the kubectl-zen core, driven from Python.
 #[pymodule]
 mod _core {
     use pyo3::{prelude::*, types::PyDict};
+
+    #[pymodule_export]
+    use super::cel::{PyProgram, cel_cache_stats, cel_compile, cel_eval};
+
+    #[pymodule_init]
+    fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
+        let py = m.py();
+        m.add("CelError", py.get_type::<super::cel::CelException>())?;
+        m.add(
+            "CelSyntaxError",
+            py.get_type::<super::cel::CelSyntaxError>(),
+        )?;
+        m.add("CelLimitError", py.get_type::<super::cel::CelLimitError>())?;
+        m.add(
+            "CelEvaluationError",
+            py.get_type::<super::cel::CelEvaluationError>(),
+        )?;
+        m.add(
+            "CelVariablesError",
+            py.get_type::<super::cel::CelVariablesError>(),
+        )?;
+        Ok(())
+    }
 
     /// The version of the kubectl-zen core this module was built from.
     #[pymodule_export]

@@ -491,6 +491,31 @@ impl CacheStats {
     }
 }
 
+impl crate::Tabular for CacheStats {
+    fn to_table(&self) -> crate::Table {
+        use crate::{Cell, Column, Table};
+        let mut table = Table::new(
+            ["HITS", "MISSES", "EVICTIONS", "ENTRIES", "CAPACITY"]
+                .into_iter()
+                .map(|header| Column::new(header).right())
+                .collect(),
+        );
+        table.push_row(
+            [
+                self.hits,
+                self.misses,
+                self.evictions,
+                self.entries,
+                self.capacity,
+            ]
+            .iter()
+            .map(|n| Cell::from(n.to_string()))
+            .collect(),
+        );
+        table
+    }
+}
+
 /// The CEL environment KRO evaluates in, with a bounded cache of compiled programs.
 pub struct Engine {
     env: Arc<Env>,
@@ -645,7 +670,8 @@ fn position_from_line_column(source: &str, line: isize, column: isize) -> Positi
     Position::at(source, offset.min(source.chars().count()))
 }
 
-/// The parser wraps some messages in Rust debug output; keep the words.
+/// The parser wraps some messages in Rust debug output and prefixes others with
+/// "Syntax error: "; keep the words.
 fn clean_parse_message(message: &str) -> String {
     if let Some(start) = message.find("msg: \"") {
         let rest = &message[start + 6..];
@@ -653,7 +679,10 @@ fn clean_parse_message(message: &str) -> String {
             return rest[..end].to_owned();
         }
     }
-    message.to_owned()
+    message
+        .strip_prefix("Syntax error: ")
+        .unwrap_or(message)
+        .to_owned()
 }
 
 #[cfg(test)]

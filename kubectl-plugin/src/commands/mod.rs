@@ -1,6 +1,7 @@
 //! One module per subcommand; each takes its parsed arguments and the shared flags, calls the
 //! core and hands the result to the output layer.
 
+pub mod cel;
 pub mod completion;
 pub mod version;
 
@@ -17,8 +18,10 @@ pub fn run(cli: Cli) -> Result<ExitCode, Failure> {
     // output layer decides per stream instead, and calls it only when colour is wanted.
     colored::control::set_override(true);
     match cli.command {
-        Command::Version(args) => version::run(&args, &cli.global)?,
-        Command::Completion(args) => completion::run(&args)?,
+        Command::Cel(args) => cel::run(&args, &cli.global),
+        Command::Version(args) => {
+            version::run(&args, &cli.global).map(|()| ExitCode::from(EXIT_OK))
+        }
+        Command::Completion(args) => completion::run(&args).map(|()| ExitCode::from(EXIT_OK)),
     }
-    Ok(ExitCode::from(EXIT_OK))
 }

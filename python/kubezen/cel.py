@@ -1,0 +1,55 @@
+"""CEL as KRO's resource graphs use it: compile once, evaluate fast.
+
+The engine is the one ``kubectl zen cel`` runs: KRO's environment (the CEL standard library,
+the cel-go and Kubernetes extensions KRO enables, and KRO's own functions), with a shared,
+bounded cache of compiled programs.
+
+>>> from kubezen import cel
+>>> cel.eval("schema.spec.replicas > 2", {"schema": {"spec": {"replicas": 3}}})
+True
+>>> program = cel.compile("schema.spec.name + '-svc'")
+>>> program.eval({"schema": {"spec": {"name": "web"}}})
+'web-svc'
+>>> program.references()
+['schema.spec.name']
+>>> program.complexity()["cost_class"]
+'simple'
+
+Values map faithfully both ways: ``int`` (and ``uint`` above 2**63-1) to ``int``, ``double``
+to ``float``, ``bytes`` to ``bytes``, ``null`` to ``None``, lists and maps to ``list`` and
+``dict``, timestamps to aware ``datetime`` and durations to ``timedelta`` (to the
+microsecond).
+
+Errors are :class:`CelError` subclasses with a ``position`` of ``(line, column)`` where
+known, and for evaluation errors a ``kind`` such as ``"no_such_key"`` or ``"overflow"``:
+
+>>> try:
+...     cel.eval("1 / 0")
+... except cel.CelEvaluationError as error:
+...     print(error.kind, error.position)
+division_by_zero (1, 3)
+"""
+
+from kubezen._core import (
+    CelError,
+    CelEvaluationError,
+    CelLimitError,
+    CelSyntaxError,
+    CelVariablesError,
+    Program,
+)
+from kubezen._core import cel_cache_stats as cache_stats
+from kubezen._core import cel_compile as compile  # noqa: A004 - the API the issue names
+from kubezen._core import cel_eval as eval  # noqa: A004
+
+__all__ = [
+    "CelError",
+    "CelEvaluationError",
+    "CelLimitError",
+    "CelSyntaxError",
+    "CelVariablesError",
+    "Program",
+    "cache_stats",
+    "compile",
+    "eval",
+]
