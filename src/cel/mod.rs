@@ -516,10 +516,33 @@ impl crate::Tabular for CacheStats {
     }
 }
 
+/// Slots of the per-thread memo of recently used programs in front of the shared cache.
+const RECENT_SLOTS: usize = 8;
+
+/// A recently used program: the engine it belongs to, that engine's cache generation when it
+/// was remembered, and the program.
+type Recent = Option<(u64, u64, Arc<Program>)>;
+
+thread_local! {
+    /// Each thread remembers the programs it used last, so a hit costs a hash, a string
+    /// comparison and a reference count instead of a trip through the shared cache (whose
+    /// lookups read the clock and record the access). It holds at most [`RECENT_SLOTS`]
+    /// programs per thread beyond the cache's capacity.
+    static RECENT: std::cell::RefCell<[Recent; RECENT_SLOTS]> = const {
+        std::cell::RefCell::new([const { None }; RECENT_SLOTS])
+    };
+}
+
+static NEXT_ENGINE_ID: AtomicU64 = AtomicU64::new(0);
+
 /// The CEL environment KRO evaluates in, with a bounded cache of compiled programs.
 pub struct Engine {
+    id: u64,
+    /// Bumped by [`Engine::clear_cache`], which forgets every thread's recent programs.
+    generation: AtomicU64,
+    hasher: foldhash::fast::RandomState,
     env: Arc<Env>,
-    cache: moka::sync::Cache<String, Arc<Program>>,
+    cache: moka::sync::Cache<String, Arc<Program>, foldhash::fast::RandomState>,
     capacity: u64,
     hits: AtomicU64,
     misses: AtomicU64,
@@ -550,8 +573,13 @@ impl Engine {
                     counter.fetch_add(1, Ordering::Relaxed);
                 }
             })
-            .build();
+            // A lookup hashes the whole expression: a fast hasher keeps hits cheap; the keys
+            // are expressions the program's own user wrote, so flooding is not a concern.
+            .build_with_hasher(foldhash::fast::RandomState::default());
         Self {
+            id: NEXT_ENGINE_ID.fetch_add(1, Ordering::Relaxed),
+            generation: AtomicU64::new(0),
+            hasher: foldhash::fast::RandomState::default(),
             env: Arc::new(functions::environment()),
             cache,
             capacity,
@@ -572,13 +600,33 @@ impl Engine {
     /// # Errors
     /// As [`Engine::compile_uncached`]; failures are not cached.
     pub fn compile(&self, source: &str) -> Result<Arc<Program>, CelError> {
-        if let Some(program) = self.cache.get(source) {
+        let generation = self.generation.load(Ordering::Relaxed);
+        #[allow(clippy::cast_possible_truncation)] // any bits of the hash pick a slot
+        let slot = (std::hash::BuildHasher::hash_one(&self.hasher, source) as usize) % RECENT_SLOTS;
+        let recent = RECENT.with_borrow(|recent| match &recent[slot] {
+            Some((id, seen, program))
+                if *id == self.id && *seen == generation && program.source() == source =>
+            {
+                Some(Arc::clone(program))
+            }
+            _ => None,
+        });
+        if let Some(program) = recent {
             self.hits.fetch_add(1, Ordering::Relaxed);
             return Ok(program);
         }
-        self.misses.fetch_add(1, Ordering::Relaxed);
-        let program = Arc::new(self.compile_uncached(source)?);
-        self.cache.insert(source.to_owned(), Arc::clone(&program));
+        let program = if let Some(program) = self.cache.get(source) {
+            self.hits.fetch_add(1, Ordering::Relaxed);
+            program
+        } else {
+            self.misses.fetch_add(1, Ordering::Relaxed);
+            let program = Arc::new(self.compile_uncached(source)?);
+            self.cache.insert(source.to_owned(), Arc::clone(&program));
+            program
+        };
+        RECENT.with_borrow_mut(|recent| {
+            recent[slot] = Some((self.id, generation, Arc::clone(&program)));
+        });
         Ok(program)
     }
 
@@ -652,6 +700,7 @@ impl Engine {
 
     /// Drops every cached program; the counters keep counting.
     pub fn clear_cache(&self) {
+        self.generation.fetch_add(1, Ordering::Relaxed);
         self.cache.invalidate_all();
         self.cache.run_pending_tasks();
     }

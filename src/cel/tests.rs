@@ -234,6 +234,28 @@ fn the_cache_counts_hits_misses_and_evictions() {
 }
 
 #[test]
+fn clearing_the_cache_forgets_recent_programs_on_every_thread() {
+    let engine = Engine::new(16);
+    let first = engine.compile("2 * 21").unwrap();
+    assert!(Arc::ptr_eq(&first, &engine.compile("2 * 21").unwrap()));
+    engine.clear_cache();
+    let again = engine.compile("2 * 21").unwrap();
+    assert!(!Arc::ptr_eq(&first, &again), "recompiled after clear_cache");
+    let stats = engine.cache_stats();
+    assert_eq!((stats.hits, stats.misses), (1, 2));
+
+    // Another engine never sees this one's programs, even on the same thread.
+    let other = Engine::new(16);
+    other.compile("2 * 21").unwrap();
+    assert_eq!(other.cache_stats().misses, 1);
+
+    // Other threads share the cache.
+    std::thread::scope(|s| {
+        s.spawn(|| assert!(Arc::ptr_eq(&again, &engine.compile("2 * 21").unwrap())));
+    });
+}
+
+#[test]
 fn durations_parse_like_cel() {
     assert_eq!(parse_duration("1h30m"), Ok(chrono::TimeDelta::minutes(90)));
     assert_eq!(

@@ -551,6 +551,16 @@ pub(crate) fn from_cel(value: &cel::Value) -> Result<Value, String> {
         ),
         cel::Value::Timestamp(t) => Value::Timestamp(*t),
         cel::Value::Duration(d) => Value::Duration(*d),
+        // IPs, CIDRs, quantities, semvers and URLs leave CEL as their string form.
+        cel::Value::Opaque(opaque) => {
+            let text = super::functions::opaque_to_string(opaque.as_ref());
+            Value::String(text.ok_or_else(|| {
+                format!(
+                    "a result of type {} has no JSON or Python form",
+                    opaque.runtime_type_name()
+                )
+            })?)
+        }
         other => {
             return Err(format!(
                 "a result of type {} has no JSON or Python form",
