@@ -7,7 +7,7 @@ PIP_INSTALL := $(PYTHON) -m pip --disable-pip-version-check install --root-user-
 # The plugin binary the Python tests compare the Python face with.
 export KUBECTL_ZEN_BIN ?= $(CURDIR)/target/debug/kubectl-zen
 
-.PHONY: help build release demo test lint rust-test python python-test dist bench install clean
+.PHONY: help build release demo test lint rust-test python python-test dist bench bench-python fuzz install clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -45,8 +45,21 @@ python-test: build python ## Python tests, the stub checked against the native m
 dist: ## the krew release archive, its sha256 and the rendered krew manifest, in dist/
 	CARGO="$(CARGO)" bash scripts/dist.sh
 
-bench: ## criterion benchmarks (release build)
-	$(CARGO) bench --locked --bench table
+bench: ## criterion benchmarks (release build), then the CEL ratio table
+	$(CARGO) bench --locked --bench table --bench cel
+	$(PYTHON) benches/cel_report.py
+
+bench-python: python ## kubezen.cel against cel-python and common-expression-language
+	$(PIP_INSTALL) cel-python common-expression-language
+	$(PYTHON) benches/python_cel.py
+
+# cargo-fuzz passes nightly flags to rustc; RUSTC_BOOTSTRAP lets the stable toolchain take them.
+FUZZ_RUNS ?= 1000000
+fuzz: ## fuzz the CEL engine with cargo-fuzz (FUZZ_RUNS executions)
+	command -v cargo-fuzz >/dev/null || $(CARGO) install --locked cargo-fuzz
+	mkdir -p target/fuzz-corpus/cel
+	cd fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run --sanitizer none -O cel \
+		../target/fuzz-corpus/cel seeds/cel -- -runs=$(FUZZ_RUNS) -max_len=4096 -timeout=10
 
 install: ## install kubectl-zen into ~/.cargo/bin, where kubectl finds it on PATH
 	$(CARGO) install --locked --path kubectl-plugin

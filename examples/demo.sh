@@ -16,5 +16,20 @@ kubectl zen version
 step kubectl zen version -o json
 kubectl zen version -o json
 
+vars="$(dirname "${BASH_SOURCE[0]}")/cel/instance.yaml"
+step "kubectl zen cel eval ... --vars examples/cel/instance.yaml"
+kubectl zen cel eval --vars "$vars" \
+  "schema.spec.name + '-svc'" \
+  'deployment.status.availableReplicas >= schema.spec.replicas' \
+  'schema.spec.ports.map(p, {"port": p, "name": "p" + string(p)})' \
+  "quantity(schema.spec.memory).isGreaterThan(quantity('256Mi'))"
+
+step "kubectl zen cel check ... -o wide"
+kubectl zen cel check -o wide --vars "$vars" \
+  'deployment.status.conditions.exists(c, c.type == "Available" && c.status == "True")'
+
 step "$python -c 'import kubezen; print(kubezen.version_info())'"
 "$python" -c 'import kubezen; print(kubezen.version_info())'
+
+step "$python -c 'from kubezen import cel; print(cel.eval(...))'"
+"$python" -c 'from kubezen import cel; print(cel.eval("schema.spec.replicas * 2", {"schema": {"spec": {"replicas": 3}}}))'
