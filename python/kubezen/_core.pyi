@@ -9,6 +9,7 @@ __all__ = [
     "CelSyntaxError",
     "CelVariablesError",
     "Program",
+    "Variables",
     "VersionInfo",
     "__version__",
     "cel_cache_stats",
@@ -81,14 +82,24 @@ class CelVariablesError(CelError):
     """The variables are not values CEL can take."""
 
 @final
+class Variables:
+    """Variables converted once, to evaluate many programs or one program many times without
+    converting the dict on every call."""
+
+    def __new__(cls, vars: dict[str, Any]) -> Variables: ...
+    def names(self) -> list[str]:
+        """The variable names, sorted."""
+
+@final
 class Program:
     """A compiled CEL expression: evaluate it as often as needed."""
 
     @property
     def source(self) -> str:
         """The expression's text."""
-    def eval(self, vars: dict[str, Any] | None = None) -> Any:
-        """Evaluates the program against ``vars``, a dict of variable names to values.
+    def eval(self, vars: dict[str, Any] | Variables | None = None) -> Any:
+        """Evaluates the program against ``vars``: a dict of variable names to values, or a
+        :class:`Variables` converted once for many evaluations.
 
         The GIL is released while the expression runs.
         """
@@ -101,7 +112,7 @@ class Program:
 def cel_compile(expr: str) -> Program:
     """Compiles ``expr`` through the shared cache of compiled programs."""
 
-def cel_eval(expr: str, vars: dict[str, Any] | None = None) -> Any:
+def cel_eval(expr: str, vars: dict[str, Any] | Variables | None = None) -> Any:
     """Compiles (through the cache) and evaluates ``expr`` against ``vars``."""
 
 def cel_cache_stats() -> dict[str, int]:

@@ -15,6 +15,13 @@ True
 >>> program.complexity()["cost_class"]
 'simple'
 
+Variables given as a dict are converted on every call; convert them once with
+:class:`Variables` to evaluate many times:
+
+>>> vars = cel.Variables({"schema": {"spec": {"replicas": 3}}})
+>>> [cel.eval(f"schema.spec.replicas > {n}", vars) for n in (1, 5)]
+[True, False]
+
 Values map faithfully both ways: ``int`` (and ``uint`` above 2**63-1) to ``int``, ``double``
 to ``float``, ``bytes`` to ``bytes``, ``null`` to ``None``, lists and maps to ``list`` and
 ``dict``, timestamps to aware ``datetime`` and durations to ``timedelta`` (to the
@@ -37,6 +44,7 @@ from kubezen._core import (
     CelSyntaxError,
     CelVariablesError,
     Program,
+    Variables,
 )
 from kubezen._core import cel_cache_stats as cache_stats
 from kubezen._core import cel_compile as compile  # noqa: A004 - the API the issue names
@@ -49,6 +57,7 @@ __all__ = [
     "CelSyntaxError",
     "CelVariablesError",
     "Program",
+    "Variables",
     "cache_stats",
     "compile",
     "eval",

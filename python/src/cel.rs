@@ -201,14 +201,44 @@ pub(crate) fn to_py<'py>(py: Python<'py>, value: &Value) -> PyResult<Bound<'py, 
     })
 }
 
-/// Variables from a mapping of names to values.
-fn variables(vars: Option<&Bound<'_, PyAny>>) -> PyResult<Variables> {
+/// Variables converted once, to evaluate many programs or one program many times without
+/// converting the dict on every call.
+#[pyclass(frozen, module = "kubezen.cel", name = "Variables")]
+pub struct PyVariables(Arc<Variables>);
+
+#[pymethods]
+impl PyVariables {
+    #[new]
+    fn new(vars: &Bound<'_, PyAny>) -> PyResult<Self> {
+        dict_variables(vars).map(|v| Self(Arc::new(v)))
+    }
+
+    /// The variable names, sorted.
+    fn names(&self) -> Vec<String> {
+        self.0.names().map(str::to_owned).collect()
+    }
+
+    fn __repr__(&self) -> String {
+        let names: Vec<String> = self.0.names().map(|n| format!("'{n}'")).collect();
+        format!("Variables([{}])", names.join(", "))
+    }
+}
+
+/// Variables from a `Variables` object, a dict of names to values, or None.
+fn variables(vars: Option<&Bound<'_, PyAny>>) -> PyResult<Arc<Variables>> {
     let Some(vars) = vars.filter(|v| !v.is_none()) else {
-        return Ok(Variables::new());
+        return Ok(Arc::new(Variables::new()));
     };
-    let dict = vars
-        .cast::<PyDict>()
-        .map_err(|_| variables_error("$", "variables are a dict of names to values"))?;
+    if let Ok(converted) = vars.cast::<PyVariables>() {
+        return Ok(Arc::clone(&converted.get().0));
+    }
+    dict_variables(vars).map(Arc::new)
+}
+
+fn dict_variables(vars: &Bound<'_, PyAny>) -> PyResult<Variables> {
+    let dict = vars.cast::<PyDict>().map_err(|_| {
+        variables_error("$", "variables are a dict of names to values, or Variables")
+    })?;
     let mut out = Variables::new();
     for (k, v) in dict.iter() {
         let name: String = k
@@ -232,7 +262,8 @@ impl PyProgram {
         self.0.source()
     }
 
-    /// Evaluates the program against ``vars``, a dict of variable names to values.
+    /// Evaluates the program against ``vars``: a dict of variable names to values, or a
+    /// :class:`Variables` converted once for many evaluations.
     ///
     /// The GIL is released while the expression runs.
     #[pyo3(signature = (vars=None))]

@@ -14,7 +14,7 @@ mod _core {
     use pyo3::{prelude::*, types::PyDict};
 
     #[pymodule_export]
-    use super::cel::{PyProgram, cel_cache_stats, cel_compile, cel_eval};
+    use super::cel::{PyProgram, PyVariables, cel_cache_stats, cel_compile, cel_eval};
 
     #[pymodule_init]
     fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {

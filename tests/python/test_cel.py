@@ -157,3 +157,15 @@ def test_module_docstring_examples() -> None:
     results = doctest.testmod(cel)
     assert results.attempted > 0
     assert results.failed == 0
+
+
+def test_variables_convert_once_and_evaluate_like_a_dict() -> None:
+    data = {"schema": {"spec": {"replicas": 3, "name": "web"}}}
+    vars = cel.Variables(data)
+    assert vars.names() == ["schema"]
+    assert repr(vars) == "Variables(['schema'])"
+    program = cel.compile("schema.spec.name + string(schema.spec.replicas)")
+    assert program.eval(vars) == program.eval(data) == "web3"
+    assert cel.eval("schema.spec.replicas", vars) == 3
+    with pytest.raises(cel.CelVariablesError):
+        cel.Variables({"x": object()})
