@@ -124,6 +124,20 @@ fn errors_show_the_position_with_a_caret_and_exit_1() {
         text(&out.stderr)
     );
 
+    let dir = tempfile::tempdir().unwrap();
+    let latin1 = dir.path().join("latin1.yaml");
+    std::fs::write(&latin1, b"x: caf\xe9\n").unwrap();
+    let out = zen(
+        &["cel", "eval", "x", "--vars", latin1.to_str().unwrap()],
+        "",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("valid UTF-8"),
+        "{}",
+        text(&out.stderr)
+    );
+
     let out = zen(&["cel", "eval", "x", "--vars", "/no/such/file"], "");
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("where: /no/such/file"));

@@ -25,12 +25,27 @@ pub(crate) fn environment() -> Env {
         .and_then(|()| env.add_extension(extensions::lists))
         .and_then(|()| env.add_extension(extensions::encoders))
         .and_then(|()| env.add_extension(extensions::math))
+        .and_then(|()| env.add_extension(optional_list_ends))
         .and_then(|()| env.add_extension(comprehensions::register))
         .and_then(|()| env.add_extension(kubernetes::register))
         .and_then(|()| env.add_extension(kro::register));
     // Every library registers distinct names: a conflict is a bug that any test catches.
     registered.expect("the CEL libraries register without conflicts");
     env
+}
+
+/// cel-go's `OptionalTypes` version 2 adds `list.first()` and `list.last()`, which the `cel`
+/// crate's optional library lacks: an optional of the first or last element, none when empty.
+fn optional_list_ends(env: &mut Env) -> Result<(), cel::DeclarationError> {
+    use cel::{common::types::LIST_TYPE, objects::OptionalValue};
+    fn end(args: &[Value], last: bool) -> Outcome {
+        let items = list(args, 0)?;
+        let item = if last { items.last() } else { items.first() };
+        let optional = item.map_or_else(OptionalValue::none, |v| OptionalValue::of(v.clone()));
+        Ok(Value::Opaque(std::sync::Arc::new(optional)))
+    }
+    overload!(env, "first", "list_first", member LIST_TYPE, [], |a| end(a, false))?;
+    overload!(env, "last", "list_last", member LIST_TYPE, [], |a| end(a, true))
 }
 
 /// The result of a function written against [`cel::Value`]: a message becomes a function
@@ -310,6 +325,10 @@ mod tests {
             "{'a': 1}.?b.orValue(0) == 0",
             "[1, 2][?5].orValue(9) == 9",
             "{'a': {'b': 2}}.?a.?b.value() == 2",
+            "[1, 2, 3].first().value() == 1",
+            "[1, 2, 3].last().value() == 3",
+            "[].first().orValue('test') == 'test'",
+            "!([].last().hasValue())",
             "optional.of(2).optMap(x, x * 2).value() == 4",
             "optional.of(2).optFlatMap(x, optional.of(x + 1)).value() == 3",
             "[?optional.of(1), ?optional.none()] == [1]",
