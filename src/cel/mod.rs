@@ -63,6 +63,9 @@ pub const MAX_EXPRESSION_DEPTH: usize = 250;
 /// The compiled programs an engine keeps by default.
 pub const DEFAULT_CACHE_CAPACITY: u64 = 1_024;
 
+/// The most stack a compilation is given (reserved address space, committed only as used).
+const MAX_COMPILE_STACK: usize = 1 << 30;
+
 /// Stack reserved per level of syntax tree while parsing or evaluating; debug builds need
 /// about 20 KiB a level, release builds about 2 KiB.
 const STACK_PER_LEVEL: usize = 32 * 1024;
@@ -643,11 +646,13 @@ impl Engine {
                 limit: MAX_EXPRESSION_CHARS,
             });
         }
-        // The parser recurses once per operator of a chain such as `a + b + c`, and so do the
-        // walks of its tree (dropping it included): long text gets a stack to match, and a
-        // tree too deep to evaluate safely is dropped on that stack too.
-        let red_zone = 256 * 1024 + chars * 4 * 1024;
-        stacker::maybe_grow(red_zone, red_zone * 2, || self.parse(source))
+        // The parser recurses once per operator of a chain such as `a + b + c`, and deeper
+        // still while it recovers from errors in garbage text (up to ~20 KiB a character in
+        // debug builds, found by the property tests); so do the walks of its tree, dropping
+        // it included. Text gets a stack to match, and a tree too deep to evaluate safely is
+        // dropped on that stack too.
+        let red_zone = ((256 << 10) + chars * (32 << 10)).min(MAX_COMPILE_STACK);
+        stacker::maybe_grow(red_zone, red_zone + (1 << 20), || self.parse(source))
     }
 
     fn parse(&self, source: &str) -> Result<Program, CelError> {

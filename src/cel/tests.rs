@@ -191,6 +191,13 @@ fn hostile_expressions_fail_cleanly() {
         Err(CelError::TooDeep { .. })
     ));
 
+    // Found by the property tests: garbage that sends the parser's error recovery deep.
+    let garbage = "-}size(has(.all(x, a*.exists(k, v, !.exists(k, v, truehas(.exists(k, v, cel.bind(v, 1, ?||.?c==1u=={+}size([cel.bind(v, 1, quantity('1Gi')1u1.5%+.?c.exists(k, v, ,ip('::1')]]{";
+    assert!(matches!(
+        engine.compile(garbage),
+        Err(CelError::Syntax { .. })
+    ));
+
     let deep_but_allowed = format!("1{}", " + 1".repeat(200));
     assert_eq!(
         engine.evaluate(&deep_but_allowed, &Variables::new()),
