@@ -9,7 +9,7 @@ use std::{
 
 use cel::{
     DeclarationError, Env, Value,
-    common::types::{BOOL_TYPE, DYN_TYPE, INT_TYPE, LIST_TYPE, STRING_TYPE, Type},
+    common::types::{DYN_TYPE, INT_TYPE, LIST_TYPE, STRING_TYPE, Type},
     objects::Opaque,
 };
 
@@ -129,7 +129,7 @@ fn extreme(args: &[Value], wanted: Ordering) -> Outcome {
     };
     let mut best = items
         .first()
-        .ok_or_else(|| format!("{name}() called on an empty list"))?;
+        .ok_or_else(|| format!("{name} called on empty list"))?;
     for item in &items[1..] {
         if compare(item, best)? == wanted {
             best = item;
@@ -166,7 +166,7 @@ fn compile_regex(pattern: &str) -> Result<regex::Regex, String> {
     regex::RegexBuilder::new(pattern)
         .size_limit(1 << 20)
         .build()
-        .map_err(|e| format!("invalid regex {pattern:?}: {e}"))
+        .map_err(|e| format!("Illegal regex: {e}"))
 }
 
 fn find(args: &[Value]) -> Outcome {
@@ -408,6 +408,9 @@ struct Quantity {
     mantissa: i128,
     exponent: i32,
     text: String,
+    /// Whether Kubernetes would hold it as a scaled int64 with a scale of at least 0: only
+    /// those answer `isInteger()` and `asInteger()`, so `1000m`, `1.0` and `1.5Gi` do not.
+    integral: bool,
 }
 
 impl PartialEq for Quantity {
@@ -478,10 +481,17 @@ impl Quantity {
             mantissa = mantissa.checked_mul(1024).ok_or_else(bad)?;
         }
         exponent += decimal;
+        let significant = digits.trim_start_matches('0').len();
+        let integral = if binary > 0 {
+            fraction.is_empty() && i64::try_from(mantissa).is_ok()
+        } else {
+            exponent >= 0 && significant <= 18
+        };
         Ok(Self {
             mantissa: mantissa * sign,
             exponent,
             text: text.to_owned(),
+            integral,
         }
         .normalized())
     }
@@ -539,6 +549,7 @@ impl Quantity {
             mantissa,
             exponent,
             text: String::new(),
+            integral: self.integral && other.integral,
         }
         .normalized();
         Ok(Self {
@@ -561,13 +572,8 @@ impl Quantity {
     }
 
     fn as_integer(&self) -> Result<i64, String> {
-        let not_integer = || {
-            format!(
-                "quantity {:?} is not an integer or does not fit an int",
-                self.text
-            )
-        };
-        if self.exponent < 0 {
+        let not_integer = || "cannot convert value to integer".to_owned();
+        if !self.integral || self.exponent < 0 {
             return Err(not_integer());
         }
         let value = 10_i128
@@ -584,6 +590,7 @@ fn quantity_argument(args: &[Value], index: usize) -> Result<Quantity, String> {
             mantissa: i128::from(*i),
             exponent: 0,
             text: i.to_string(),
+            integral: true,
         }
         .normalized());
     }
@@ -592,6 +599,7 @@ fn quantity_argument(args: &[Value], index: usize) -> Result<Quantity, String> {
         mantissa: q.mantissa,
         exponent: q.exponent,
         text: q.text.clone(),
+        integral: q.integral,
     })
 }
 
@@ -607,8 +615,15 @@ fn quantity(env: &mut Env) -> Result<(), DeclarationError> {
     overload!(env, "isQuantity", "is_quantity", [STRING_TYPE], |a| Ok(
         Value::Bool(Quantity::parse(string(a, 0)?).is_ok())
     ))?;
-    overload!(env, "sign", "quantity_sign", member t(), [], |a| {
-        Ok(Value::Int(quantity_argument(a, 0)?.mantissa.signum().try_into().unwrap_or(0)))
+    // Kubernetes declares `sign` global only: `sign(q)`, not `q.sign()`.
+    overload!(env, "sign", "quantity_sign", [t()], |a| {
+        Ok(Value::Int(
+            quantity_argument(a, 0)?
+                .mantissa
+                .signum()
+                .try_into()
+                .unwrap_or(0),
+        ))
     })?;
     overload!(env, "isInteger", "quantity_is_integer", member t(), [], |a| {
         Ok(Value::Bool(quantity_argument(a, 0)?.as_integer().is_ok()))
@@ -683,14 +698,11 @@ impl std::fmt::Display for Semver {
 }
 
 impl Semver {
-    /// Strict semver; with `normalize`, a leading `v`, missing minor or patch numbers and
-    /// leading zeros are forgiven (`v1.02` is `1.2.0`).
-    fn parse(text: &str, normalize: bool) -> Result<Self, String> {
+    /// Strict semver 2.0.0, as KRO's Semver library (version 0: no normalizing overloads)
+    /// reads it.
+    fn parse(text: &str) -> Result<Self, String> {
         let bad = || format!("{text:?} is not a valid semantic version");
-        let mut rest = text;
-        if normalize {
-            rest = rest.strip_prefix('v').unwrap_or(rest);
-        }
+        let rest = text;
         let (rest, build) = match rest.split_once('+') {
             Some((r, b)) => (r, Some(b)),
             None => (rest, None),
@@ -699,22 +711,14 @@ impl Semver {
             Some((c, p)) => (c, Some(p)),
             None => (rest, None),
         };
-        let mut numbers: Vec<&str> = core.split('.').collect();
-        if normalize {
-            while numbers.len() < 3 {
-                numbers.push("0");
-            }
-        }
+        let numbers: Vec<&str> = core.split('.').collect();
         if numbers.len() != 3 {
             return Err(bad());
         }
         let mut parsed = [0_u64; 3];
         for (slot, number) in parsed.iter_mut().zip(&numbers) {
             let leading_zero = number.len() > 1 && number.starts_with('0');
-            if number.is_empty()
-                || !number.bytes().all(|b| b.is_ascii_digit())
-                || (leading_zero && !normalize)
-            {
+            if number.is_empty() || !number.bytes().all(|b| b.is_ascii_digit()) || leading_zero {
                 return Err(bad());
             }
             *slot = number.parse().map_err(|_| bad())?;
@@ -772,34 +776,11 @@ impl Semver {
 fn semver(env: &mut Env) -> Result<(), DeclarationError> {
     let t = || Type::new_opaque_type("kubernetes.Semver");
     overload!(env, "semver", "string_to_semver", [STRING_TYPE], |a| Ok(
-        opaque(Semver::parse(string(a, 0)?, false)?)
+        opaque(Semver::parse(string(a, 0)?)?)
     ))?;
-    overload!(
-        env,
-        "semver",
-        "string_to_semver_normalize",
-        [STRING_TYPE, BOOL_TYPE],
-        |a| {
-            Ok(opaque(Semver::parse(
-                string(a, 0)?,
-                a[1] == Value::Bool(true),
-            )?))
-        }
-    )?;
     overload!(env, "isSemver", "is_semver", [STRING_TYPE], |a| Ok(
-        Value::Bool(Semver::parse(string(a, 0)?, false).is_ok())
+        Value::Bool(Semver::parse(string(a, 0)?).is_ok())
     ))?;
-    overload!(
-        env,
-        "isSemver",
-        "is_semver_normalize",
-        [STRING_TYPE, BOOL_TYPE],
-        |a| {
-            Ok(Value::Bool(
-                Semver::parse(string(a, 0)?, a[1] == Value::Bool(true)).is_ok(),
-            ))
-        }
-    )?;
     overload!(env, "string", "semver_to_string", [t()], |a| Ok(
         Value::String(Arc::new(arg::<Semver>(a, 0, "a semver")?.to_string()))
     ))?;
@@ -838,14 +819,20 @@ impl Opaque for Url {
 
 impl Url {
     fn parse(text: &str) -> Result<Self, String> {
-        let bad =
-            || format!("URL {text:?} is not valid: expected an absolute URI or an absolute path");
-        if text.chars().any(|c| c.is_control() || c == ' ') {
+        let bad = || {
+            format!(
+                "URL parse error during conversion from string: {text:?} is not an absolute URI \
+                 or an absolute path"
+            )
+        };
+        if text.chars().any(char::is_control) {
             return Err(bad());
         }
-        let (rest, query) = match text.split_once('?') {
+        // Go's url.Parse splits the fragment off first; it is not part of any accessor.
+        let without_fragment = text.split_once('#').map_or(text, |(r, _)| r);
+        let (rest, query) = match without_fragment.split_once('?') {
             Some((r, q)) => (r, q.to_owned()),
-            None => (text, String::new()),
+            None => (without_fragment, String::new()),
         };
         if let Some(path) = rest.strip_prefix('/').map(|_| rest) {
             return Ok(Self {
@@ -905,6 +892,20 @@ fn split_host_port(host: &str) -> (&str, Option<&str>) {
     }
 }
 
+/// The path as Go's `URL.EscapedPath` writes it: characters a path may not hold (spaces,
+/// non-ASCII) percent-encoded, existing escapes kept.
+fn escape_path(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for byte in path.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/%".contains(&byte) {
+            out.push(char::from(byte));
+        } else {
+            let _ = std::fmt::Write::write_fmt(&mut out, format_args!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
 fn percent_decode(text: &str) -> String {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
@@ -952,11 +953,12 @@ fn url(env: &mut Env) -> Result<(), DeclarationError> {
     overload!(env, "getPort", "url_get_port", member t(), [], |a| {
         Ok(Value::String(Arc::new(split_host_port(&arg::<Url>(a, 0, "a URL")?.host).1.unwrap_or("").to_owned())))
     })?;
-    overload!(env, "getEscapedPath", "url_get_escaped_path", member t(), [], |a| Ok(Value::String(Arc::new(arg::<Url>(a, 0, "a URL")?.path.clone()))))?;
+    overload!(env, "getEscapedPath", "url_get_escaped_path", member t(), [], |a| Ok(Value::String(Arc::new(escape_path(&arg::<Url>(a, 0, "a URL")?.path)))))?;
     overload!(env, "getQuery", "url_get_query", member t(), [], |a| {
         let url = arg::<Url>(a, 0, "a URL")?;
         let mut query: std::collections::HashMap<cel::objects::Key, Vec<Value>> = std::collections::HashMap::new();
-        for pair in url.query.split('&').filter(|p| !p.is_empty()) {
+        // As Go's url.Query: a pair with a `;` is invalid and dropped.
+        for pair in url.query.split('&').filter(|p| !p.is_empty() && !p.contains(';')) {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
             query
                 .entry(cel::objects::Key::String(Arc::new(percent_decode(k))))
@@ -993,7 +995,7 @@ mod tests {
             "[1, 2, 3, 2].lastIndexOf(2) == 3",
             "[1, 2].indexOf(9) == -1",
         ]);
-        assert_error("[].min()", "empty list");
+        assert_error("[].min()", "min called on empty list");
         assert_error("[9223372036854775807, 1].sum()", "overflow");
     }
 
@@ -1007,7 +1009,7 @@ mod tests {
             "'123 abc 456'.findAll('[0-9]+', 0) == []",
             "'123 abc 456'.findAll('[0-9]+', -1) == ['123', '456']",
         ]);
-        assert_error("'a'.find('(')", "invalid regex");
+        assert_error("'a'.find('(')", "Illegal regex");
     }
 
     #[test]
@@ -1031,6 +1033,11 @@ mod tests {
             "ip('10.0.0.1').isGlobalUnicast()",
             "!ip('255.255.255.255').isGlobalUnicast()",
             "ip('1.2.3.4') == ip('1.2.3.4')",
+            "!isIP('127.0.0.256') && !isIP('192.168.0.1.0') && !isIP('01.2.3.4')",
+            "!ip.isCanonical('2001:db8::0:0:0:abcd')",
+            "!ip('fd00::1').isLinkLocalMulticast()",
+            "!ip('ff00::1').isGlobalUnicast()",
+            "ip('192.168.0.1').isGlobalUnicast()",
             "string(ip('1.2.3.4')) == '1.2.3.4'",
         ]);
         assert_error("ip('nope')", "not valid");
@@ -1055,6 +1062,10 @@ mod tests {
             "cidr('2001:db8::/32').prefixLength() == 32",
             "cidr('2001:db8::1/32').masked() == cidr('2001:db8::/32')",
             "string(cidr('10.0.0.0/8')) == '10.0.0.0/8'",
+            "!cidr('192.168.0.0/24').containsCIDR('192.168.0.0/23')",
+            "!cidr('192.168.0.0/24').containsCIDR(cidr('192.169.0.1/32'))",
+            "cidr('192.168.0.1/24') != cidr('192.168.0.1/24').masked()",
+            "cidr('::1/128').prefixLength() == 128",
         ]);
     }
 
@@ -1071,20 +1082,36 @@ mod tests {
             "quantity('500m').asApproximateFloat() == 0.5",
             "!quantity('500m').isInteger()",
             "quantity('2e3').isInteger()",
-            "quantity('-1').sign() == -1",
-            "quantity('0').sign() == 0",
+            "sign(quantity('-1')) == -1",
+            "sign(quantity('0')) == 0",
             "quantity('1').add(quantity('500m')) == quantity('1500m')",
             "quantity('1').add(2) == quantity('3')",
             "quantity('1Gi').sub(quantity('512Mi')) == quantity('512Mi')",
-            "quantity('1').sub(2).sign() == -1",
+            "sign(quantity('1').sub(2)) == -1",
+            "quantity('50k').add(20).sub(quantity('100k')).asInteger() == -49980",
+            "quantity('50k').add(quantity('20')) == quantity('50.02k')",
+            "quantity('200M').compareTo(quantity('0.2G')) == 0",
+            "quantity('50M').compareTo(quantity('50Mi')) == -1",
+            "quantity('50.703k').asApproximateFloat() == 50703.0",
+            "!isQuantity('200K') && !isQuantity('1,3G') && !isQuantity('Mi')",
+            "!quantity('1000m').isInteger() && !quantity('1.0').isInteger() && !quantity('1.5Gi').isInteger()",
+            "quantity('50').isInteger()",
+            "!quantity('9999999999999999999999999999999999999G').isInteger()",
             "quantity('1k').compareTo(quantity('1000')) == 0",
             "quantity('1Ki').compareTo(quantity('1k')) == 1",
             "quantity('100m').isLessThan(quantity('1'))",
             "quantity('2Gi').isGreaterThan(quantity('2G'))",
             "quantity('1000m') == quantity('1')",
         ]);
-        assert_error("quantity('500m').asInteger()", "not an integer");
-        assert_error("quantity('9Ei').asInteger()", "not an integer");
+        assert_error(
+            "quantity('500m').asInteger()",
+            "cannot convert value to integer",
+        );
+        assert_error(
+            "quantity('9Ei').asInteger()",
+            "cannot convert value to integer",
+        );
+        assert_error("quantity('1').sign()", "");
     }
 
     #[test]
@@ -1095,8 +1122,8 @@ mod tests {
             "!isSemver('v1.2.3')",
             "!isSemver('1.2')",
             "!isSemver('01.2.3')",
-            "isSemver('v1.2', true)",
-            "semver('v1.02', true) == semver('1.2.0')",
+            "!isSemver(' 1.0.0')",
+            "isSemver('1.2.3-beta.1+build.1')",
             "semver('1.2.3').major() == 1 && semver('1.2.3').minor() == 2 && semver('1.2.3').patch() == 3",
             "semver('1.2.3').isLessThan(semver('1.10.0'))",
             "semver('1.0.0').isGreaterThan(semver('1.0.0-rc.1'))",
@@ -1123,6 +1150,17 @@ mod tests {
             "url('https://[::1]:80/').getHostname() == '::1'",
             "url('https://[::1]:80/').getHost() == '[::1]:80'",
             "url('https://example.com/a%20b').getEscapedPath() == '/a%20b'",
+            "url('https://example.com/path with spaces/').getEscapedPath() == '/path%20with%20spaces/'",
+            "url('https://example.com').getEscapedPath() == ''",
+            "url('https://example.com/path?k1=a&k2=b&k2=c').getQuery() == {'k1': ['a'], 'k2': ['b', 'c']}",
+            "url('https://example.com/path?').getQuery() == {}",
+            "url('https://example.com/?a=1;b=2&c=3').getQuery() == {'c': ['3']}",
+            "isURL('https://user:pass@example.com:80/path?query=val#fragment')",
+            "url('https://example.com/p?q=1#frag').getQuery() == {'q': ['1']}",
+            "!isURL('https://a:b:c/')",
+            "!isURL('../relative-path')",
+            "isURL('mailto:x@y')",
+            "url('/path').getScheme() == ''",
             "url('https://example.com/?k=v1&k=v2&x=%20y').getQuery() == {'k': ['v1', 'v2'], 'x': [' y']}",
             "url('/path?q=1').getQuery() == {'q': ['1']}",
         ]);
