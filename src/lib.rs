@@ -6,10 +6,12 @@
 //! add only argument parsing and presentation.
 //!
 //! - [`cel`]: a KRO-compatible, cached CEL engine.
+//! - [`graph`]: KRO resource graphs, parsed, validated, ordered and measured offline.
 //! - [`version`]: what build this is.
 //! - [`table`]: the tabular form every result can take, rendered as text by the plugin.
 
 pub mod cel;
+pub mod graph;
 pub mod table;
 pub mod version;
 

@@ -283,7 +283,8 @@ fn write_spaces(out: &mut dyn Write, count: usize) -> io::Result<()> {
 
 /// Control characters from cluster data (a newline in an annotation, an escape sequence in a
 /// name) would break the alignment or drive the terminal; they are shown escaped instead.
-fn escape_controls(text: &str) -> Cow<'_, str> {
+#[must_use]
+pub fn escape_controls(text: &str) -> Cow<'_, str> {
     if !text.chars().any(char::is_control) {
         return Cow::Borrowed(text);
     }

@@ -92,6 +92,8 @@ pub struct GlobalArgs {
 /// The subcommands. A command appears here when it works.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Inspect, validate, order and export KRO resource graphs (RGDs), offline
+    Graph(commands::graph::GraphArgs),
     /// Evaluate or check CEL expressions, as KRO's resource graphs use them
     Cel(commands::cel::CelArgs),
     /// Print the version, git commit and build target

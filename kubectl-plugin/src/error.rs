@@ -61,6 +61,13 @@ impl Failure {
         }))
     }
 
+    /// A usage error (exit code 2) found after parsing: flags that do not go together.
+    pub fn usage(what: impl Into<String>) -> Self {
+        let mut failure = Self::new(what);
+        failure.code = EXIT_USAGE;
+        failure
+    }
+
     /// The result could not be written to standard output.
     pub fn output(error: &io::Error) -> Self {
         let mut failure = Self::new("cannot write the output")

@@ -28,6 +28,10 @@ pub enum OutputFormat {
     Json,
     /// YAML, as `kubectl get -o yaml` prints it
     Yaml,
+    /// Graphviz DOT (graph export)
+    Dot,
+    /// A Mermaid flowchart (graph export)
+    Mermaid,
 }
 
 /// How results reach the user: a stream and a format.
@@ -73,16 +77,55 @@ impl Output {
     /// Prints data that has no table form as JSON or YAML: the YAML format writes YAML, every
     /// other format JSON.
     pub fn print_data<T: Serialize>(self, data: &T) -> Result<(), Failure> {
+        self.with_stream(|out| self.write_data(data, out))
+    }
+
+    /// Prints a result that people read as free-form text: `text` writes it for the table
+    /// formats (with the painter and whether `-o wide` was asked), JSON and YAML print `data`.
+    pub fn print_text<T: Serialize>(
+        self,
+        data: &T,
+        text: impl FnOnce(&mut dyn Write, &dyn Painter, bool) -> io::Result<()>,
+    ) -> Result<(), Failure> {
         self.with_stream(|out| {
-            let written = if self.format == OutputFormat::Yaml {
-                serde_norway::to_writer(&mut *out, data).map_err(io::Error::other)
-            } else {
-                write_json(out, data)
+            let written = match self.format {
+                OutputFormat::Table | OutputFormat::Wide => {
+                    let painter: &dyn Painter = if self.colour { &Colour } else { &Plain };
+                    text(out, painter, self.format == OutputFormat::Wide)
+                }
+                OutputFormat::Json | OutputFormat::Dot | OutputFormat::Mermaid => {
+                    return self.with_format(OutputFormat::Json).write_data(data, out);
+                }
+                OutputFormat::Yaml => return self.write_data(data, out),
             };
             written
                 .and_then(|()| out.flush())
                 .map_err(|error| Failure::output(&error))
         })
+    }
+
+    /// Prints text as it is (a DOT or Mermaid document).
+    pub fn print_raw(self, text: &str) -> Result<(), Failure> {
+        self.with_stream(|out| {
+            out.write_all(text.as_bytes())
+                .and_then(|()| out.flush())
+                .map_err(|error| Failure::output(&error))
+        })
+    }
+
+    fn with_format(self, format: OutputFormat) -> Self {
+        Self { format, ..self }
+    }
+
+    fn write_data<T: Serialize>(self, data: &T, out: &mut dyn Write) -> Result<(), Failure> {
+        let written = if self.format == OutputFormat::Yaml {
+            serde_norway::to_writer(&mut *out, data).map_err(io::Error::other)
+        } else {
+            write_json(out, data)
+        };
+        written
+            .and_then(|()| out.flush())
+            .map_err(|error| Failure::output(&error))
     }
 
     fn with_stream(
@@ -107,6 +150,12 @@ impl Output {
                 // serde_norway folds the writer's own errors into its error type.
                 io::Error::other(error)
             }),
+            OutputFormat::Dot | OutputFormat::Mermaid => {
+                return Err(
+                    Failure::usage("-o dot and -o mermaid are for `graph export`")
+                        .hint("use -o table, wide, json or yaml here"),
+                );
+            }
         };
         written
             .and_then(|()| out.flush())

@@ -117,10 +117,27 @@ fn collect_references<'a>(
         bound.truncate(before);
         return;
     }
+    if let Expr::Call(call) = &node.expr
+        && let Some(Expr::Ident(namespace)) = call.target.as_deref().map(|t| &t.expr)
+        && FUNCTION_NAMESPACES.contains(&namespace.as_str())
+        && !bound.contains(&namespace.as_str())
+    {
+        // `lists.range(3)` calls a function; `lists` is no variable.
+        for arg in &call.args {
+            collect_references(arg, bound, found);
+        }
+        return;
+    }
     for child in children(&node.expr) {
         collect_references(child, bound, found);
     }
 }
+
+/// The namespaces of the library's qualified functions (`lists.range`, `base64.encode`):
+/// called on these, the name is the function's, not a variable's.
+pub const FUNCTION_NAMESPACES: [&str; 8] = [
+    "base64", "hash", "json", "lists", "math", "optional", "random", "strings",
+];
 
 /// `a.b["c"].?d` as the variable `a`, the path `[b, c, d]`, and the index expressions that
 /// are not string literals (to walk on their own). `None` when `node` is not rooted in a
@@ -257,4 +274,156 @@ pub(crate) fn complexity(root: &IdedExpr, depth: usize) -> Complexity {
 /// Operators are spelled with `_` around their symbol (`_+_`, `!_`) or start with `@`.
 fn is_operator(name: &str) -> bool {
     name.starts_with('_') || name.ends_with('_') || name.starts_with('@')
+}
+
+/// What an expression's result is, as far as its outermost node tells without types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Shape {
+    /// A comparison, a logical operator, `!`, `in`, `has()` or a literal `true`/`false`.
+    Bool,
+    /// An integer literal.
+    Int,
+    /// An unsigned integer literal.
+    Uint,
+    /// A floating-point literal.
+    Double,
+    /// A string literal.
+    String,
+    /// A bytes literal.
+    Bytes,
+    /// `null`.
+    Null,
+    /// A list literal.
+    List,
+    /// A map literal.
+    Map,
+    /// A plain field path such as `schema.spec.name`: the type is the field's.
+    Path,
+    /// Anything else: a function call, arithmetic, a conditional, a comprehension.
+    Unknown,
+}
+
+impl Shape {
+    /// The CEL type name, or `None` for [`Shape::Path`] and [`Shape::Unknown`].
+    #[must_use]
+    pub fn type_name(self) -> Option<&'static str> {
+        Some(match self {
+            Shape::Bool => "bool",
+            Shape::Int => "int",
+            Shape::Uint => "uint",
+            Shape::Double => "double",
+            Shape::String => "string",
+            Shape::Bytes => "bytes",
+            Shape::Null => "null_type",
+            Shape::List => "list",
+            Shape::Map => "map",
+            Shape::Path | Shape::Unknown => return None,
+        })
+    }
+}
+
+pub(crate) fn shape(root: &IdedExpr) -> Shape {
+    match &root.expr {
+        Expr::Literal(literal) => match literal {
+            LiteralValue::Boolean(_) => Shape::Bool,
+            LiteralValue::Int(_) => Shape::Int,
+            LiteralValue::UInt(_) => Shape::Uint,
+            LiteralValue::Double(_) => Shape::Double,
+            LiteralValue::String(_) => Shape::String,
+            LiteralValue::Bytes(_) => Shape::Bytes,
+            LiteralValue::Null => Shape::Null,
+        },
+        Expr::List(_) => Shape::List,
+        Expr::Map(_) => Shape::Map,
+        Expr::Select(select) if select.test => Shape::Bool,
+        Expr::Ident(_) | Expr::Select(_) | Expr::Call(_)
+            if field_chain(root).is_some_and(|(_, _, rest)| rest.is_empty()) =>
+        {
+            Shape::Path
+        }
+        Expr::Call(call) => match call.func_name.as_str() {
+            "_==_" | "_!=_" | "_<_" | "_<=_" | "_>_" | "_>=_" | "_&&_" | "_||_" | "!_" | "@in"
+            | "startsWith" | "endsWith" | "contains" | "matches" | "exists" | "all" => Shape::Bool,
+            _ => Shape::Unknown,
+        },
+        Expr::Comprehension(c) => match &c.accu_init.expr {
+            // all/exists/exists_one fold into a boolean accumulator (exists_one counts, then compares).
+            Expr::Literal(LiteralValue::Boolean(_)) => Shape::Bool,
+            _ => Shape::Unknown,
+        },
+        _ => Shape::Unknown,
+    }
+}
+
+/// CEL's reserved words: never identifiers.
+const RESERVED: [&str; 21] = [
+    "true",
+    "false",
+    "null",
+    "in",
+    "as",
+    "break",
+    "const",
+    "continue",
+    "else",
+    "for",
+    "function",
+    "if",
+    "import",
+    "let",
+    "loop",
+    "package",
+    "namespace",
+    "return",
+    "var",
+    "void",
+    "while",
+];
+
+/// The reference a plain field path (`schema.spec.name`) makes, recognised without the
+/// parser; `None` for anything else (which the parser must see).
+pub(crate) fn plain_path(source: &str) -> Option<Reference> {
+    let text = source.trim_matches([' ', '\t', '\n', '\r']);
+    let mut parts = text.split('.');
+    let variable = parts.next()?;
+    let identifier = |part: &str| {
+        let mut chars = part.chars();
+        chars
+            .next()
+            .is_some_and(|c| c == '_' || c.is_ascii_alphabetic())
+            && chars.all(|c| c == '_' || c.is_ascii_alphanumeric())
+            && !RESERVED.contains(&part)
+    };
+    if !identifier(variable) || variable.starts_with('@') {
+        return None;
+    }
+    let mut path = Vec::new();
+    for part in parts {
+        if !identifier(part) {
+            return None;
+        }
+        path.push(part.to_owned());
+    }
+    Some(Reference {
+        variable: variable.to_owned(),
+        path,
+    })
+}
+
+/// The complexity the parser would find for a plain path of `segments` identifiers.
+pub(crate) fn path_complexity(segments: usize) -> Complexity {
+    Complexity {
+        nodes: segments,
+        depth: segments,
+        calls: 0,
+        comprehensions: 0,
+        comprehension_nesting: 0,
+        score: segments,
+        class: if segments <= SIMPLE_MAX_SCORE {
+            CostClass::Simple
+        } else {
+            CostClass::Moderate
+        },
+    }
 }

@@ -111,6 +111,21 @@ fn references_are_variables_and_paths_without_bound_names() {
 }
 
 #[test]
+fn qualified_functions_are_not_variables() {
+    let program = Engine::global()
+        .compile("lists.range(n).size() + size(base64.encode(b\"x\")) + math.greatest(a.x, 1)")
+        .unwrap();
+    let dotted: Vec<_> = program.references().iter().map(Reference::dotted).collect();
+    assert_eq!(dotted, ["a.x", "n"]);
+    // A bound name that shadows a namespace is still the bound name.
+    let program = Engine::global()
+        .compile("[1].map(lists, lists + m)")
+        .unwrap();
+    let dotted: Vec<_> = program.references().iter().map(Reference::dotted).collect();
+    assert_eq!(dotted, ["m"]);
+}
+
+#[test]
 fn complexity_grows_with_calls_and_comprehensions() {
     let engine = Engine::global();
     let simple = engine.compile("schema.spec.replicas > 2").unwrap();
@@ -281,4 +296,57 @@ fn durations_parse_like_cel() {
         format_duration(chrono::TimeDelta::microseconds(-1)),
         "-0.000001s"
     );
+}
+
+#[test]
+fn inspecting_a_plain_path_matches_the_parser() {
+    let engine = Engine::new(16);
+    for source in [
+        "schema",
+        "schema.spec.name",
+        " deployment.status.readyReplicas ",
+        "a._b.c9",
+    ] {
+        let fast = engine.inspect(source).unwrap();
+        let parsed = engine.compile_uncached(source).unwrap();
+        assert_eq!(fast.references, parsed.references(), "{source}");
+        assert_eq!(&fast.complexity, parsed.complexity(), "{source}");
+        assert_eq!(fast.shape, parsed.shape(), "{source}");
+    }
+    // Not plain paths: these go through the parser.
+    for source in ["a.in", "a[0]", "a.b()", "1a", "a.", "", "has(a.b)", "a.é"] {
+        assert!(super::analysis::plain_path(source).is_none(), "{source}");
+    }
+    let stats = engine.cache_stats();
+    assert_eq!(
+        (stats.hits, stats.misses),
+        (0, 0),
+        "plain paths never reach the cache"
+    );
+}
+
+#[test]
+fn shapes_tell_booleans_literals_and_paths() {
+    let engine = Engine::global();
+    for (source, shape) in [
+        ("a.b > 1", Shape::Bool),
+        ("a.all(x, x > 0)", Shape::Bool),
+        ("a.exists(x, x > 0)", Shape::Bool),
+        ("has(a.b)", Shape::Bool),
+        ("!a", Shape::Bool),
+        ("'x'", Shape::String),
+        ("1", Shape::Int),
+        ("1u", Shape::Uint),
+        ("1.5", Shape::Double),
+        ("[1]", Shape::List),
+        ("{'a': 1}", Shape::Map),
+        ("null", Shape::Null),
+        ("a.b.c", Shape::Path),
+        ("a['b']", Shape::Path),
+        ("a.b + 1", Shape::Unknown),
+        ("a.map(x, x)", Shape::Unknown),
+        ("a ? 1 : 2", Shape::Unknown),
+    ] {
+        assert_eq!(engine.compile(source).unwrap().shape(), shape, "{source}");
+    }
 }

@@ -113,7 +113,9 @@ fn run_eval(args: &EvalArgs, global: &GlobalArgs) -> Result<ExitCode, Failure> {
     match global.output {
         OutputFormat::Json => output.print_data(&values())?,
         OutputFormat::Yaml => output.print_data(&values().to_yaml())?,
-        OutputFormat::Table | OutputFormat::Wide => output.print(&EvalResults(results))?,
+        OutputFormat::Table | OutputFormat::Wide | OutputFormat::Dot | OutputFormat::Mermaid => {
+            output.print(&EvalResults(results))?;
+        }
     }
     if args.cache_stats {
         Output::stderr(OutputFormat::Table).print(&engine.cache_stats())?;

@@ -3,6 +3,7 @@
 
 pub mod cel;
 pub mod completion;
+pub mod graph;
 pub mod version;
 
 use std::process::ExitCode;
@@ -19,6 +20,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, Failure> {
     colored::control::set_override(true);
     match cli.command {
         Command::Cel(args) => cel::run(&args, &cli.global),
+        Command::Graph(args) => graph::run(&args, &cli.global),
         Command::Version(args) => {
             version::run(&args, &cli.global).map(|()| ExitCode::from(EXIT_OK))
         }

@@ -1,0 +1,254 @@
+//! Reading resource graph definitions from files, directories, readers and text.
+
+use std::{
+    fs,
+    io::{self, Read},
+    path::{Path, PathBuf},
+};
+
+use serde::Deserialize as _;
+use serde_json::Value as Json;
+
+use super::{Origin, ResourceGraph};
+
+/// The largest input read, in bytes. An RGD is stored in etcd, whose objects are limited to
+/// 1.5 MiB; this leaves room for generated graphs and refuses anything that would only
+/// exhaust memory.
+pub const MAX_INPUT_BYTES: u64 = 64 << 20;
+
+/// Directories are walked this deep at most.
+const MAX_DIRECTORY_DEPTH: usize = 16;
+
+/// Why input could not be read as resource graph definitions. Problems *inside* a graph are
+/// not errors but [`Diagnostic`](super::Diagnostic)s.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The file or directory could not be read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// What was being read.
+        path: String,
+        /// Why it failed.
+        #[source]
+        source: io::Error,
+    },
+    /// The input is larger than [`MAX_INPUT_BYTES`].
+    #[error("{path} is larger than {limit} bytes")]
+    TooLarge {
+        /// The input.
+        path: String,
+        /// The limit.
+        limit: u64,
+    },
+    /// The input is not UTF-8 text.
+    #[error("{path} is not UTF-8 text (invalid byte at offset {offset})")]
+    NotUtf8 {
+        /// The input.
+        path: String,
+        /// The offset of the first invalid byte.
+        offset: usize,
+    },
+    /// A document is not valid YAML (or holds something JSON cannot, such as a non-string key).
+    #[error("{origin}: invalid YAML: {message}")]
+    Yaml {
+        /// Where.
+        origin: Origin,
+        /// The parser's message, with its line and column.
+        message: String,
+    },
+    /// No document in the input is a `ResourceGraphDefinition`.
+    #[error(
+        "{path}: no ResourceGraphDefinition (kind: ResourceGraphDefinition, apiVersion: kro.run/v1alpha1) found"
+    )]
+    NoGraphs {
+        /// The input.
+        path: String,
+    },
+}
+
+impl LoadError {
+    /// A hint for the person at the terminal.
+    #[must_use]
+    pub fn hint(&self) -> Option<&'static str> {
+        match self {
+            LoadError::TooLarge { .. } => Some(
+                "the API server stores an RGD in one etcd object (1.5 MiB at most): split the graph",
+            ),
+            LoadError::NotUtf8 { .. } => Some("save the file as UTF-8"),
+            LoadError::Yaml { .. } => Some(
+                "quote values that start with [ { * & ! | > or contain ': ' (e.g. \"[]string\")",
+            ),
+            LoadError::NoGraphs { .. } => {
+                Some("pass the file that holds the RGD; other kinds of objects are skipped")
+            }
+            LoadError::Io { .. } => None,
+        }
+    }
+}
+
+/// Every resource graph definition in `path`: a file of YAML or JSON documents, or a
+/// directory whose `.yaml`, `.yml` and `.json` files are read in name order, recursively.
+/// Documents of other kinds are skipped.
+///
+/// # Errors
+/// [`LoadError`] when a file cannot be read or parsed, or holds no RGD at all.
+pub fn load_path(path: &Path) -> Result<Vec<ResourceGraph>, LoadError> {
+    let io = |source| LoadError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    if fs::metadata(path).map_err(io)?.is_dir() {
+        let mut files = Vec::new();
+        collect_files(path, 0, &mut files)?;
+        let mut graphs = Vec::new();
+        for file in &files {
+            let bytes = read_limited(file)?;
+            match parse_bytes(&bytes, &file.display().to_string()) {
+                Ok(found) => graphs.extend(found),
+                // In a directory, files that are not RGDs at all (Helm templates, say) are
+                // not ours to judge; a broken RGD is.
+                Err(_) if !contains(&bytes, b"ResourceGraphDefinition") => {}
+                Err(error) => return Err(error),
+            }
+        }
+        if graphs.is_empty() {
+            return Err(LoadError::NoGraphs {
+                path: path.display().to_string(),
+            });
+        }
+        return Ok(graphs);
+    }
+    let graphs = parse_bytes(&read_limited(path)?, &path.display().to_string())?;
+    if graphs.is_empty() {
+        return Err(LoadError::NoGraphs {
+            path: path.display().to_string(),
+        });
+    }
+    Ok(graphs)
+}
+
+/// Every resource graph definition read from `reader` (standard input, say), named `name` in
+/// diagnostics.
+///
+/// # Errors
+/// As [`load_path`].
+pub fn load_reader(reader: impl Read, name: &str) -> Result<Vec<ResourceGraph>, LoadError> {
+    let mut bytes = Vec::new();
+    reader
+        .take(MAX_INPUT_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|source| LoadError::Io {
+            path: name.to_owned(),
+            source,
+        })?;
+    if bytes.len() as u64 > MAX_INPUT_BYTES {
+        return Err(LoadError::TooLarge {
+            path: name.to_owned(),
+            limit: MAX_INPUT_BYTES,
+        });
+    }
+    let graphs = parse_bytes(&bytes, name)?;
+    if graphs.is_empty() {
+        return Err(LoadError::NoGraphs {
+            path: name.to_owned(),
+        });
+    }
+    Ok(graphs)
+}
+
+fn collect_files(dir: &Path, depth: usize, files: &mut Vec<PathBuf>) -> Result<(), LoadError> {
+    let io = |source| LoadError::Io {
+        path: dir.display().to_string(),
+        source,
+    };
+    let mut entries: Vec<PathBuf> = fs::read_dir(dir)
+        .map_err(io)?
+        .map(|entry| entry.map(|e| e.path()))
+        .collect::<Result<_, _>>()
+        .map_err(io)?;
+    entries.sort();
+    for entry in entries {
+        // Symbolic links to directories are not followed: no loops.
+        let meta = fs::symlink_metadata(&entry).map_err(|source| LoadError::Io {
+            path: entry.display().to_string(),
+            source,
+        })?;
+        if meta.is_dir() {
+            if depth < MAX_DIRECTORY_DEPTH {
+                collect_files(&entry, depth + 1, files)?;
+            }
+        } else if entry
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| matches!(e, "yaml" | "yml" | "json"))
+        {
+            files.push(entry);
+        }
+    }
+    Ok(())
+}
+
+fn read_limited(path: &Path) -> Result<Vec<u8>, LoadError> {
+    let name = path.display().to_string();
+    let file = fs::File::open(path).map_err(|source| LoadError::Io {
+        path: name.clone(),
+        source,
+    })?;
+    let mut bytes = Vec::new();
+    file.take(MAX_INPUT_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|source| LoadError::Io {
+            path: name.clone(),
+            source,
+        })?;
+    if bytes.len() as u64 > MAX_INPUT_BYTES {
+        return Err(LoadError::TooLarge {
+            path: name,
+            limit: MAX_INPUT_BYTES,
+        });
+    }
+    Ok(bytes)
+}
+
+fn parse_bytes(bytes: &[u8], name: &str) -> Result<Vec<ResourceGraph>, LoadError> {
+    let text = std::str::from_utf8(bytes).map_err(|e| LoadError::NotUtf8 {
+        path: name.to_owned(),
+        offset: e.valid_up_to(),
+    })?;
+    parse_str(text, name)
+}
+
+/// Every resource graph definition in `text` (YAML or JSON, one or more documents); documents
+/// of other kinds are skipped. An empty result is not an error here.
+///
+/// # Errors
+/// [`LoadError::Yaml`] for a document that does not parse.
+pub fn parse_str(text: &str, name: &str) -> Result<Vec<ResourceGraph>, LoadError> {
+    let mut graphs = Vec::new();
+    for (index, document) in serde_norway::Deserializer::from_str(text).enumerate() {
+        let origin = Origin {
+            file: name.to_owned(),
+            document: index + 1,
+        };
+        let value = Json::deserialize(document).map_err(|e| LoadError::Yaml {
+            origin: origin.clone(),
+            message: e.to_string(),
+        })?;
+        if is_graph(&value) {
+            graphs.push(ResourceGraph::from_json(&value, origin));
+        }
+    }
+    Ok(graphs)
+}
+
+fn is_graph(value: &Json) -> bool {
+    value.get("kind").and_then(Json::as_str) == Some("ResourceGraphDefinition")
+        && value
+            .get("apiVersion")
+            .and_then(Json::as_str)
+            .is_some_and(|v| v.starts_with("kro.run/"))
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}

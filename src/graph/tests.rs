@@ -1,0 +1,522 @@
+//! Graph analysis against KRO's own orderings and error texts.
+
+use std::fmt::Write as _;
+
+use serde_json::json;
+
+use super::{ResourceKind, Severity, parse_str};
+use crate::graph::ResourceGraph;
+
+/// An RGD with the given schema spec (YAML) and resources (YAML list items).
+fn rgd(spec: &str, resources: &str) -> String {
+    format!(
+        "apiVersion: kro.run/v1alpha1\nkind: ResourceGraphDefinition\nmetadata: {{name: test}}\nspec:\n  schema:\n    apiVersion: v1alpha1\n    kind: Test\n    spec:\n{}\n  resources:\n{}\n",
+        indent(spec, 6),
+        indent(resources, 4)
+    )
+}
+
+fn indent(text: &str, by: usize) -> String {
+    text.lines()
+        .map(|l| format!("{}{l}", " ".repeat(by)))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// A `ConfigMap` resource `id` whose data reads `reads`.
+fn config_map(id: &str, reads: &[&str]) -> String {
+    let mut out = format!(
+        "- id: {id}\n  template:\n    apiVersion: v1\n    kind: ConfigMap\n    metadata: {{name: \"${{schema.spec.name}}-{id}\"}}\n    data:\n"
+    );
+    for read in reads {
+        let _ = writeln!(out, "      {read}: \"${{{read}.metadata.name}}\"");
+    }
+    if reads.is_empty() {
+        out.push_str("      none: x\n");
+    }
+    out
+}
+
+fn graph(spec: &str, resources: &str) -> ResourceGraph {
+    let text = rgd(spec, resources);
+    let mut graphs = parse_str(&text, "test.yaml").unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert_eq!(graphs.len(), 1);
+    graphs.remove(0)
+}
+
+fn chain(edges: &[(&str, &[&str])]) -> ResourceGraph {
+    let resources: String = edges
+        .iter()
+        .map(|(id, reads)| config_map(id, reads))
+        .collect();
+    graph("name: string", &resources)
+}
+
+fn errors(graph: &ResourceGraph) -> Vec<String> {
+    graph
+        .diagnostics
+        .iter()
+        .filter(|d| d.severity == Severity::Error)
+        .map(|d| d.message.clone())
+        .collect()
+}
+
+fn assert_error(graph: &ResourceGraph, expected: &str) {
+    let errors = errors(graph);
+    assert!(
+        errors.iter().any(|e| e == expected),
+        "missing {expected:?} in {errors:#?}"
+    );
+}
+
+#[test]
+fn kro_orders_the_earliest_declared_ready_resource_first() {
+    // KRO's dag test: A..F, A needs B and C, B and C need D, E needs F and A.
+    let graph = chain(&[
+        ("a", &["b", "c"]),
+        ("b", &["d"]),
+        ("c", &["d"]),
+        ("d", &[]),
+        ("e", &["f", "a"]),
+        ("f", &[]),
+    ]);
+    assert!(errors(&graph).is_empty(), "{:#?}", graph.diagnostics);
+    assert_eq!(graph.order().unwrap(), ["d", "b", "c", "a", "f", "e"]);
+    // B (declared before D) goes first once both are ready.
+    let graph = chain(&[("a", &[]), ("b", &["a", "c"]), ("c", &[]), ("d", &["c"])]);
+    assert_eq!(graph.order().unwrap(), ["a", "c", "b", "d"]);
+}
+
+#[test]
+fn kro_waves_count_from_the_leaves() {
+    // KRO's ReverseTopologicalLayers test: B, C need A; D needs B; E alone.
+    let graph = chain(&[
+        ("a", &[]),
+        ("b", &["a"]),
+        ("c", &["a"]),
+        ("d", &["b"]),
+        ("e", &[]),
+    ]);
+    assert_eq!(
+        graph.waves().unwrap(),
+        vec![vec!["a"], vec!["b"], vec!["c", "d", "e"]]
+    );
+    assert_eq!(
+        graph.levels().unwrap(),
+        vec![vec!["a", "e"], vec!["b", "c"], vec!["d"]]
+    );
+    assert_eq!(graph.critical_path().unwrap(), ["a", "b", "d"]);
+    assert_eq!(graph.dependents("a"), ["b", "c"]);
+}
+
+#[test]
+fn the_complex_eks_example_orders_as_kro() {
+    let graph = chain(&[
+        ("vpc", &[]),
+        ("clusterpolicy", &[]),
+        ("clusterrole", &["clusterpolicy"]),
+        ("subnet1", &["vpc"]),
+        ("subnet2", &["vpc"]),
+        ("cluster", &["clusterrole", "subnet1", "subnet2"]),
+    ]);
+    assert_eq!(
+        graph.order().unwrap(),
+        [
+            "vpc",
+            "clusterpolicy",
+            "clusterrole",
+            "subnet1",
+            "subnet2",
+            "cluster"
+        ]
+    );
+    assert_eq!(
+        graph.waves().unwrap(),
+        vec![
+            vec!["vpc", "clusterpolicy"],
+            vec!["clusterrole", "subnet1", "subnet2"],
+            vec!["cluster"]
+        ]
+    );
+    let metrics = &graph.metrics;
+    assert_eq!(
+        (
+            metrics.nodes,
+            metrics.edges,
+            metrics.depth,
+            metrics.widest_level
+        ),
+        (6, 6, 3, 3)
+    );
+    assert_eq!(
+        (metrics.max_fan_in, metrics.max_fan_in_resource.as_deref()),
+        (3, Some("cluster"))
+    );
+    assert_eq!(
+        (metrics.max_fan_out, metrics.max_fan_out_resource.as_deref()),
+        (2, Some("vpc"))
+    );
+    assert_eq!(
+        graph.resources[5].dependencies,
+        ["clusterrole", "subnet1", "subnet2"]
+    );
+}
+
+#[test]
+fn cycles_are_reported_with_their_path() {
+    let graph = chain(&[
+        ("role1", &["role2"]),
+        ("role2", &["role1"]),
+        ("x", &["y"]),
+        ("y", &["z"]),
+        ("z", &["x"]),
+    ]);
+    assert_eq!(graph.order(), None);
+    assert_eq!(
+        graph.cycles(),
+        vec![vec!["role1", "role2", "role1"], vec!["x", "y", "z", "x"]]
+    );
+    assert_error(
+        &graph,
+        "failed to build dependency graph: graph contains a cycle: role1 -> role2 -> role1",
+    );
+    assert_error(
+        &graph,
+        "failed to build dependency graph: graph contains a cycle: x -> y -> z -> x",
+    );
+    assert!(
+        graph
+            .to_dot()
+            .contains("\"role2\" -> \"role1\" [color=red];")
+    );
+}
+
+#[test]
+fn ids_follow_kro_naming_rules() {
+    let graph = chain(&[("vpc-1", &[]), ("schema", &[]), ("ok", &[]), ("ok", &[])]);
+    assert_error(
+        &graph,
+        "naming convention violation: id vpc-1 is not a valid KRO resource id: must be lower camelCase",
+    );
+    assert_error(
+        &graph,
+        "naming convention violation: id schema is a reserved keyword in KRO",
+    );
+    assert_error(
+        &graph,
+        "naming convention violation: found duplicate resource IDs ok",
+    );
+    let located = graph
+        .diagnostics
+        .iter()
+        .find(|d| d.message.contains("vpc-1"))
+        .unwrap();
+    assert_eq!(located.path.as_deref(), Some("spec.resources[0].id"));
+    assert_eq!(located.resource.as_deref(), Some("vpc-1"));
+    assert_eq!(located.origin.file, "test.yaml");
+}
+
+#[test]
+fn unknown_references_self_references_and_undefined_schema_fields() {
+    let graph = graph(
+        "name: string\nreplicas: integer | default=1",
+        "- id: app\n  template:\n    apiVersion: apps/v1\n    kind: Deployment\n    metadata: {name: \"${schema.spec.nmae}\"}\n    spec:\n      replicas: ${schema.spec.replicas}\n      selector: ${databse.spec.selector}\n      paused: ${app.spec.paused}\n",
+    );
+    assert_error(&graph, "references unknown identifiers: [databse]");
+    assert_error(&graph, "self references are not allowed");
+    assert_error(
+        &graph,
+        "failed to compile expression \"schema.spec.nmae\": undefined field 'nmae' (schema.spec.nmae is not in the schema)",
+    );
+    let unknown = graph
+        .diagnostics
+        .iter()
+        .find(|d| d.message.contains("databse"))
+        .unwrap();
+    assert_eq!(
+        unknown.path.as_deref(),
+        Some("spec.resources[0].template.spec.selector")
+    );
+    assert!(
+        unknown.hint.as_deref().unwrap().contains("app"),
+        "the hint names the known ids"
+    );
+    // `name` is never read (the typo), so it is unused; replicas is read.
+    let warnings: Vec<&str> = graph
+        .diagnostics
+        .iter()
+        .filter(|d| d.severity == Severity::Warning)
+        .map(|d| d.message.as_str())
+        .collect();
+    assert_eq!(
+        warnings,
+        ["schema field spec.name is never read by any expression"]
+    );
+}
+
+#[test]
+fn ready_when_may_read_only_its_own_resource_and_must_be_boolean() {
+    let graph = graph(
+        "name: string\nenabled: boolean\nlabel: string",
+        "- id: db\n  template: {apiVersion: v1, kind: Service, metadata: {name: \"${schema.spec.name}\"}}\n  readyWhen:\n    - ${db.spec.clusterIP != \"\"}\n    - ${schema.spec.enabled}\n    - ${web.metadata.name == \"x\"}\n    - ${db.spec.ports.size()}\n- id: web\n  includeWhen: [\"${schema.spec.enabled}\", \"${schema.spec.label}\", \"${db.spec.clusterIP != ''}\"]\n  template: {apiVersion: v1, kind: Service, metadata: {name: web}}\n",
+    );
+    assert_error(
+        &graph,
+        "resource \"db\" readyWhen: references unknown identifiers: [schema]",
+    );
+    assert_error(
+        &graph,
+        "resource \"db\" readyWhen: references unknown identifiers: [web]",
+    );
+    assert_error(
+        &graph,
+        "includeWhen expression \"schema.spec.label\" in resource \"web\" must return bool or optional_type(bool), but returns \"string\"",
+    );
+    // readyWhen makes no edge, includeWhen does.
+    assert_eq!(graph.resources[0].dependencies, Vec::<String>::new());
+    assert_eq!(graph.resources[1].dependencies, ["db"]);
+    assert_eq!(errors(&graph).len(), 3, "{:#?}", errors(&graph));
+}
+
+#[test]
+fn conditions_must_be_standalone_expressions() {
+    let graph = graph(
+        "name: string",
+        "- id: a\n  template: {apiVersion: v1, kind: ConfigMap, metadata: {name: a}}\n  readyWhen: [\"invalid ! syntax\", \"${a.data.x}-${a.data.y}\"]\n",
+    );
+    let standalone =
+        "failed to parse readyWhen expressions: only standalone expressions are allowed";
+    assert_eq!(
+        errors(&graph).iter().filter(|e| *e == standalone).count(),
+        2
+    );
+}
+
+#[test]
+fn template_and_external_ref_rules() {
+    let graph = graph(
+        "name: string",
+        "- id: none\n- id: both\n  template: {apiVersion: v1, kind: ConfigMap, metadata: {name: a}}\n  externalRef: {apiVersion: v1, kind: ConfigMap, metadata: {name: b}}\n- id: shapeless\n  template: {kind: 3, metadata: {labels: {kro.run/owned: x}}}\n- id: cluster\n  template: {apiVersion: v1, kind: Namespace, metadata: {name: x, namespace: y}}\n- id: ext\n  externalRef: {apiVersion: v1, kind: ConfigMap, metadata: {namespace: x}}\n",
+    );
+    assert_error(
+        &graph,
+        "resource \"none\": exactly one of template or externalRef must be provided",
+    );
+    assert_error(
+        &graph,
+        "resource \"both\": cannot use externalRef with template",
+    );
+    assert_error(
+        &graph,
+        "resource shapeless is not a valid Kubernetes object: apiVersion field not found",
+    );
+    assert_error(
+        &graph,
+        "resource shapeless is not a valid Kubernetes object: kind field is not a string",
+    );
+    assert_error(&graph, "resource shapeless: metadata.name field not found");
+    assert_error(
+        &graph,
+        "invalid label for resource \"shapeless\". labels with prefix \"kro.run/\" are reserved for internal use",
+    );
+    assert_error(
+        &graph,
+        "resource \"cluster\" is cluster-scoped and must not set metadata.namespace",
+    );
+    assert_error(
+        &graph,
+        "resource \"ext\": externalRef needs exactly one of metadata.name or metadata.selector",
+    );
+    assert_eq!(graph.resources[4].kind, ResourceKind::External);
+}
+
+#[test]
+fn for_each_rules() {
+    let graph = graph(
+        "name: string\nregions: \"[]string\"\ntiers: \"[]string\"",
+        "- id: pods\n  forEach:\n    - region: ${schema.spec.regions}\n    - tier: ${schema.spec.tiers}\n  template: {apiVersion: v1, kind: Pod, metadata: {name: \"${region}-pod\"}}\n- id: badPod\n  forEach:\n    - element: ${schema.spec.regions}\n    - derived: ${element}\n    - Bad: ${schema.spec.tiers}\n    - pods: ${schema.spec.tiers}\n  template: {apiVersion: v1, kind: Pod, metadata: {name: \"${element}-${derived}-${Bad}-${pods}\"}}\n  readyWhen: [\"${each.status.phase == 'Running'}\", \"${badPod.all(p, true)}\"]\n",
+    );
+    assert_error(
+        &graph,
+        "node \"pods\": all forEach dimensions must be used to produce a unique resource identity, missing: [tier]",
+    );
+    assert_error(
+        &graph,
+        "node \"badPod\": forEach iterator \"derived\" cannot reference other iterators [element] - forEach iterators are independent (cartesian product)",
+    );
+    assert_error(
+        &graph,
+        "resource \"badPod\": forEach iterator name \"Bad\" is not valid: must be lowerCamelCase",
+    );
+    assert_error(
+        &graph,
+        "resource \"badPod\": forEach iterator name \"pods\" conflicts with resource ID",
+    );
+    assert_error(
+        &graph,
+        "resource \"badPod\" readyWhen: references unknown identifiers: [badPod]",
+    );
+    assert_eq!(graph.resources[0].kind, ResourceKind::Collection);
+    assert_eq!(
+        graph.resources[0].for_each[1].expression,
+        "schema.spec.tiers"
+    );
+}
+
+#[test]
+fn status_fields_must_be_expressions_over_the_graph() {
+    let text = rgd("name: string", &config_map("cm", &[]))
+        .replace(
+            "    spec:\n      name: string",
+            "    spec:\n      name: string\n    status:\n      name: ${cm.metadata.name}\n      copy: ${schema.spec.name}\n      ready: ${true}\n      plain: string\n      nested: {count: \"${size(cm.data)}\", url: \"http://${cm.metadata.name}\"}\n      conditions: [\"${runtime.newCondition('Ok', true)}\"]",
+        );
+    let graph = parse_str(&text, "s.yaml").unwrap().remove(0);
+    assert_error(
+        &graph,
+        "failed to create instance node: instance status field must refer to a resource or schema: status.ready",
+    );
+    assert_error(
+        &graph,
+        "failed to build instance status schema: status fields without expressions are not supported: [plain]",
+    );
+    assert_eq!(errors(&graph).len(), 2, "{:#?}", errors(&graph));
+    let status = &graph.schema.status["properties"];
+    assert_eq!(status["copy"], json!({"type": "string"}));
+    assert_eq!(
+        status["nested"]["properties"]["url"],
+        json!({"type": "string"})
+    );
+    assert_eq!(status["ready"], json!({"type": "boolean"}));
+    assert_eq!(
+        status["name"],
+        json!({"x-kubernetes-preserve-unknown-fields": true})
+    );
+    // Status never makes edges.
+    assert!(graph.resources[0].dependencies.is_empty());
+    let crd = graph.instance_crd();
+    assert_eq!(crd["metadata"]["name"], "tests.kro.run");
+    let properties = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"]
+        ["properties"];
+    assert_eq!(properties["state"], json!({"type": "string"}));
+    assert_eq!(properties["conditions"]["type"], "array");
+}
+
+#[test]
+fn string_templates_need_strings() {
+    let graph = graph(
+        "name: string\nport: integer",
+        "- id: svc\n  template: {apiVersion: v1, kind: Service, metadata: {name: \"${schema.spec.name}-${schema.spec.port}\"}}\n",
+    );
+    assert_error(
+        &graph,
+        "failed to compile template expression \"(schema.spec.name) + \\\"-\\\" + (schema.spec.port)\" at path \"spec.resources[0].template.metadata.name\": found no matching overload for '_+_' applied to '(string, int)'",
+    );
+}
+
+#[test]
+fn schema_errors_kind_and_version() {
+    let text = rgd("name: strin", &config_map("a", &[]))
+        .replace("kind: Test", "kind: test")
+        .replace("apiVersion: v1alpha1", "apiVersion: kro.run/v1alpha1");
+    let graph = parse_str(&text, "x.yaml").unwrap().remove(0);
+    assert_error(
+        &graph,
+        "naming convention violation: kind 'test' is not a valid KRO kind name: must be UpperCamelCase",
+    );
+    assert_error(
+        &graph,
+        "spec.schema.apiVersion \"kro.run/v1alpha1\" must match ^v[0-9]+(alpha[0-9]+|beta[0-9]+)?$",
+    );
+    assert_error(
+        &graph,
+        "failed to build OpenAPI schema for instance: unknown type: strin",
+    );
+}
+
+#[test]
+fn syntax_errors_name_the_expression_and_hint_at_single_quotes() {
+    let graph = graph(
+        "name: string",
+        "- id: a\n  template: {apiVersion: v1, kind: ConfigMap, metadata: {name: a}, data: {x: \"${schema.spec.name + }\", y: \"${'}'}\"}}\n",
+    );
+    let errors = errors(&graph);
+    assert!(
+        errors.iter().any(|e| e
+            .starts_with("failed to compile template expression \"schema.spec.name + \" at 1:")),
+        "{errors:#?}"
+    );
+    let quote = graph
+        .diagnostics
+        .iter()
+        .find(|d| d.message.contains("\"'\""))
+        .unwrap();
+    assert!(quote.hint.as_deref().unwrap().contains("single-quoted"));
+}
+
+#[test]
+fn qualified_functions_and_comprehensions_are_not_resources() {
+    let graph = graph(
+        "name: string\nitems: \"[]string\"",
+        "- id: a\n  template: {apiVersion: v1, kind: ConfigMap, metadata: {name: \"${schema.spec.name}\"}, data: {x: \"${json.marshal(schema.spec.items.map(i, i + 'x'))}\", r: \"${random.seededString(8, schema.spec.name)}\"}}\n",
+    );
+    assert!(errors(&graph).is_empty(), "{:#?}", errors(&graph));
+}
+
+#[test]
+fn warnings_for_large_graphs_and_complex_expressions() {
+    let mut resources: String = (0..30).map(|n| config_map(&format!("r{n}"), &[])).collect();
+    resources.push_str("- id: heavy\n  template: {apiVersion: v1, kind: ConfigMap, metadata: {name: heavy}, data: {x: \"${string(r0.data.all(a, r1.data.all(b, r2.data.exists(c, a == b && b == c))))}\"}}\n");
+    let graph = graph("name: string", &resources);
+    let warnings: Vec<&str> = graph
+        .diagnostics
+        .iter()
+        .filter(|d| d.severity == Severity::Warning)
+        .map(|d| d.message.as_str())
+        .collect();
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.starts_with("the graph has 31 resources (30 or more)")),
+        "{warnings:#?}"
+    );
+    assert!(
+        warnings.iter().any(|w| w.contains("is complex (score")),
+        "{warnings:#?}"
+    );
+    assert_eq!(graph.metrics.complex_expressions, 1);
+    assert_eq!(graph.metrics.expressions, 31);
+}
+
+#[test]
+fn exports_name_every_resource_and_edge() {
+    let graph = chain(&[("a", &[]), ("b", &["a"])]);
+    let dot = graph.to_dot();
+    assert!(dot.starts_with("digraph \"test\" {"));
+    assert!(dot.contains("\"a\" -> \"b\";"));
+    let mermaid = graph.to_mermaid();
+    assert!(mermaid.contains("r0[\"a<br/>ConfigMap\"]"));
+    assert!(mermaid.contains("r0 --> r1"));
+    let report = serde_json::to_value(graph.report()).unwrap();
+    assert_eq!(report["order"], json!(["a", "b"]));
+    assert_eq!(report["valid"], json!(true));
+    assert_eq!(report["instance"], json!("kro.run/v1alpha1, Test"));
+}
+
+#[test]
+fn documents_of_other_kinds_are_skipped_and_bad_yaml_is_an_error() {
+    let text = format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: x}}\n---\n{}",
+        rgd("name: string", &config_map("a", &[]))
+    );
+    let graphs = parse_str(&text, "multi.yaml").unwrap();
+    assert_eq!(graphs.len(), 1);
+    assert_eq!(graphs[0].origin.document, 2);
+    assert_eq!(graphs[0].origin.to_string(), "multi.yaml (document 2)");
+    let error = parse_str("a: [1, 2\nb: }", "bad.yaml").unwrap_err();
+    assert!(
+        error.to_string().starts_with("bad.yaml: invalid YAML:"),
+        "{error}"
+    );
+    let deep = format!("{}1{}", "[".repeat(10_000), "]".repeat(10_000));
+    assert!(parse_str(&deep, "deep.yaml").is_err());
+}
