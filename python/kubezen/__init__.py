@@ -8,7 +8,7 @@ engine as the ``kubectl zen`` plugin, for scripts and Jupyter.
 True
 """
 
-from kubezen import cel
-from kubezen._core import VersionInfo, __version__, version_info
+from kubezen import cel, graph
+from kubezen._core import Graph, VersionInfo, __version__, version_info
 
-__all__ = ["VersionInfo", "__version__", "cel", "version_info"]
+__all__ = ["Graph", "VersionInfo", "__version__", "cel", "graph", "version_info"]

@@ -1,6 +1,8 @@
 """The native module of kubezen: the kubectl-zen core, driven from Python."""
 
-from typing import Any, final
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal, final
 
 __all__ = [
     "CelError",
@@ -8,6 +10,10 @@ __all__ = [
     "CelLimitError",
     "CelSyntaxError",
     "CelVariablesError",
+    "Diagnostic",
+    "Graph",
+    "GraphCycleError",
+    "GraphError",
     "Program",
     "Variables",
     "VersionInfo",
@@ -15,6 +21,8 @@ __all__ = [
     "cel_cache_stats",
     "cel_compile",
     "cel_eval",
+    "graph_load",
+    "graph_loads",
     "version_info",
 ]
 
@@ -118,3 +126,122 @@ def cel_eval(expr: str, vars: dict[str, Any] | Variables | None = None) -> Any:
 def cel_cache_stats() -> dict[str, int]:
     """The counters of the shared cache: ``hits``, ``misses``, ``evictions``, ``entries`` and
     ``capacity``."""
+
+class GraphError(ValueError):
+    """Resource graphs could not be read: a missing file, invalid YAML, no RGD, or several
+    where one was asked for."""
+
+class GraphCycleError(GraphError):
+    """The graph has a cycle, so it has no order.
+
+    ``cycles`` lists every cycle as a path of ids that ends where it starts: ``["a", "b",
+    "a"]`` means a depends on b and b on a.
+    """
+
+    cycles: list[list[str]]
+
+@final
+class Diagnostic:
+    """A problem found in a graph, worded as KRO words it."""
+
+    @property
+    def severity(self) -> Literal["error", "warning"]:
+        """``"error"`` (KRO would reject the graph) or ``"warning"``."""
+    @property
+    def message(self) -> str:
+        """What is wrong."""
+    @property
+    def file(self) -> str:
+        """The file the graph came from (``"-"`` for standard input)."""
+    @property
+    def document(self) -> int:
+        """The YAML document in the file, from 1."""
+    @property
+    def resource(self) -> str | None:
+        """The resource's id, or None for problems of the graph as a whole."""
+    @property
+    def path(self) -> str | None:
+        """The field from the RGD's root, e.g. ``spec.resources[1].template.spec.replicas``."""
+    @property
+    def hint(self) -> str | None:
+        """How to fix it, or None."""
+
+@final
+class Graph:
+    """A KRO ResourceGraphDefinition, parsed, validated and ordered.
+
+    >>> from kubezen.graph import Graph
+    >>> g = Graph.from_dependencies({"vpc": [], "subnet": ["vpc"], "cluster": ["subnet", "vpc"]})
+    >>> g.order()
+    ['vpc', 'subnet', 'cluster']
+    >>> g.waves()
+    [['vpc'], ['subnet'], ['cluster']]
+
+    In Jupyter a graph displays as a summary, its problems, and a picture.
+    """
+
+    @staticmethod
+    def from_file(path: str | os.PathLike[str], name: str | None = None) -> Graph:
+        """The graph in ``path`` (a YAML/JSON file or a directory); ``name`` picks one of
+        several. Raises :class:`GraphError` when it cannot be read."""
+    @staticmethod
+    def from_yaml(text: str, name: str | None = None) -> Graph:
+        """The graph in ``text`` (YAML or JSON); ``name`` picks one of several."""
+    @staticmethod
+    def from_dependencies(dependencies: Mapping[str, Sequence[str]], name: str = "graph") -> Graph:
+        """A bare dependency graph: ``{id: [ids it depends on]}`` in declaration order."""
+    @property
+    def name(self) -> str:
+        """``metadata.name`` of the RGD."""
+    @property
+    def file(self) -> str:
+        """The file it was read from."""
+    @property
+    def valid(self) -> bool:
+        """True when no diagnostic is an error."""
+    @property
+    def ids(self) -> list[str]:
+        """The resource ids, in declaration order."""
+    def order(self) -> list[str]:
+        """KRO's topological order: among the ready resources, the first declared. Raises
+        :class:`GraphCycleError` on a cycle."""
+    def waves(self) -> list[list[str]]:
+        """KRO's apply waves, first to last (deletion runs them backwards)."""
+    def levels(self) -> list[list[str]]:
+        """Earliest-start levels: level 0 depends on nothing."""
+    def cycles(self) -> list[list[str]]:
+        """Every cycle as an id path that ends where it starts; empty when there is none."""
+    def critical_path(self) -> list[str]:
+        """The longest chain of dependencies, first dependency first."""
+    def dependencies(self, id: str) -> list[str]:
+        """The ids ``id`` depends on; KeyError for an unknown id."""
+    def dependents(self, id: str) -> list[str]:
+        """The ids that depend on ``id``; KeyError for an unknown id."""
+    def diagnostics(self) -> list[Diagnostic]:
+        """Every error and warning, errors first."""
+    def metrics(self) -> dict[str, Any]:
+        """Size and shape: ``nodes``, ``edges``, ``depth``, ``widestLevel``, fan-in/out,
+        expression counts and the complexity score."""
+    def report(self) -> dict[str, Any]:
+        """Everything ``kubectl zen graph inspect -o json`` prints."""
+    def spec_schema(self) -> dict[str, Any]:
+        """The OpenAPI v3 schema KRO generates for the instance's ``spec``."""
+    def instance_crd(self) -> dict[str, Any]:
+        """The CustomResourceDefinition KRO would create for the instance API."""
+    def to_dot(self) -> str:
+        """Graphviz DOT, arrows from dependency to dependent."""
+    def to_mermaid(self) -> str:
+        """A Mermaid flowchart."""
+    def to_svg(self) -> str:
+        """A picture of the graph as SVG text, laid out by start level."""
+    def to_networkx(self) -> Any:
+        """A ``networkx.DiGraph`` (edges from dependency to dependent; node attributes
+        ``kind``, ``api_version``, ``resource_kind``). Needs networkx installed."""
+    def _repr_html_(self) -> str: ...
+    def __len__(self) -> int: ...
+
+def graph_load(path: str | os.PathLike[str]) -> list[Graph]:
+    """Every graph in ``path`` (a file or a directory)."""
+
+def graph_loads(text: str) -> list[Graph]:
+    """Every graph in ``text``; an empty list when there is none."""

@@ -5,6 +5,7 @@
 //! its `_core.pyi` stub types them.
 
 mod cel;
+mod graph;
 
 use pyo3::prelude::*;
 
@@ -15,6 +16,8 @@ mod _core {
 
     #[pymodule_export]
     use super::cel::{PyProgram, PyVariables, cel_cache_stats, cel_compile, cel_eval};
+    #[pymodule_export]
+    use super::graph::{PyDiagnostic, PyGraph, graph_load, graph_loads};
 
     #[pymodule_init]
     fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -32,6 +35,11 @@ mod _core {
         m.add(
             "CelVariablesError",
             py.get_type::<super::cel::CelVariablesError>(),
+        )?;
+        m.add("GraphError", py.get_type::<super::graph::GraphError>())?;
+        m.add(
+            "GraphCycleError",
+            py.get_type::<super::graph::GraphCycleError>(),
         )?;
         Ok(())
     }

@@ -42,6 +42,7 @@ mod dag;
 mod render;
 mod schema;
 mod source;
+mod synthetic;
 mod template;
 #[cfg(test)]
 mod tests;
@@ -56,6 +57,7 @@ use crate::cel::{CostClass, Engine, Inspection, Reference, Shape};
 use dag::Dag;
 use schema::FieldSchema;
 pub use source::{LoadError, MAX_INPUT_BYTES, load_path, load_reader, parse_str};
+pub use synthetic::synthetic_rgd;
 pub use template::{FieldExpressions, FieldForm, NESTED_EXPRESSION};
 
 /// The size at which the KRO guide calls a graph large: 30 resources.
@@ -346,6 +348,100 @@ impl ResourceGraph {
         Analysis::new(origin).run(document)
     }
 
+    /// A bare dependency graph: ids in declaration order, each with the ids it depends on.
+    /// For modelling and benchmarks, where no RGD exists; the ordering, cycles, metrics and
+    /// exports are the same as for an RGD. Unknown ids, duplicates and self references are
+    /// diagnostics.
+    #[must_use]
+    pub fn from_dependencies(name: &str, dependencies: &[(String, Vec<String>)]) -> Self {
+        let mut analysis = Analysis::new(Origin {
+            file: "<dependencies>".into(),
+            document: 1,
+        });
+        let mut resources = Vec::with_capacity(dependencies.len());
+        for (position, (id, _)) in dependencies.iter().enumerate() {
+            if analysis.index.contains_key(id) {
+                let path = format!("[{position}]");
+                analysis.error(
+                    &At {
+                        resource: Some(id),
+                        path: &path,
+                    },
+                    format!("found duplicate resource IDs {id}"),
+                    "",
+                );
+            } else {
+                analysis.index.insert(id.clone(), position);
+            }
+            resources.push(Resource {
+                id: id.clone(),
+                kind: ResourceKind::Template,
+                api_version: None,
+                object_kind: None,
+                object: Json::Null,
+                fields: Vec::new(),
+                ready_when: Vec::new(),
+                include_when: Vec::new(),
+                for_each: Vec::new(),
+                dependencies: Vec::new(),
+            });
+        }
+        let mut dag = Dag::with_nodes(resources.len());
+        for (node, (id, needs)) in dependencies.iter().enumerate() {
+            let path = format!("[{node}]");
+            let mut found = BTreeSet::new();
+            for need in needs {
+                match analysis.index.get(need) {
+                    Some(&target) if target == node => analysis.error(
+                        &At {
+                            resource: Some(id),
+                            path: &path,
+                        },
+                        "self references are not allowed".into(),
+                        "",
+                    ),
+                    Some(&target) => {
+                        found.insert(target);
+                    }
+                    None => analysis.error(
+                        &At {
+                            resource: Some(id),
+                            path: &path,
+                        },
+                        format!("references unknown identifiers: [{need}]"),
+                        "",
+                    ),
+                }
+            }
+            for target in &found {
+                dag.depend(node, *target);
+            }
+            resources[node].dependencies =
+                found.iter().map(|t| dependencies[*t].0.clone()).collect();
+        }
+        let mut graph = ResourceGraph {
+            name: name.to_owned(),
+            origin: analysis.origin.clone(),
+            schema: InstanceSchema {
+                api_version: String::new(),
+                kind: String::new(),
+                group: String::new(),
+                scope: String::new(),
+                spec: json!({"type": "object", "properties": {}}),
+                status: json!({"type": "object", "properties": {}}),
+            },
+            resources,
+            diagnostics: Vec::new(),
+            metrics: Metrics::default(),
+            dag,
+        };
+        analysis.order(&mut graph);
+        analysis.diagnostics.sort_by_key(|d| d.severity);
+        graph.diagnostics = analysis.diagnostics;
+        graph.metrics = analysis.metrics;
+        graph
+    }
+
     /// Whether any diagnostic is an error.
     #[must_use]
     pub fn has_errors(&self) -> bool {
@@ -365,7 +461,13 @@ impl ResourceGraph {
     /// ones the first declared. `None` when the graph has a cycle.
     #[must_use]
     pub fn order(&self) -> Option<Vec<&str>> {
-        self.dag.order().map(|order| self.ids(&order))
+        self.order_positions().map(|order| self.ids(&order))
+    }
+
+    /// [`ResourceGraph::order`] as positions in [`ResourceGraph::resources`].
+    #[must_use]
+    pub fn order_positions(&self) -> Option<Vec<usize>> {
+        self.dag.order()
     }
 
     /// KRO's apply waves (its `apply-order` annotation, here from wave 0): layers peeled from

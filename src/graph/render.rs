@@ -175,6 +175,109 @@ impl ResourceGraph {
         out
     }
 
+    /// A picture of the graph as SVG, laid out by start level (left to right) in declaration
+    /// order (top to bottom), arrows from dependency to dependent. A graph with a cycle has no
+    /// levels; its resources stand in one column with the cycle's arrows in red.
+    #[must_use]
+    pub fn to_svg(&self) -> String {
+        const WIDTH: usize = 180;
+        const HEIGHT: usize = 38;
+        const COLUMN: usize = WIDTH + 70;
+        const ROW: usize = HEIGHT + 16;
+        const MARGIN: usize = 12;
+        let levels = self
+            .dag
+            .levels()
+            .unwrap_or_else(|| vec![(0..self.resources.len()).collect()]);
+        let mut place = vec![(0, 0); self.resources.len()];
+        for (column, level) in levels.iter().enumerate() {
+            for (row, node) in level.iter().enumerate() {
+                place[*node] = (MARGIN + column * COLUMN, MARGIN + row * ROW);
+            }
+        }
+        let tallest = levels.iter().map(Vec::len).max().unwrap_or(0);
+        let (width, height) = (
+            2 * MARGIN + levels.len().saturating_sub(1) * COLUMN + WIDTH,
+            2 * MARGIN + tallest.saturating_sub(1) * ROW + HEIGHT,
+        );
+        let mut out = String::with_capacity(400 * self.resources.len() + 600);
+        let _ = write!(
+            out,
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" viewBox=\"0 0 {width} {height}\" font-family=\"Helvetica, Arial, sans-serif\">\n\
+             <defs><marker id=\"arrow\" viewBox=\"0 0 10 10\" refX=\"10\" refY=\"5\" markerWidth=\"7\" markerHeight=\"7\" orient=\"auto\"><path d=\"M0,0 L10,5 L0,10 z\" fill=\"#555\"/></marker>\
+             <marker id=\"arrow-red\" viewBox=\"0 0 10 10\" refX=\"10\" refY=\"5\" markerWidth=\"7\" markerHeight=\"7\" orient=\"auto\"><path d=\"M0,0 L10,5 L0,10 z\" fill=\"#c0392b\"/></marker></defs>\n"
+        );
+        let cyclic = self.cycle_edges();
+        for (node, resource) in self.resources.iter().enumerate() {
+            for dependency in self.dag.dependencies(node) {
+                let (x1, y1) = (
+                    place[dependency].0 + WIDTH,
+                    place[dependency].1 + HEIGHT / 2,
+                );
+                let (x2, y2) = (place[node].0, place[node].1 + HEIGHT / 2);
+                let red = cyclic
+                    .contains(&(resource.id.as_str(), self.resources[dependency].id.as_str()));
+                let (colour, marker) = if red {
+                    ("#c0392b", "arrow-red")
+                } else {
+                    ("#888", "arrow")
+                };
+                let middle = x1.midpoint(x2);
+                let dash = if resource.include_when.is_empty() {
+                    ""
+                } else {
+                    " stroke-dasharray=\"4 3\""
+                };
+                let _ = writeln!(
+                    out,
+                    "<path d=\"M{x1},{y1} C{middle},{y1} {middle},{y2} {x2},{y2}\" fill=\"none\" stroke=\"{colour}\" stroke-width=\"1.3\"{dash} marker-end=\"url(#{marker})\"/>"
+                );
+            }
+        }
+        let errors: Vec<&str> = self
+            .diagnostics
+            .iter()
+            .filter(|d| d.severity == super::Severity::Error)
+            .filter_map(|d| d.resource.as_deref())
+            .collect();
+        for (node, resource) in self.resources.iter().enumerate() {
+            let (x, y) = place[node];
+            let stroke = if errors.contains(&resource.id.as_str()) {
+                "#c0392b"
+            } else {
+                "#34495e"
+            };
+            let dash = match resource.kind {
+                ResourceKind::External => " stroke-dasharray=\"5 3\"",
+                _ if !resource.include_when.is_empty() => " stroke-dasharray=\"2 2\"",
+                _ => "",
+            };
+            if resource.kind == ResourceKind::Collection {
+                let _ = writeln!(
+                    out,
+                    "<rect x=\"{}\" y=\"{}\" width=\"{WIDTH}\" height=\"{HEIGHT}\" rx=\"6\" fill=\"#eef2f7\" stroke=\"{stroke}\"/>",
+                    x + 3,
+                    y + 3
+                );
+            }
+            let _ = writeln!(
+                out,
+                "<g><title>{}</title><rect x=\"{x}\" y=\"{y}\" width=\"{WIDTH}\" height=\"{HEIGHT}\" rx=\"6\" fill=\"#f8fafc\" stroke=\"{stroke}\" stroke-width=\"1.4\"{dash}/>\
+                 <text x=\"{}\" y=\"{}\" font-size=\"12\" font-weight=\"bold\" fill=\"#1f2d3d\">{}</text>\
+                 <text x=\"{}\" y=\"{}\" font-size=\"10\" fill=\"#6b7b8c\">{}</text></g>",
+                xml(&format!("{} ({})", resource.id, resource.object_label())),
+                x + 8,
+                y + 15,
+                xml(&clip(&resource.id, 24)),
+                x + 8,
+                y + 30,
+                xml(&clip(&resource.object_label(), 30)),
+            );
+        }
+        out.push_str("</svg>\n");
+        out
+    }
+
     fn cycle_edges(&self) -> Vec<(&str, &str)> {
         self.cycles()
             .into_iter()
@@ -217,4 +320,31 @@ fn mermaid_text(text: &str) -> String {
         .filter(|c| !c.is_control())
         .map(|c| if c == '"' { '\'' } else { c })
         .collect()
+}
+
+/// Text safe inside XML.
+fn xml(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '"' => out.push_str("&quot;"),
+            c if c.is_control() => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// At most `chars` characters, with an ellipsis when cut.
+fn clip(text: &str, chars: usize) -> String {
+    if text.chars().count() <= chars {
+        text.to_owned()
+    } else {
+        let mut cut: String = text.chars().take(chars - 1).collect();
+        cut.push('…');
+        cut
+    }
 }

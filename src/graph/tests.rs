@@ -520,3 +520,52 @@ fn documents_of_other_kinds_are_skipped_and_bad_yaml_is_an_error() {
     let deep = format!("{}1{}", "[".repeat(10_000), "]".repeat(10_000));
     assert!(parse_str(&deep, "deep.yaml").is_err());
 }
+
+#[test]
+fn the_picture_places_resources_by_level_and_escapes_text() {
+    let graph = chain(&[("a", &[]), ("b", &["a"]), ("c", &["a"])]);
+    let svg = graph.to_svg();
+    assert!(svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""));
+    assert!(svg.trim_end().ends_with("</svg>"));
+    assert_eq!(svg.matches("<g><title>").count(), 3);
+    assert_eq!(svg.matches("marker-end=\"url(#arrow)\"").count(), 2);
+    // a in the first column, b and c in the second, one above the other.
+    assert!(svg.contains("<rect x=\"12\" y=\"12\""));
+    assert!(svg.contains("<rect x=\"262\" y=\"12\""));
+    assert!(svg.contains("<rect x=\"262\" y=\"66\""));
+    let cyclic = chain(&[("x", &["y"]), ("y", &["x"])]);
+    assert_eq!(cyclic.to_svg().matches("url(#arrow-red)").count(), 2);
+}
+
+#[test]
+fn bare_dependency_graphs_order_like_rgds() {
+    let deps = |pairs: &[(&str, &[&str])]| -> Vec<(String, Vec<String>)> {
+        pairs
+            .iter()
+            .map(|(id, d)| {
+                (
+                    (*id).to_owned(),
+                    d.iter().map(|s| (*s).to_owned()).collect(),
+                )
+            })
+            .collect()
+    };
+    let graph = ResourceGraph::from_dependencies(
+        "model",
+        &deps(&[
+            ("a", &["b", "c"]),
+            ("b", &["d"]),
+            ("c", &["d"]),
+            ("d", &[]),
+            ("e", &["f", "a"]),
+            ("f", &[]),
+        ]),
+    );
+    assert_eq!(graph.order().unwrap(), ["d", "b", "c", "a", "f", "e"]);
+    assert_eq!(graph.metrics.edges, 6);
+    let broken = ResourceGraph::from_dependencies("bad", &deps(&[("a", &["a", "zz"]), ("a", &[])]));
+    let messages = errors(&broken);
+    assert!(messages.contains(&"self references are not allowed".to_owned()));
+    assert!(messages.contains(&"references unknown identifiers: [zz]".to_owned()));
+    assert!(messages.contains(&"found duplicate resource IDs a".to_owned()));
+}
