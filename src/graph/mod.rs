@@ -344,7 +344,7 @@ enum Role {
 impl ResourceGraph {
     /// Analyses one RGD document. Never fails: every problem becomes a [`Diagnostic`].
     #[must_use]
-    pub fn from_json(document: &Json, origin: Origin) -> Self {
+    pub fn from_json(document: Json, origin: Origin) -> Self {
         Analysis::new(origin).run(document)
     }
 
@@ -618,7 +618,7 @@ impl Analysis {
         );
     }
 
-    fn run(mut self, document: &Json) -> ResourceGraph {
+    fn run(mut self, mut document: Json) -> ResourceGraph {
         let name = document
             .pointer("/metadata/name")
             .and_then(Json::as_str)
@@ -634,11 +634,15 @@ impl Analysis {
                 "name the RGD: metadata: {name: my-graph}",
             );
         }
+        // The templates move out of the document: large graphs are held once, not twice.
+        let resources_doc = document
+            .pointer_mut("/spec/resources")
+            .map(Json::take)
+            .unwrap_or_default();
         let empty = Json::Null;
-        let spec = document.get("spec").unwrap_or(&empty);
-        let schema_doc = spec.get("schema").unwrap_or(&empty);
+        let schema_doc = document.pointer("/spec/schema").unwrap_or(&empty);
         let mut schema = self.instance_schema(schema_doc);
-        let resources = self.resources(spec.get("resources").unwrap_or(&empty));
+        let resources = self.resources(resources_doc);
         let mut graph = ResourceGraph {
             name,
             origin: self.origin.clone(),
@@ -728,10 +732,10 @@ impl Analysis {
         }
     }
 
-    fn resources(&mut self, list: &Json) -> Vec<Resource> {
+    fn resources(&mut self, list: Json) -> Vec<Resource> {
         let items = match list {
-            Json::Array(items) => items.as_slice(),
-            Json::Null => &[],
+            Json::Array(items) => items,
+            Json::Null => Vec::new(),
             _ => {
                 self.error(
                     &At {
@@ -741,11 +745,11 @@ impl Analysis {
                     "spec.resources must be a list".into(),
                     "",
                 );
-                &[]
+                Vec::new()
             }
         };
         let mut resources = Vec::with_capacity(items.len());
-        for (position, item) in items.iter().enumerate() {
+        for (position, item) in items.into_iter().enumerate() {
             let path = format!("spec.resources[{position}]");
             let id = item
                 .get("id")
@@ -787,15 +791,15 @@ impl Analysis {
         }
     }
 
-    fn resource(&mut self, id: String, item: &Json, path: &str) -> Resource {
-        let template = item.get("template").filter(|t| !t.is_null());
-        let external = item.get("externalRef").filter(|t| !t.is_null());
+    fn resource(&mut self, id: String, mut item: Json, path: &str) -> Resource {
+        let mut take = |field: &str| item.get_mut(field).map(Json::take).filter(|t| !t.is_null());
+        let (template, external) = (take("template"), take("externalRef"));
         let for_each_doc = item.get("forEach").filter(|t| !t.is_null());
         let at = At {
             resource: Some(&id),
             path,
         };
-        match (template, external) {
+        match (&template, &external) {
             (None, None) => self.error(
                 &at,
                 format!("resource {id:?}: exactly one of template or externalRef must be provided"),
@@ -813,13 +817,15 @@ impl Analysis {
             ),
             _ => {}
         }
+        let is_template = template.is_some();
+        let is_external = external.is_some() && !is_template;
         let (object, object_path) = match (template, external) {
-            (Some(t), _) => (t.clone(), format!("{path}.template")),
-            (None, Some(e)) => (e.clone(), format!("{path}.externalRef")),
+            (Some(t), _) => (t, format!("{path}.template")),
+            (None, Some(e)) => (e, format!("{path}.externalRef")),
             (None, None) => (Json::Null, format!("{path}.template")),
         };
         if !object.is_null() {
-            self.check_object(&id, &object, &object_path, template.is_some());
+            self.check_object(&id, &object, &object_path, is_template);
         }
         let (fields, issues) = template::fields(&object, &object_path);
         for issue in issues {
@@ -847,7 +853,7 @@ impl Analysis {
             &format!("{path}.includeWhen"),
             "includeWhen",
         );
-        let kind = if external.is_some() && template.is_none() {
+        let kind = if is_external {
             ResourceKind::External
         } else if for_each.is_empty() {
             ResourceKind::Template

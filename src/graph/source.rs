@@ -11,10 +11,11 @@ use serde_json::Value as Json;
 
 use super::{Origin, ResourceGraph};
 
-/// The largest input read, in bytes. An RGD is stored in etcd, whose objects are limited to
-/// 1.5 MiB; this leaves room for generated graphs and refuses anything that would only
-/// exhaust memory.
-pub const MAX_INPUT_BYTES: u64 = 64 << 20;
+/// The largest input read, in bytes: 16 MiB. An RGD is stored in etcd, whose objects are
+/// limited to 1.5 MiB; this leaves ten times that for generated graphs and files of many
+/// RGDs (100,000 small resources fit), and refuses what would only exhaust memory: parsed,
+/// a graph takes ~35 bytes of memory per byte of YAML.
+pub const MAX_INPUT_BYTES: u64 = 16 << 20;
 
 /// Directories are walked this deep at most.
 const MAX_DIRECTORY_DEPTH: usize = 16;
@@ -235,7 +236,7 @@ pub fn parse_str(text: &str, name: &str) -> Result<Vec<ResourceGraph>, LoadError
             message: e.to_string(),
         })?;
         if is_graph(&value) {
-            graphs.push(ResourceGraph::from_json(&value, origin));
+            graphs.push(ResourceGraph::from_json(value, origin));
         }
     }
     Ok(graphs)
