@@ -12,7 +12,7 @@ use std::hint::black_box;
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use kubezen::{
     cel::Engine,
-    graph::{Origin, ResourceGraph, parse_str, synthetic_rgd},
+    graph::{Catalog, Origin, ResourceGraph, parse_str, synthetic_rgd},
 };
 use serde::Deserialize as _;
 
@@ -24,7 +24,7 @@ fn origin() -> Origin {
 }
 
 fn analyse(document: serde_json::Value) -> usize {
-    let graph = ResourceGraph::from_json(document, origin());
+    let graph = ResourceGraph::from_json(document, origin(), &Catalog::builtin());
     assert!(!graph.has_errors(), "{:?}", graph.diagnostics.first());
     graph.order().map_or(0, |order| order.len()) + graph.waves().map_or(0, |w| w.len())
 }
@@ -64,7 +64,11 @@ fn graphs(c: &mut Criterion) {
                 BenchmarkId::new("parse+analyse", resources),
                 &yaml,
                 |b, y| {
-                    b.iter(|| parse_str(black_box(y), "bench").unwrap().len());
+                    b.iter(|| {
+                        parse_str(black_box(y), "bench", &Catalog::builtin())
+                            .unwrap()
+                            .len()
+                    });
                 },
             );
         }

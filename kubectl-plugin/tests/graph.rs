@@ -1,6 +1,7 @@
 //! `kubectl zen graph`: resource graphs from the shell, on the example RGDs and hostile input.
 
 use std::{
+    fmt::Write as _,
     io::Write,
     path::PathBuf,
     process::{Command, Output, Stdio},
@@ -266,13 +267,45 @@ fn a_hundred_thousand_resources_validate() {
         } else {
             format!("{{parent: \"${{r{}.metadata.name}}\"}}", (i - 1) / 4)
         };
-        rgd.push_str(&format!(
+        let _ = write!(
+            rgd,
             "    - id: r{i}\n      template: {{apiVersion: v1, kind: ConfigMap, metadata: {{name: \"${{schema.spec.name}}-{i}\"}}, data: {data}}}\n"
-        ));
+        );
     }
     let out = zen(&["graph", "validate", "-", "-o", "json"], rgd.as_bytes());
     assert!(out.status.success(), "{}", text(&out.stderr));
     let report = json(&out);
     assert_eq!(report["errors"], 0);
     assert_eq!(report["warnings"], 1, "the 30+ resources warning");
+}
+
+#[test]
+fn crds_extend_the_type_checks() {
+    let dir = std::env::temp_dir().join(format!("zen-graph-crd-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let crd = dir.join("widget.yaml");
+    std::fs::write(
+        &crd,
+        "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata: {name: widgets.example.com}\nspec:\n  group: example.com\n  names: {kind: Widget, plural: widgets}\n  scope: Namespaced\n  versions:\n    - name: v1\n      served: true\n      storage: true\n      schema:\n        openAPIV3Schema:\n          type: object\n          properties:\n            spec: {type: object, properties: {size: {type: integer}}}\n",
+    )
+    .unwrap();
+    let rgd = b"apiVersion: kro.run/v1alpha1\nkind: ResourceGraphDefinition\nmetadata: {name: w}\nspec:\n  schema: {apiVersion: v1alpha1, kind: W, spec: {name: string}}\n  resources:\n    - id: widget\n      template: {apiVersion: example.com/v1, kind: Widget, metadata: {name: \"${schema.spec.name}\"}, spec: {size: \"${schema.spec.name}\"}}\n";
+    let without = zen(&["graph", "validate", "-"], rgd);
+    assert!(without.status.success(), "{}", text(&without.stdout));
+    let crd_arg = crd.display().to_string();
+    let with = zen(&["graph", "validate", "-", "--crd", &crd_arg], rgd);
+    assert_eq!(with.status.code(), Some(1));
+    assert!(
+        text(&with.stdout).contains(
+            "expression \"schema.spec.name\" returns type \"string\" but expected \"int\""
+        ),
+        "{}",
+        text(&with.stdout)
+    );
+    let not_crd = zen(
+        &["graph", "validate", "-", "--crd", &example("web-app.yaml")],
+        rgd,
+    );
+    assert!(text(&not_crd.stderr).contains("no CustomResourceDefinition found"));
+    std::fs::remove_dir_all(dir).unwrap();
 }

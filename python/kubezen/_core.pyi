@@ -181,12 +181,22 @@ class Graph:
     """
 
     @staticmethod
-    def from_file(path: str | os.PathLike[str], name: str | None = None) -> Graph:
+    def from_file(
+        path: str | os.PathLike[str],
+        name: str | None = None,
+        crds: Sequence[str | os.PathLike[str]] | None = None,
+    ) -> Graph:
         """The graph in ``path`` (a YAML/JSON file or a directory); ``name`` picks one of
-        several. Raises :class:`GraphError` when it cannot be read."""
+        several; ``crds`` (files or directories of CRDs) add the schemas of custom kinds,
+        whose templates are then checked as the built-in kinds' are. Raises
+        :class:`GraphError` when it cannot be read."""
     @staticmethod
-    def from_yaml(text: str, name: str | None = None) -> Graph:
-        """The graph in ``text`` (YAML or JSON); ``name`` picks one of several."""
+    def from_yaml(
+        text: str,
+        name: str | None = None,
+        crds: Sequence[str | os.PathLike[str]] | None = None,
+    ) -> Graph:
+        """The graph in ``text`` (YAML or JSON); ``name`` and ``crds`` as for ``from_file``."""
     @staticmethod
     def from_dependencies(dependencies: Mapping[str, Sequence[str]], name: str = "graph") -> Graph:
         """A bare dependency graph: ``{id: [ids it depends on]}`` in declaration order."""
@@ -240,8 +250,10 @@ class Graph:
     def _repr_html_(self) -> str: ...
     def __len__(self) -> int: ...
 
-def graph_load(path: str | os.PathLike[str]) -> list[Graph]:
+def graph_load(
+    path: str | os.PathLike[str], crds: Sequence[str | os.PathLike[str]] | None = None
+) -> list[Graph]:
     """Every graph in ``path`` (a file or a directory)."""
 
-def graph_loads(text: str) -> list[Graph]:
+def graph_loads(text: str, crds: Sequence[str | os.PathLike[str]] | None = None) -> list[Graph]:
     """Every graph in ``text``; an empty list when there is none."""

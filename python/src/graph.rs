@@ -1,5 +1,9 @@
 //! `kubezen.graph`: KRO resource graphs from Python.
 
+// pyo3 hands arguments over as owned values (paths, lists of paths); borrowing them is its
+// business, not ours.
+#![allow(clippy::needless_pass_by_value)]
+
 use std::{
     fmt::Write as _,
     path::PathBuf,
@@ -8,7 +12,7 @@ use std::{
 
 use kubezen::{
     cel::Value,
-    graph::{self, Diagnostic, ResourceGraph, Severity},
+    graph::{self, Catalog, Diagnostic, ResourceGraph, Severity},
 };
 use pyo3::{
     create_exception,
@@ -33,6 +37,17 @@ create_exception!(
 /// Graphs drawn inline in Jupyter have at most this many resources; larger ones show the
 /// summary only (draw them with ``to_dot()`` and Graphviz).
 const MAX_DRAWN_RESOURCES: usize = 400;
+
+/// The built-in kinds and the CRDs in `crds` (files or directories).
+fn catalog(crds: Option<&[PathBuf]>) -> PyResult<Catalog> {
+    let mut catalog = Catalog::builtin();
+    for path in crds.unwrap_or_default() {
+        catalog
+            .add_crds_from_path(path)
+            .map_err(|e| load_error(&e))?;
+    }
+    Ok(catalog)
+}
 
 fn load_error(error: &graph::LoadError) -> PyErr {
     let mut message = error.to_string();
@@ -165,24 +180,36 @@ impl PyGraph {
 #[pymethods]
 impl PyGraph {
     /// Reads the graph in ``path`` (a YAML/JSON file, or a directory); ``name`` picks one when
-    /// there are several.
+    /// there are several; ``crds`` (files or directories of CRDs) add the schemas of custom
+    /// kinds to check templates against.
     #[staticmethod]
-    #[pyo3(signature = (path, name=None))]
-    #[allow(clippy::needless_pass_by_value)] // pyo3 hands over an owned path
-    fn from_file(py: Python<'_>, path: PathBuf, name: Option<&str>) -> PyResult<Self> {
+    #[pyo3(signature = (path, name=None, crds=None))]
+    fn from_file(
+        py: Python<'_>,
+        path: PathBuf,
+        name: Option<&str>,
+        crds: Option<Vec<PathBuf>>,
+    ) -> PyResult<Self> {
         let source = path.display().to_string();
+        let catalog = catalog(crds.as_deref())?;
         let graphs = py
-            .detach(|| graph::load_path(&path))
+            .detach(|| graph::load_path(&path, &catalog))
             .map_err(|e| load_error(&e))?;
         pick(graphs, name, &source)
     }
 
     /// Reads the graph in ``text`` (YAML or JSON); ``name`` picks one when there are several.
     #[staticmethod]
-    #[pyo3(signature = (text, name=None))]
-    fn from_yaml(py: Python<'_>, text: &str, name: Option<&str>) -> PyResult<Self> {
+    #[pyo3(signature = (text, name=None, crds=None))]
+    fn from_yaml(
+        py: Python<'_>,
+        text: &str,
+        name: Option<&str>,
+        crds: Option<Vec<PathBuf>>,
+    ) -> PyResult<Self> {
+        let catalog = catalog(crds.as_deref())?;
         let graphs = py
-            .detach(|| graph::parse_str(text, "<yaml>"))
+            .detach(|| graph::parse_str(text, "<yaml>", &catalog))
             .map_err(|e| load_error(&e))?;
         if graphs.is_empty() {
             return Err(GraphError::new_err(
@@ -446,19 +473,30 @@ fn escape(text: &str) -> String {
 
 /// Every graph in ``path`` (a file or a directory).
 #[pyfunction]
-#[allow(clippy::needless_pass_by_value)] // pyo3 hands over an owned path
-pub fn graph_load(py: Python<'_>, path: PathBuf) -> PyResult<Vec<PyGraph>> {
+#[pyo3(signature = (path, crds=None))]
+pub fn graph_load(
+    py: Python<'_>,
+    path: PathBuf,
+    crds: Option<Vec<PathBuf>>,
+) -> PyResult<Vec<PyGraph>> {
+    let catalog = catalog(crds.as_deref())?;
     let graphs = py
-        .detach(|| graph::load_path(&path))
+        .detach(|| graph::load_path(&path, &catalog))
         .map_err(|e| load_error(&e))?;
     Ok(graphs.into_iter().map(PyGraph::new).collect())
 }
 
 /// Every graph in ``text`` (YAML or JSON documents); an empty list when there is none.
 #[pyfunction]
-pub fn graph_loads(py: Python<'_>, text: &str) -> PyResult<Vec<PyGraph>> {
+#[pyo3(signature = (text, crds=None))]
+pub fn graph_loads(
+    py: Python<'_>,
+    text: &str,
+    crds: Option<Vec<PathBuf>>,
+) -> PyResult<Vec<PyGraph>> {
+    let catalog = catalog(crds.as_deref())?;
     let graphs = py
-        .detach(|| graph::parse_str(text, "<yaml>"))
+        .detach(|| graph::parse_str(text, "<yaml>", &catalog))
         .map_err(|e| load_error(&e))?;
     Ok(graphs.into_iter().map(PyGraph::new).collect())
 }

@@ -31,13 +31,14 @@
 //!         kind: Deployment
 //!         metadata: {name: "${schema.spec.name}"}
 //! "#;
-//! let graphs = graph::parse_str(yaml, "web.yaml")?;
+//! let graphs = graph::parse_str(yaml, "web.yaml", &graph::Catalog::builtin())?;
 //! let web = &graphs[0];
 //! assert!(!web.has_errors());
 //! assert_eq!(web.order().unwrap(), ["deployment", "service"]);
 //! # Ok::<(), graph::LoadError>(())
 //! ```
 
+mod catalog;
 mod dag;
 mod render;
 mod schema;
@@ -54,6 +55,7 @@ use serde::Serialize;
 use serde_json::{Map, Value as Json, json};
 
 use crate::cel::{CostClass, Engine, Inspection, Reference, Shape};
+pub use catalog::Catalog;
 use dag::Dag;
 use schema::FieldSchema;
 pub use source::{LoadError, MAX_INPUT_BYTES, load_path, load_reader, parse_str};
@@ -342,10 +344,11 @@ enum Role {
 }
 
 impl ResourceGraph {
-    /// Analyses one RGD document. Never fails: every problem becomes a [`Diagnostic`].
+    /// Analyses one RGD document, checking templates of the kinds `catalog` knows against
+    /// their schemas. Never fails: every problem becomes a [`Diagnostic`].
     #[must_use]
-    pub fn from_json(document: Json, origin: Origin) -> Self {
-        Analysis::new(origin).run(document)
+    pub fn from_json(document: Json, origin: Origin, catalog: &Catalog) -> Self {
+        Analysis::new(origin, catalog).run(document)
     }
 
     /// A bare dependency graph: ids in declaration order, each with the ids it depends on.
@@ -354,10 +357,14 @@ impl ResourceGraph {
     /// diagnostics.
     #[must_use]
     pub fn from_dependencies(name: &str, dependencies: &[(String, Vec<String>)]) -> Self {
-        let mut analysis = Analysis::new(Origin {
-            file: "<dependencies>".into(),
-            document: 1,
-        });
+        let catalog = Catalog::builtin();
+        let mut analysis = Analysis::new(
+            Origin {
+                file: "<dependencies>".into(),
+                document: 1,
+            },
+            &catalog,
+        );
         let mut resources = Vec::with_capacity(dependencies.len());
         for (position, (id, _)) in dependencies.iter().enumerate() {
             if analysis.index.contains_key(id) {
@@ -564,8 +571,9 @@ impl ResourceGraph {
 }
 
 /// The state of one analysis.
-struct Analysis {
+struct Analysis<'c> {
     origin: Origin,
+    catalog: &'c Catalog,
     diagnostics: Vec<Diagnostic>,
     metrics: Metrics,
     /// Resource ids by index.
@@ -585,10 +593,11 @@ struct At<'a> {
     path: &'a str,
 }
 
-impl Analysis {
-    fn new(origin: Origin) -> Self {
+impl<'c> Analysis<'c> {
+    fn new(origin: Origin, catalog: &'c Catalog) -> Self {
         Self {
             origin,
+            catalog,
             diagnostics: Vec::new(),
             metrics: Metrics::default(),
             index: HashMap::new(),
@@ -1177,6 +1186,9 @@ impl Analysis {
                     self.error(&At { resource: Some(&id), path: &at_path }, format!("node {id:?}: all forEach dimensions must be used to produce a unique resource identity, missing: [{}]", missing.join(" ")), "use every iterator in metadata.name (or metadata.namespace), e.g. name: ${schema.spec.name}-${region}");
                 }
             }
+            if graph.resources[node].kind != ResourceKind::External {
+                self.check_types(&graph.resources, node, spec);
+            }
             for dependency in &dependencies {
                 graph.dag.depend(node, *dependency);
             }
@@ -1184,6 +1196,207 @@ impl Analysis {
                 .iter()
                 .map(|d| graph.resources[*d].id.clone())
                 .collect();
+        }
+    }
+
+    /// The template against its kind's schema, when the catalog knows the kind: unknown
+    /// fields, plain values of the wrong type, and expressions whose type is known and wrong.
+    fn check_types(&mut self, resources: &[Resource], node: usize, spec: &Json) {
+        let resource = &resources[node];
+        let (Some(api_version), Some(kind)) = (&resource.api_version, &resource.object_kind) else {
+            return;
+        };
+        let Some(schema) = self.catalog.schema(api_version, kind) else {
+            return;
+        };
+        let base = format!("spec.resources[{node}].template");
+        let mut segments = Vec::new();
+        let mut path = String::new();
+        self.check_value(
+            resources,
+            node,
+            &schema,
+            &resource.object,
+            &mut segments,
+            &mut path,
+            &base,
+            spec,
+        );
+    }
+
+    #[allow(clippy::too_many_arguments)] // one recursive walk's state
+    fn check_value(
+        &mut self,
+        resources: &[Resource],
+        node: usize,
+        schema: &Json,
+        value: &Json,
+        segments: &mut Vec<String>,
+        path: &mut String,
+        base: &str,
+        spec: &Json,
+    ) {
+        let field = if segments.is_empty() {
+            catalog::Field::Open
+        } else {
+            catalog::field(schema, segments)
+        };
+        let id = resources[node].id.as_str();
+        let full = if path.is_empty() {
+            base.to_owned()
+        } else {
+            format!("{base}.{path}")
+        };
+        let target = match field {
+            catalog::Field::Missing(at) => {
+                let message = format!(
+                    "error getting field schema for path {path}: schema not found for field {}",
+                    segments[at]
+                );
+                let kind = resources[node].object_kind.as_deref().unwrap_or("?");
+                self.error(
+                    &At {
+                        resource: Some(id),
+                        path: &full,
+                    },
+                    message,
+                    &format!(
+                        "{kind} has no such field: check the spelling against `kubectl explain`"
+                    ),
+                );
+                return;
+            }
+            catalog::Field::Open => None,
+            catalog::Field::Known(schema) => Some(schema),
+        };
+        let expected = target.and_then(catalog::cel_type);
+        match value {
+            Json::Object(map) => {
+                for (key, inner) in map {
+                    let len = path.len();
+                    template::push_key(path, key);
+                    segments.push(key.clone());
+                    self.check_value(resources, node, schema, inner, segments, path, base, spec);
+                    segments.pop();
+                    path.truncate(len);
+                }
+                self.check_plain(id, &full, path, expected, "map", target);
+            }
+            Json::Array(items) => {
+                for (index, inner) in items.iter().enumerate() {
+                    let len = path.len();
+                    let _ = write!(path, "[{index}]");
+                    segments.push(index.to_string());
+                    self.check_value(resources, node, schema, inner, segments, path, base, spec);
+                    segments.pop();
+                    path.truncate(len);
+                }
+                self.check_plain(id, &full, path, expected, "list", target);
+            }
+            Json::String(text) if text.contains("${") => {
+                let Ok(Some(expression)) = template::standalone(text) else {
+                    // A string template: the field must take a string.
+                    if template::scan(text).is_ok_and(|m| !m.is_empty()) {
+                        self.check_plain(id, &full, path, expected, "string", target);
+                    }
+                    return;
+                };
+                let Some(expected) = expected else { return };
+                let Ok(inspection) = Engine::global().inspect(expression) else {
+                    return;
+                };
+                let Some(found) = self.expression_type(&inspection, resources, spec) else {
+                    return;
+                };
+                if !compatible(expected, found) {
+                    self.error(
+                        &At { resource: Some(id), path: &full },
+                        format!("type mismatch in resource {id:?} at path {path:?}: expression {expression:?} returns type {found:?} but expected {expected:?}"),
+                        &conversion_hint(expected),
+                    );
+                }
+            }
+            // YAML 1.1, which Kubernetes reads manifests with, takes 0400 as an octal number;
+            // the YAML 1.2 parser here keeps it a string.
+            Json::String(text) if expected == Some("int") && is_yaml11_octal(text) => {}
+            Json::String(_) => self.check_plain(id, &full, path, expected, "string", target),
+            Json::Bool(_) => self.check_plain(id, &full, path, expected, "bool", target),
+            Json::Number(n) if n.is_f64() => {
+                self.check_plain(id, &full, path, expected, "double", target);
+            }
+            Json::Number(_) => self.check_plain(id, &full, path, expected, "int", target),
+            Json::Null => {}
+        }
+    }
+
+    /// A plain value (or a string template, which makes a string) in a field of known type.
+    fn check_plain(
+        &mut self,
+        id: &str,
+        full: &str,
+        path: &str,
+        expected: Option<&'static str>,
+        found: &'static str,
+        target: Option<&Json>,
+    ) {
+        let Some(expected) = expected else { return };
+        if compatible(expected, found) {
+            return;
+        }
+        let openapi = |cel: &str| {
+            match cel {
+                "int" => "integer",
+                "double" => "number",
+                "bool" => "boolean",
+                "list" => "array",
+                "map" => "object",
+                other => other,
+            }
+            .to_owned()
+        };
+        let wanted = target
+            .and_then(|t| t.get("type"))
+            .and_then(Json::as_str)
+            .map_or_else(|| openapi(expected), str::to_owned);
+        self.error(
+            &At {
+                resource: Some(id),
+                path: full,
+            },
+            format!(
+                "expected {wanted} type for path {path}, got {}",
+                openapi(found)
+            ),
+            &conversion_hint(expected),
+        );
+    }
+
+    /// The CEL type an expression returns, when its shape tells: a literal, a comparison, or
+    /// a path into the instance schema or into a resource whose kind the catalog knows.
+    fn expression_type(
+        &self,
+        inspection: &Inspection,
+        resources: &[Resource],
+        spec: &Json,
+    ) -> Option<&'static str> {
+        if inspection.shape != Shape::Path {
+            return inspection.shape.type_name();
+        }
+        let reference = inspection.references.first()?;
+        if reference.variable == "schema" {
+            return schema_cel_type(reference, spec);
+        }
+        let target = &resources[*self.index.get(&reference.variable)?];
+        if target.kind == ResourceKind::Collection || reference.path.is_empty() {
+            return None;
+        }
+        let schema = self.catalog.schema(
+            target.api_version.as_deref()?,
+            target.object_kind.as_deref()?,
+        )?;
+        match catalog::field(&schema, &reference.path) {
+            catalog::Field::Known(field) => catalog::cel_type(field),
+            _ => None,
         }
     }
 
@@ -1763,4 +1976,24 @@ fn is_version(text: &str) -> bool {
             tail.strip_prefix(stage)
                 .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
         })
+}
+
+/// Whether a value of CEL type `found` may fill a field of CEL type `expected`.
+fn compatible(expected: &str, found: &str) -> bool {
+    expected == found || (expected == "double" && found == "int") || found == "null_type"
+}
+
+fn conversion_hint(expected: &str) -> String {
+    match expected {
+        "string" => "convert it: ${string(...)}, or quote a plain value".to_owned(),
+        "int" => "convert it: ${int(...)}, or write the number unquoted".to_owned(),
+        "bool" => "write true or false unquoted, or compare: ${x == 'yes'}".to_owned(),
+        other => format!("the field takes a {other}"),
+    }
+}
+
+/// `0400` or `0o400`: an octal number to YAML 1.1.
+fn is_yaml11_octal(text: &str) -> bool {
+    let digits = text.strip_prefix("0o").or_else(|| text.strip_prefix('0'));
+    digits.is_some_and(|d| !d.is_empty() && d.bytes().all(|b| (b'0'..=b'7').contains(&b)))
 }

@@ -9,7 +9,7 @@ use std::{
 use serde::Deserialize as _;
 use serde_json::Value as Json;
 
-use super::{Origin, ResourceGraph};
+use super::{Catalog, Origin, ResourceGraph};
 
 /// The largest input read, in bytes: 16 MiB. An RGD is stored in etcd, whose objects are
 /// limited to 1.5 MiB; this leaves ten times that for generated graphs and files of many
@@ -57,6 +57,12 @@ pub enum LoadError {
         /// The parser's message, with its line and column.
         message: String,
     },
+    /// No document in the input is a `CustomResourceDefinition` (for `--crd`).
+    #[error("{path}: no CustomResourceDefinition found")]
+    NoCrds {
+        /// The input.
+        path: String,
+    },
     /// No document in the input is a `ResourceGraphDefinition`.
     #[error(
         "{path}: no ResourceGraphDefinition (kind: ResourceGraphDefinition, apiVersion: kro.run/v1alpha1) found"
@@ -82,6 +88,9 @@ impl LoadError {
             LoadError::NoGraphs { .. } => {
                 Some("pass the file that holds the RGD; other kinds of objects are skipped")
             }
+            LoadError::NoCrds { .. } => {
+                Some("export them with: kubectl get crd NAME -o yaml > crd.yaml")
+            }
             LoadError::Io { .. } => None,
         }
     }
@@ -89,37 +98,17 @@ impl LoadError {
 
 /// Every resource graph definition in `path`: a file of YAML or JSON documents, or a
 /// directory whose `.yaml`, `.yml` and `.json` files are read in name order, recursively.
-/// Documents of other kinds are skipped.
+/// Documents of other kinds are skipped; templates are checked against `catalog`.
 ///
 /// # Errors
 /// [`LoadError`] when a file cannot be read or parsed, or holds no RGD at all.
-pub fn load_path(path: &Path) -> Result<Vec<ResourceGraph>, LoadError> {
-    let io = |source| LoadError::Io {
-        path: path.display().to_string(),
-        source,
-    };
-    if fs::metadata(path).map_err(io)?.is_dir() {
-        let mut files = Vec::new();
-        collect_files(path, 0, &mut files)?;
-        let mut graphs = Vec::new();
-        for file in &files {
-            let bytes = read_limited(file)?;
-            match parse_bytes(&bytes, &file.display().to_string()) {
-                Ok(found) => graphs.extend(found),
-                // In a directory, files that are not RGDs at all (Helm templates, say) are
-                // not ours to judge; a broken RGD is.
-                Err(_) if !contains(&bytes, b"ResourceGraphDefinition") => {}
-                Err(error) => return Err(error),
-            }
+pub fn load_path(path: &Path, catalog: &Catalog) -> Result<Vec<ResourceGraph>, LoadError> {
+    let mut graphs = Vec::new();
+    for_each_document(path, "ResourceGraphDefinition", &mut |origin, document| {
+        if is_graph(&document) {
+            graphs.push(ResourceGraph::from_json(document, origin, catalog));
         }
-        if graphs.is_empty() {
-            return Err(LoadError::NoGraphs {
-                path: path.display().to_string(),
-            });
-        }
-        return Ok(graphs);
-    }
-    let graphs = parse_bytes(&read_limited(path)?, &path.display().to_string())?;
+    })?;
     if graphs.is_empty() {
         return Err(LoadError::NoGraphs {
             path: path.display().to_string(),
@@ -128,12 +117,52 @@ pub fn load_path(path: &Path) -> Result<Vec<ResourceGraph>, LoadError> {
     Ok(graphs)
 }
 
+/// Calls `each` with every document in `path` (a file, or a directory read recursively in
+/// name order), one file at a time. In a directory, a file that does not parse is skipped
+/// unless it mentions `kind` (Helm templates are not ours to judge; a broken RGD is).
+pub(crate) fn for_each_document(
+    path: &Path,
+    kind: &str,
+    each: &mut dyn FnMut(Origin, Json),
+) -> Result<(), LoadError> {
+    let io = |source| LoadError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    if !fs::metadata(path).map_err(io)?.is_dir() {
+        let name = path.display().to_string();
+        for (origin, document) in documents(&read_limited(path)?, &name)? {
+            each(origin, document);
+        }
+        return Ok(());
+    }
+    let mut files = Vec::new();
+    collect_files(path, 0, &mut files)?;
+    for file in &files {
+        let bytes = read_limited(file)?;
+        match documents(&bytes, &file.display().to_string()) {
+            Ok(found) => {
+                for (origin, document) in found {
+                    each(origin, document);
+                }
+            }
+            Err(_) if !contains(&bytes, kind.as_bytes()) => {}
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(())
+}
+
 /// Every resource graph definition read from `reader` (standard input, say), named `name` in
 /// diagnostics.
 ///
 /// # Errors
 /// As [`load_path`].
-pub fn load_reader(reader: impl Read, name: &str) -> Result<Vec<ResourceGraph>, LoadError> {
+pub fn load_reader(
+    reader: impl Read,
+    name: &str,
+    catalog: &Catalog,
+) -> Result<Vec<ResourceGraph>, LoadError> {
     let mut bytes = Vec::new();
     reader
         .take(MAX_INPUT_BYTES + 1)
@@ -148,7 +177,11 @@ pub fn load_reader(reader: impl Read, name: &str) -> Result<Vec<ResourceGraph>, 
             limit: MAX_INPUT_BYTES,
         });
     }
-    let graphs = parse_bytes(&bytes, name)?;
+    let graphs: Vec<ResourceGraph> = documents(&bytes, name)?
+        .into_iter()
+        .filter(|(_, document)| is_graph(document))
+        .map(|(origin, document)| ResourceGraph::from_json(document, origin, catalog))
+        .collect();
     if graphs.is_empty() {
         return Err(LoadError::NoGraphs {
             path: name.to_owned(),
@@ -211,21 +244,17 @@ fn read_limited(path: &Path) -> Result<Vec<u8>, LoadError> {
     Ok(bytes)
 }
 
-fn parse_bytes(bytes: &[u8], name: &str) -> Result<Vec<ResourceGraph>, LoadError> {
+/// The documents of `bytes`, which must be UTF-8 text.
+fn documents(bytes: &[u8], name: &str) -> Result<Vec<(Origin, Json)>, LoadError> {
     let text = std::str::from_utf8(bytes).map_err(|e| LoadError::NotUtf8 {
         path: name.to_owned(),
         offset: e.valid_up_to(),
     })?;
-    parse_str(text, name)
+    text_documents(text, name)
 }
 
-/// Every resource graph definition in `text` (YAML or JSON, one or more documents); documents
-/// of other kinds are skipped. An empty result is not an error here.
-///
-/// # Errors
-/// [`LoadError::Yaml`] for a document that does not parse.
-pub fn parse_str(text: &str, name: &str) -> Result<Vec<ResourceGraph>, LoadError> {
-    let mut graphs = Vec::new();
+fn text_documents(text: &str, name: &str) -> Result<Vec<(Origin, Json)>, LoadError> {
+    let mut found = Vec::new();
     for (index, document) in serde_norway::Deserializer::from_str(text).enumerate() {
         let origin = Origin {
             file: name.to_owned(),
@@ -235,11 +264,27 @@ pub fn parse_str(text: &str, name: &str) -> Result<Vec<ResourceGraph>, LoadError
             origin: origin.clone(),
             message: e.to_string(),
         })?;
-        if is_graph(&value) {
-            graphs.push(ResourceGraph::from_json(value, origin));
-        }
+        found.push((origin, value));
     }
-    Ok(graphs)
+    Ok(found)
+}
+
+/// Every resource graph definition in `text` (YAML or JSON, one or more documents), checked
+/// against `catalog`; documents of other kinds are skipped. An empty result is not an error
+/// here.
+///
+/// # Errors
+/// [`LoadError::Yaml`] for a document that does not parse.
+pub fn parse_str(
+    text: &str,
+    name: &str,
+    catalog: &Catalog,
+) -> Result<Vec<ResourceGraph>, LoadError> {
+    Ok(text_documents(text, name)?
+        .into_iter()
+        .filter(|(_, document)| is_graph(document))
+        .map(|(origin, document)| ResourceGraph::from_json(document, origin, catalog))
+        .collect())
 }
 
 fn is_graph(value: &Json) -> bool {

@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 ///
 /// ```
 /// let yaml = kubezen::graph::synthetic_rgd(100);
-/// let graph = &kubezen::graph::parse_str(&yaml, "synthetic")?[0];
+/// let graph = &kubezen::graph::parse_str(&yaml, "synthetic", &kubezen::graph::Catalog::builtin())?[0];
 /// assert!(!graph.has_errors());
 /// assert_eq!(graph.resources.len(), 100);
 /// # Ok::<(), kubezen::graph::LoadError>(())

@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use serde_json::json;
 
-use super::{ResourceKind, Severity, parse_str};
+use super::{Catalog, ResourceKind, Severity, parse_str};
 use crate::graph::ResourceGraph;
 
 /// An RGD with the given schema spec (YAML) and resources (YAML list items).
@@ -39,7 +39,8 @@ fn config_map(id: &str, reads: &[&str]) -> String {
 
 fn graph(spec: &str, resources: &str) -> ResourceGraph {
     let text = rgd(spec, resources);
-    let mut graphs = parse_str(&text, "test.yaml").unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let mut graphs = parse_str(&text, "test.yaml", &Catalog::builtin())
+        .unwrap_or_else(|e| panic!("{e}\n{text}"));
     assert_eq!(graphs.len(), 1);
     graphs.remove(0)
 }
@@ -370,7 +371,9 @@ fn status_fields_must_be_expressions_over_the_graph() {
             "    spec:\n      name: string",
             "    spec:\n      name: string\n    status:\n      name: ${cm.metadata.name}\n      copy: ${schema.spec.name}\n      ready: ${true}\n      plain: string\n      nested: {count: \"${size(cm.data)}\", url: \"http://${cm.metadata.name}\"}\n      conditions: [\"${runtime.newCondition('Ok', true)}\"]",
         );
-    let graph = parse_str(&text, "s.yaml").unwrap().remove(0);
+    let graph = parse_str(&text, "s.yaml", &Catalog::builtin())
+        .unwrap()
+        .remove(0);
     assert_error(
         &graph,
         "failed to create instance node: instance status field must refer to a resource or schema: status.ready",
@@ -418,7 +421,9 @@ fn schema_errors_kind_and_version() {
     let text = rgd("name: strin", &config_map("a", &[]))
         .replace("kind: Test", "kind: test")
         .replace("apiVersion: v1alpha1", "apiVersion: kro.run/v1alpha1");
-    let graph = parse_str(&text, "x.yaml").unwrap().remove(0);
+    let graph = parse_str(&text, "x.yaml", &Catalog::builtin())
+        .unwrap()
+        .remove(0);
     assert_error(
         &graph,
         "naming convention violation: kind 'test' is not a valid KRO kind name: must be UpperCamelCase",
@@ -508,17 +513,17 @@ fn documents_of_other_kinds_are_skipped_and_bad_yaml_is_an_error() {
         "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: x}}\n---\n{}",
         rgd("name: string", &config_map("a", &[]))
     );
-    let graphs = parse_str(&text, "multi.yaml").unwrap();
+    let graphs = parse_str(&text, "multi.yaml", &Catalog::builtin()).unwrap();
     assert_eq!(graphs.len(), 1);
     assert_eq!(graphs[0].origin.document, 2);
     assert_eq!(graphs[0].origin.to_string(), "multi.yaml (document 2)");
-    let error = parse_str("a: [1, 2\nb: }", "bad.yaml").unwrap_err();
+    let error = parse_str("a: [1, 2\nb: }", "bad.yaml", &Catalog::builtin()).unwrap_err();
     assert!(
         error.to_string().starts_with("bad.yaml: invalid YAML:"),
         "{error}"
     );
     let deep = format!("{}1{}", "[".repeat(10_000), "]".repeat(10_000));
-    assert!(parse_str(&deep, "deep.yaml").is_err());
+    assert!(parse_str(&deep, "deep.yaml", &Catalog::builtin()).is_err());
 }
 
 #[test]
@@ -568,4 +573,84 @@ fn bare_dependency_graphs_order_like_rgds() {
     assert!(messages.contains(&"self references are not allowed".to_owned()));
     assert!(messages.contains(&"references unknown identifiers: [zz]".to_owned()));
     assert!(messages.contains(&"found duplicate resource IDs a".to_owned()));
+}
+
+#[test]
+fn templates_are_checked_against_their_kinds_schema() {
+    let graph = graph(
+        "name: string\nreplicas: integer\nenabled: boolean",
+        r#"- id: app
+  template:
+    apiVersion: apps/v1
+    kind: Deployment
+    metadata: {name: "${schema.spec.name}", labels: {tier: web}}
+    spec:
+      replicas: ${schema.spec.name}
+      replcias: 3
+      paused: "yes"
+      minReadySeconds: 1.5
+      selector: {matchLabels: {app: x}}
+      template:
+        metadata: {labels: {app: x}}
+        spec:
+          containers:
+            - name: app
+              image: "${schema.spec.name}:${schema.spec.replicas}"
+              ports: [{containerPort: "${schema.spec.replicas}"}]
+          volumes: [{name: v, secret: {secretName: s, defaultMode: 0400}}]
+          nodeSelector: {gpu: "${schema.spec.enabled}"}
+- id: svc
+  template:
+    apiVersion: v1
+    kind: Service
+    metadata: {name: "${app.metadata.name}"}
+    spec:
+      ports: [{port: "${app.spec.replicas}", targetPort: "${app.metadata.name}", name: "${app.spec.replicas}"}]
+"#,
+    );
+    for expected in [
+        "type mismatch in resource \"app\" at path \"spec.replicas\": expression \"schema.spec.name\" returns type \"string\" but expected \"int\"",
+        "error getting field schema for path spec.replcias: schema not found for field replcias",
+        "expected boolean type for path spec.paused, got string",
+        "expected integer type for path spec.minReadySeconds, got number",
+        "type mismatch in resource \"app\" at path \"spec.template.spec.nodeSelector.gpu\": expression \"schema.spec.enabled\" returns type \"bool\" but expected \"string\"",
+        "type mismatch in resource \"svc\" at path \"spec.ports[0].name\": expression \"app.spec.replicas\" returns type \"int\" but expected \"string\"",
+    ] {
+        assert_error(&graph, expected);
+    }
+    // The string template mixes a string and an int: KRO's concatenation error.
+    assert!(
+        errors(&graph)
+            .iter()
+            .any(|e| e.contains("found no matching overload for '_+_' applied to '(string, int)'"))
+    );
+    // int-or-string takes both; an int into an int field is fine; 0400 is YAML 1.1 octal.
+    assert_eq!(errors(&graph).len(), 7, "{:#?}", errors(&graph));
+}
+
+#[test]
+fn custom_kinds_are_checked_once_their_crd_is_known() {
+    let text = rgd(
+        "name: string",
+        "- id: w\n  template: {apiVersion: example.com/v1, kind: Widget, metadata: {name: x}, spec: {size: big, colour: red}}\n",
+    );
+    let unknown = parse_str(&text, "w.yaml", &Catalog::builtin())
+        .unwrap()
+        .remove(0);
+    assert!(errors(&unknown).is_empty(), "unknown kinds are not judged");
+    let mut catalog = Catalog::builtin();
+    catalog
+        .add_crd(&json!({"kind": "CustomResourceDefinition", "spec": {"group": "example.com", "names": {"kind": "Widget"},
+            "versions": [{"name": "v1", "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+                "spec": {"type": "object", "properties": {"size": {"type": "integer"}}}}}}}]}}))
+        .unwrap();
+    let checked = parse_str(&text, "w.yaml", &catalog).unwrap().remove(0);
+    assert_error(
+        &checked,
+        "expected integer type for path spec.size, got string",
+    );
+    assert_error(
+        &checked,
+        "error getting field schema for path spec.colour: schema not found for field colour",
+    );
 }

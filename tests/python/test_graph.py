@@ -181,3 +181,29 @@ def test_analysis_releases_the_gil() -> None:
     assert g.valid and len(g) == 20_000
     # The counter thread ran while Rust worked: at least a tick per 10 ms of analysis.
     assert elapsed > 0.05 and ticks >= elapsed / 0.01, (ticks, elapsed)
+
+
+def test_crds_extend_the_type_checks(tmp_path: Path) -> None:
+    crd = tmp_path / "crd.yaml"
+    crd.write_text(
+        "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\n"
+        "metadata: {name: widgets.example.com}\nspec:\n  group: example.com\n"
+        "  names: {kind: Widget, plural: widgets}\n  scope: Namespaced\n  versions:\n"
+        "    - name: v1\n      served: true\n      storage: true\n      schema:\n"
+        "        openAPIV3Schema: {type: object, properties: {spec: {type: object, "
+        "properties: {size: {type: integer}}}}}\n"
+    )
+    rgd = (
+        "apiVersion: kro.run/v1alpha1\nkind: ResourceGraphDefinition\nmetadata: {name: w}\n"
+        "spec:\n  schema: {apiVersion: v1alpha1, kind: W, spec: {name: string}}\n  resources:\n"
+        "    - id: widget\n      template: {apiVersion: example.com/v1, kind: Widget, "
+        'metadata: {name: x}, spec: {size: "${schema.spec.name}"}}\n'
+    )
+    assert Graph.from_yaml(rgd).valid
+    checked = Graph.from_yaml(rgd, crds=[crd])
+    assert not checked.valid
+    assert "but expected \"int\"" in checked.diagnostics()[0].message
+    other = tmp_path / "other.yaml"
+    other.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n")
+    with pytest.raises(GraphError, match="no CustomResourceDefinition"):
+        Graph.from_yaml(rgd, crds=[crd, other])

@@ -9,7 +9,7 @@ use std::{
 use clap::{Args, Subcommand};
 use kubezen::{
     Cell, Column, Table, Tabular, Tone,
-    graph::{self, Diagnostic, ResourceGraph, Severity},
+    graph::{self, Catalog, Diagnostic, ResourceGraph, Severity},
     table::{Painter, escape_controls},
 };
 use serde::Serialize;
@@ -122,6 +122,11 @@ pub struct SourceArgs {
     /// Files, directories, or - for standard input
     #[arg(value_name = "SOURCE", required = true)]
     pub sources: Vec<PathBuf>,
+
+    /// CRDs (a file or directory) whose schemas check templates of
+    /// custom kinds, as the built-in kinds are checked
+    #[arg(long, value_name = "FILE|DIR")]
+    pub crd: Vec<PathBuf>,
 }
 
 /// `graph validate`.
@@ -149,17 +154,27 @@ pub fn run(args: &GraphArgs, global: &GlobalArgs) -> Result<ExitCode, Failure> {
 }
 
 fn load(args: &SourceArgs) -> Result<Vec<ResourceGraph>, Failure> {
+    let mut catalog = Catalog::builtin();
+    for crd in &args.crd {
+        catalog.add_crds_from_path(crd).map_err(|error| {
+            let failure = Failure::new(error.to_string());
+            match error.hint() {
+                Some(hint) => failure.hint(hint),
+                None => failure,
+            }
+        })?;
+    }
     let mut graphs = Vec::new();
     for source in &args.sources {
-        graphs.extend(load_one(source)?);
+        graphs.extend(load_one(source, &catalog)?);
     }
     Ok(graphs)
 }
 
-fn load_one(source: &Path) -> Result<Vec<ResourceGraph>, Failure> {
+fn load_one(source: &Path, catalog: &Catalog) -> Result<Vec<ResourceGraph>, Failure> {
     let text = source.to_string_lossy();
     let loaded = if text == "-" {
-        graph::load_reader(io::stdin().lock(), "-")
+        graph::load_reader(io::stdin().lock(), "-", catalog)
     } else if let Some(name) = text.strip_prefix("rgd/").filter(|_| !source.exists()) {
         return Err(
             Failure::new(format!("cannot read rgd/{name} from a cluster yet")).hint(
@@ -167,7 +182,7 @@ fn load_one(source: &Path) -> Result<Vec<ResourceGraph>, Failure> {
             ),
         );
     } else {
-        graph::load_path(source)
+        graph::load_path(source, catalog)
     };
     loaded.map_err(|error| {
         let failure = Failure::new(error.to_string());
