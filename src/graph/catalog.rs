@@ -215,12 +215,75 @@ impl Catalog {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Field<'s> {
     /// The field's own schema.
-    Known(&'s Json),
+    Known(Cursor<'s>),
     /// A schemaless part: any field may exist there.
     Open,
-    /// The schema does not define the field; the name of the first unknown segment.
-    Missing(usize),
+    /// The schema does not define the field.
+    Missing,
 }
+
+/// A place in an object's schema: the schema there and the root its `$ref`s point into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Cursor<'s> {
+    root: &'s Json,
+    /// The (resolved) schema of the field.
+    pub(crate) schema: &'s Json,
+}
+
+impl<'s> Cursor<'s> {
+    /// The top of an object schema.
+    pub(crate) fn object(root: &'s Json) -> Self {
+        Self {
+            root,
+            schema: resolve(root, root),
+        }
+    }
+
+    /// The field `segment` below this one (a property, a map value, or a list item when the
+    /// segment is a number). At an object's top, `metadata` is always `ObjectMeta` and
+    /// `apiVersion` and `kind` are strings, whatever the schema says (CRDs rarely do).
+    pub(crate) fn child(self, segment: &str, at_top: bool) -> Field<'s> {
+        if at_top {
+            match segment {
+                "metadata" => return Field::Known(Cursor::object(&OBJECT_META)),
+                "apiVersion" | "kind" => {
+                    return Field::Known(Cursor {
+                        root: &STRING,
+                        schema: &STRING,
+                    });
+                }
+                _ => {}
+            }
+        }
+        let at = self.schema;
+        if at.get("x-kubernetes-preserve-unknown-fields") == Some(&Json::Bool(true))
+            && at.get("properties").is_none()
+        {
+            return Field::Open;
+        }
+        let next = if let Some(property) = at.get("properties").and_then(|p| p.get(segment)) {
+            property
+        } else if let Some(values) = at.get("additionalProperties") {
+            if values.is_boolean() {
+                return Field::Open;
+            }
+            values
+        } else if let Some(items) = at.get("items").filter(|_| segment.parse::<usize>().is_ok()) {
+            items
+        } else if at.get("properties").is_none() && at.get("type").is_none() {
+            // No structure declared (an empty schema): anything goes.
+            return Field::Open;
+        } else {
+            return Field::Missing;
+        };
+        Field::Known(Cursor {
+            root: self.root,
+            schema: resolve(self.root, next),
+        })
+    }
+}
+
+static STRING: LazyLock<Json> = LazyLock::new(|| serde_json::json!({"type": "string"}));
 
 /// Follows `$ref` (to `root`'s `$defs` or `definitions`) until a schema that is not a bare
 /// reference.
@@ -241,48 +304,14 @@ fn resolve<'s>(root: &'s Json, mut schema: &'s Json) -> &'s Json {
 }
 
 /// What an object schema (`root`) says about the field at `path` (segments from the object's
-/// root; list positions as numbers). `metadata` is always `ObjectMeta`; `apiVersion` and
-/// `kind` are strings.
-pub(crate) fn field<'s>(root: &'s Json, path: &[String]) -> Field<'s> {
-    match path.first().map(String::as_str) {
-        Some("metadata") => {
-            return match within(&OBJECT_META, &path[1..]) {
-                Field::Missing(n) => Field::Missing(n + 1),
-                found => found,
-            };
-        }
-        Some("apiVersion" | "kind") if path.len() == 1 => return Field::Known(&STRING),
-        _ => {}
-    }
-    within(root, path)
-}
-
-static STRING: LazyLock<Json> = LazyLock::new(|| serde_json::json!({"type": "string"}));
-
-fn within<'s>(root: &'s Json, path: &[String]) -> Field<'s> {
-    let mut at = resolve(root, root);
+/// top; list positions as numbers).
+pub(crate) fn field<'s, S: AsRef<str>>(root: &'s Json, path: &[S]) -> Field<'s> {
+    let mut at = Cursor::object(root);
     for (n, segment) in path.iter().enumerate() {
-        if at.get("x-kubernetes-preserve-unknown-fields") == Some(&Json::Bool(true))
-            && at.get("properties").is_none()
-        {
-            return Field::Open;
+        match at.child(segment.as_ref(), n == 0) {
+            Field::Known(next) => at = next,
+            other => return other,
         }
-        let next = if let Some(property) = at.get("properties").and_then(|p| p.get(segment)) {
-            property
-        } else if let Some(values) = at.get("additionalProperties") {
-            if values.is_boolean() {
-                return Field::Open;
-            }
-            values
-        } else if let Some(items) = at.get("items").filter(|_| segment.parse::<usize>().is_ok()) {
-            items
-        } else if at.get("properties").is_none() && at.get("type").is_none() {
-            // No structure declared (an empty schema): anything goes.
-            return Field::Open;
-        } else {
-            return Field::Missing(n);
-        };
-        at = resolve(root, next);
     }
     Field::Known(at)
 }
@@ -319,28 +348,26 @@ mod tests {
         let catalog = Catalog::builtin();
         let deployment = catalog.schema("apps/v1", "Deployment").unwrap();
         let at = |p: &str| field(&deployment, &path(p));
-        let Field::Known(replicas) = at("spec.replicas") else {
-            panic!()
+        let kind = |p: &str| match at(p) {
+            Field::Known(cursor) => cel_type(cursor.schema),
+            other => panic!("{p}: {other:?}"),
         };
-        assert_eq!(cel_type(replicas), Some("int"));
-        let Field::Known(image) = at("spec.template.spec.containers.0.image") else {
-            panic!()
-        };
-        assert_eq!(cel_type(image), Some("string"));
-        let Field::Known(label) = at("metadata.labels.app") else {
-            panic!()
-        };
-        assert_eq!(cel_type(label), Some("string"));
-        let Field::Known(port) = at("spec.template.spec.containers.0.ports.0.containerPort") else {
-            panic!()
-        };
-        assert_eq!(cel_type(port), Some("int"));
-        assert_eq!(at("spec.replcias"), Field::Missing(1));
+        assert_eq!(kind("spec.replicas"), Some("int"));
+        assert_eq!(
+            kind("spec.template.spec.containers.0.image"),
+            Some("string")
+        );
+        assert_eq!(kind("metadata.labels.app"), Some("string"));
+        assert_eq!(
+            kind("spec.template.spec.containers.0.ports.0.containerPort"),
+            Some("int")
+        );
+        assert_eq!(at("spec.replcias"), Field::Missing);
         let service = catalog.schema("v1", "Service").unwrap();
         let Field::Known(target) = field(&service, &path("spec.ports.0.targetPort")) else {
             panic!()
         };
-        assert_eq!(cel_type(target), None, "int-or-string takes both");
+        assert_eq!(cel_type(target.schema), None, "int-or-string takes both");
         assert!(catalog.schema("example.com/v1", "Widget").is_none());
     }
 
@@ -374,9 +401,17 @@ mod tests {
         let Field::Known(size) = field(&widget, &path("spec.size")) else {
             panic!()
         };
-        assert_eq!(cel_type(size), Some("int"));
+        assert_eq!(cel_type(size.schema), Some("int"));
         assert_eq!(field(&widget, &path("status.anything.at.all")), Field::Open);
-        assert_eq!(field(&widget, &path("spec.colour")), Field::Missing(1));
+        assert_eq!(field(&widget, &path("spec.colour")), Field::Missing);
+        let Field::Known(name) = field(&widget, &path("metadata.name")) else {
+            panic!()
+        };
+        assert_eq!(
+            cel_type(name.schema),
+            Some("string"),
+            "metadata is ObjectMeta in CRDs too"
+        );
         assert!(catalog.add_crd(&json!({"kind": "ConfigMap"})).is_err());
     }
 }

@@ -48,7 +48,7 @@ mod template;
 #[cfg(test)]
 mod tests;
 
-use std::{collections::BTreeSet, fmt, fmt::Write as _};
+use std::{borrow::Cow, collections::BTreeSet, fmt, fmt::Write as _};
 
 use foldhash::{HashMap, HashMapExt};
 use serde::Serialize;
@@ -327,10 +327,10 @@ pub struct ResourceGraph {
 
 /// An expression in a resource: where it sits, its field path, its text, and the template
 /// field it belongs to.
-struct Site {
+struct Site<'r> {
     role: Role,
-    path: String,
-    expression: String,
+    path: Cow<'r, str>,
+    expression: &'r str,
     field: Option<usize>,
 }
 
@@ -568,6 +568,14 @@ impl ResourceGraph {
             },
         })
     }
+}
+
+/// What a walk over one template against its schema needs at every field.
+struct TypeWalk<'w> {
+    resources: &'w [Resource],
+    node: usize,
+    spec: &'w Json,
+    base: String,
 }
 
 /// The state of one analysis.
@@ -1131,8 +1139,8 @@ impl<'c> Analysis<'c> {
                 for expression in &field.expressions {
                     sites.push(Site {
                         role: Role::Template,
-                        path: field.path.clone(),
-                        expression: expression.clone(),
+                        path: Cow::Borrowed(&field.path),
+                        expression,
                         field: Some(f),
                     });
                 }
@@ -1141,24 +1149,24 @@ impl<'c> Analysis<'c> {
             for (i, iterator) in resource.for_each.iter().enumerate() {
                 sites.push(Site {
                     role: Role::ForEach,
-                    path: format!("{base}.forEach[{i}].{}", iterator.name),
-                    expression: iterator.expression.clone(),
+                    path: Cow::Owned(format!("{base}.forEach[{i}].{}", iterator.name)),
+                    expression: &iterator.expression,
                     field: None,
                 });
             }
             for (i, e) in resource.include_when.iter().enumerate() {
                 sites.push(Site {
                     role: Role::IncludeWhen,
-                    path: format!("{base}.includeWhen[{i}]"),
-                    expression: e.clone(),
+                    path: Cow::Owned(format!("{base}.includeWhen[{i}]")),
+                    expression: e,
                     field: None,
                 });
             }
             for (i, e) in resource.ready_when.iter().enumerate() {
                 sites.push(Site {
                     role: Role::ReadyWhen,
-                    path: format!("{base}.readyWhen[{i}]"),
-                    expression: e.clone(),
+                    path: Cow::Owned(format!("{base}.readyWhen[{i}]")),
+                    expression: e,
                     field: None,
                 });
             }
@@ -1209,140 +1217,100 @@ impl<'c> Analysis<'c> {
         let Some(schema) = self.catalog.schema(api_version, kind) else {
             return;
         };
-        let base = format!("spec.resources[{node}].template");
-        let mut segments = Vec::new();
-        let mut path = String::new();
-        self.check_value(
+        let walk = TypeWalk {
             resources,
             node,
-            &schema,
-            &resource.object,
-            &mut segments,
-            &mut path,
-            &base,
             spec,
-        );
+            base: format!("spec.resources[{node}].template"),
+        };
+        let mut path = String::new();
+        let top = catalog::Cursor::object(&schema);
+        if let Json::Object(fields) = &resource.object {
+            for (key, value) in fields {
+                self.check_child(&walk, top, key, false, value, &mut path);
+            }
+        }
     }
 
-    #[allow(clippy::too_many_arguments)] // one recursive walk's state
+    /// The field `key` (below `parent`) holding `value`.
+    fn check_child(
+        &mut self,
+        walk: &TypeWalk<'_>,
+        parent: catalog::Cursor<'_>,
+        key: &str,
+        is_index: bool,
+        value: &Json,
+        path: &mut String,
+    ) {
+        let at_top = path.is_empty();
+        let len = path.len();
+        if is_index {
+            let _ = write!(path, "[{key}]");
+        } else {
+            template::push_key(path, key);
+        }
+        match parent.child(key, at_top) {
+            catalog::Field::Missing => {
+                let id = walk.resources[walk.node].id.as_str();
+                let kind = walk.resources[walk.node]
+                    .object_kind
+                    .as_deref()
+                    .unwrap_or("?");
+                let full = format!("{}.{path}", walk.base);
+                self.error(
+                    &At { resource: Some(id), path: &full },
+                    format!("error getting field schema for path {path}: schema not found for field {key}"),
+                    &format!("{kind} has no such field: check the spelling against `kubectl explain`"),
+                );
+            }
+            catalog::Field::Open => {}
+            catalog::Field::Known(cursor) => self.check_value(walk, cursor, value, path),
+        }
+        path.truncate(len);
+    }
+
     fn check_value(
         &mut self,
-        resources: &[Resource],
-        node: usize,
-        schema: &Json,
+        walk: &TypeWalk<'_>,
+        cursor: catalog::Cursor<'_>,
         value: &Json,
-        segments: &mut Vec<String>,
         path: &mut String,
-        base: &str,
-        spec: &Json,
     ) {
-        let field = if segments.is_empty() {
-            catalog::Field::Open
-        } else {
-            catalog::field(schema, segments)
-        };
-        let id = resources[node].id.as_str();
-        let full = if path.is_empty() {
-            base.to_owned()
-        } else {
-            format!("{base}.{path}")
-        };
-        let target = match field {
-            catalog::Field::Missing(at) => {
-                let message = format!(
-                    "error getting field schema for path {path}: schema not found for field {}",
-                    segments[at]
-                );
-                let kind = resources[node].object_kind.as_deref().unwrap_or("?");
-                self.error(
-                    &At {
-                        resource: Some(id),
-                        path: &full,
-                    },
-                    message,
-                    &format!(
-                        "{kind} has no such field: check the spelling against `kubectl explain`"
-                    ),
-                );
-                return;
-            }
-            catalog::Field::Open => None,
-            catalog::Field::Known(schema) => Some(schema),
-        };
-        let expected = target.and_then(catalog::cel_type);
-        match value {
+        let expected = catalog::cel_type(cursor.schema);
+        let found = match value {
             Json::Object(map) => {
                 for (key, inner) in map {
-                    let len = path.len();
-                    template::push_key(path, key);
-                    segments.push(key.clone());
-                    self.check_value(resources, node, schema, inner, segments, path, base, spec);
-                    segments.pop();
-                    path.truncate(len);
+                    self.check_child(walk, cursor, key, false, inner, path);
                 }
-                self.check_plain(id, &full, path, expected, "map", target);
+                "map"
             }
             Json::Array(items) => {
                 for (index, inner) in items.iter().enumerate() {
-                    let len = path.len();
-                    let _ = write!(path, "[{index}]");
-                    segments.push(index.to_string());
-                    self.check_value(resources, node, schema, inner, segments, path, base, spec);
-                    segments.pop();
-                    path.truncate(len);
+                    self.check_child(walk, cursor, &index.to_string(), true, inner, path);
                 }
-                self.check_plain(id, &full, path, expected, "list", target);
+                "list"
             }
-            Json::String(text) if text.contains("${") => {
-                let Ok(Some(expression)) = template::standalone(text) else {
-                    // A string template: the field must take a string.
-                    if template::scan(text).is_ok_and(|m| !m.is_empty()) {
-                        self.check_plain(id, &full, path, expected, "string", target);
-                    }
+            Json::String(text) if text.contains("${") => match template::standalone(text) {
+                Ok(Some(expression)) => {
+                    self.check_expression(walk, expected, expression, path);
                     return;
-                };
-                let Some(expected) = expected else { return };
-                let Ok(inspection) = Engine::global().inspect(expression) else {
-                    return;
-                };
-                let Some(found) = self.expression_type(&inspection, resources, spec) else {
-                    return;
-                };
-                if !compatible(expected, found) {
-                    self.error(
-                        &At { resource: Some(id), path: &full },
-                        format!("type mismatch in resource {id:?} at path {path:?}: expression {expression:?} returns type {found:?} but expected {expected:?}"),
-                        &conversion_hint(expected),
-                    );
                 }
-            }
+                // A string template makes a string.
+                Ok(None) if template::scan(text).is_ok_and(|m| !m.is_empty()) => "string",
+                _ => return,
+            },
             // YAML 1.1, which Kubernetes reads manifests with, takes 0400 as an octal number;
             // the YAML 1.2 parser here keeps it a string.
-            Json::String(text) if expected == Some("int") && is_yaml11_octal(text) => {}
-            Json::String(_) => self.check_plain(id, &full, path, expected, "string", target),
-            Json::Bool(_) => self.check_plain(id, &full, path, expected, "bool", target),
-            Json::Number(n) if n.is_f64() => {
-                self.check_plain(id, &full, path, expected, "double", target);
-            }
-            Json::Number(_) => self.check_plain(id, &full, path, expected, "int", target),
-            Json::Null => {}
-        }
-    }
-
-    /// A plain value (or a string template, which makes a string) in a field of known type.
-    fn check_plain(
-        &mut self,
-        id: &str,
-        full: &str,
-        path: &str,
-        expected: Option<&'static str>,
-        found: &'static str,
-        target: Option<&Json>,
-    ) {
-        let Some(expected) = expected else { return };
-        if compatible(expected, found) {
+            Json::String(text) if expected == Some("int") && is_yaml11_octal(text) => return,
+            Json::String(_) => "string",
+            Json::Bool(_) => "bool",
+            Json::Number(n) if n.is_f64() => "double",
+            Json::Number(_) => "int",
+            Json::Null => return,
+        };
+        let Some(expected) = expected.filter(|e| !compatible(e, found)) else {
             return;
-        }
+        };
         let openapi = |cel: &str| {
             match cel {
                 "int" => "integer",
@@ -1354,21 +1322,46 @@ impl<'c> Analysis<'c> {
             }
             .to_owned()
         };
-        let wanted = target
-            .and_then(|t| t.get("type"))
-            .and_then(Json::as_str)
-            .map_or_else(|| openapi(expected), str::to_owned);
+        let id = walk.resources[walk.node].id.as_str();
+        let full = format!("{}.{path}", walk.base);
         self.error(
             &At {
                 resource: Some(id),
-                path: full,
+                path: &full,
             },
             format!(
-                "expected {wanted} type for path {path}, got {}",
+                "expected {} type for path {path}, got {}",
+                openapi(expected),
                 openapi(found)
             ),
             &conversion_hint(expected),
         );
+    }
+
+    /// A standalone expression filling a field of type `expected`.
+    fn check_expression(
+        &mut self,
+        walk: &TypeWalk<'_>,
+        expected: Option<&'static str>,
+        expression: &str,
+        path: &str,
+    ) {
+        let Some(expected) = expected else { return };
+        let Ok(inspection) = Engine::global().inspect(expression) else {
+            return;
+        };
+        let Some(found) = self.expression_type(&inspection, walk.resources, walk.spec) else {
+            return;
+        };
+        if !compatible(expected, found) {
+            let id = walk.resources[walk.node].id.as_str();
+            let full = format!("{}.{path}", walk.base);
+            self.error(
+                &At { resource: Some(id), path: &full },
+                format!("type mismatch in resource {id:?} at path {path:?}: expression {expression:?} returns type {found:?} but expected {expected:?}"),
+                &conversion_hint(expected),
+            );
+        }
     }
 
     /// The CEL type an expression returns, when its shape tells: a literal, a comparison, or
@@ -1395,7 +1388,7 @@ impl<'c> Analysis<'c> {
             target.object_kind.as_deref()?,
         )?;
         match catalog::field(&schema, &reference.path) {
-            catalog::Field::Known(field) => catalog::cel_type(field),
+            catalog::Field::Known(field) => catalog::cel_type(field.schema),
             _ => None,
         }
     }
