@@ -46,12 +46,13 @@ dist: ## the krew release archive, its sha256 and the rendered krew manifest, in
 	CARGO="$(CARGO)" bash scripts/dist.sh
 
 bench: ## criterion benchmarks (release build), then the CEL ratio table
-	$(CARGO) bench --locked --bench table --bench cel
+	$(CARGO) bench --locked --bench table --bench cel --bench graph
 	$(PYTHON) benches/cel_report.py
 
-bench-python: python ## kubezen.cel against cel-python and common-expression-language
-	$(PIP_INSTALL) cel-python common-expression-language
+bench-python: python ## kubezen against cel-python, common-expression-language and networkx
+	$(PIP_INSTALL) cel-python common-expression-language networkx
 	$(PYTHON) benches/python_cel.py
+	$(PYTHON) benches/python_graph.py 1000 10000
 
 # cargo-fuzz passes nightly flags to rustc; RUSTC_BOOTSTRAP lets the stable toolchain take them.
 FUZZ_RUNS ?= 1000000

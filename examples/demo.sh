@@ -28,8 +28,21 @@ step "kubectl zen cel check ... -o wide"
 kubectl zen cel check -o wide --vars "$vars" \
   'deployment.status.conditions.exists(c, c.type == "Available" && c.status == "True")'
 
+rgd="$(dirname "${BASH_SOURCE[0]}")/rgd"
+step "kubectl zen graph inspect examples/rgd/web-app.yaml"
+kubectl zen graph inspect "$rgd/web-app.yaml"
+
+step "kubectl zen graph validate examples/rgd/broken.yaml   # exit code 1: four errors"
+kubectl zen graph validate "$rgd/broken.yaml" || true
+
+step "kubectl zen graph export examples/rgd/database.yaml -o mermaid"
+kubectl zen graph export "$rgd/database.yaml" -o mermaid
+
 step "$python -c 'import kubezen; print(kubezen.version_info())'"
 "$python" -c 'import kubezen; print(kubezen.version_info())'
 
 step "$python -c 'from kubezen import cel; print(cel.eval(...))'"
 "$python" -c 'from kubezen import cel; print(cel.eval("schema.spec.replicas * 2", {"schema": {"spec": {"replicas": 3}}}))'
+
+step "$python -c 'from kubezen.graph import Graph; print(Graph.from_file(...).order())'"
+"$python" -c "from kubezen.graph import Graph; print(Graph.from_file('$rgd/platform.yaml').order())"

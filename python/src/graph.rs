@@ -446,7 +446,7 @@ impl PyGraph {
             "Graph(name={:?}, resources={}, valid={})",
             self.0.name,
             self.0.resources.len(),
-            !self.0.has_errors()
+            if self.0.has_errors() { "False" } else { "True" }
         )
     }
 

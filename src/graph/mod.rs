@@ -845,6 +845,19 @@ impl<'c> Analysis<'c> {
             self.check_object(&id, &object, &object_path, is_template);
         }
         let (fields, issues) = template::fields(&object, &object_path);
+        let is_crd = object.get("apiVersion").and_then(Json::as_str)
+            == Some("apiextensions.k8s.io/v1")
+            && object.get("kind").and_then(Json::as_str) == Some("CustomResourceDefinition");
+        if is_crd {
+            let metadata = format!("{object_path}.metadata");
+            for field in fields.iter().filter(|f| !f.path.starts_with(&metadata)) {
+                self.error(
+                    &At { resource: Some(&id), path: &field.path },
+                    format!("CEL expressions in CRDs are only supported for metadata fields, found in path {:?}, resource {id}", field.path),
+                    "KRO applies CRDs as written: compute names and labels, not schemas",
+                );
+            }
+        }
         for issue in issues {
             self.error(
                 &At {

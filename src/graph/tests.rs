@@ -654,3 +654,14 @@ fn custom_kinds_are_checked_once_their_crd_is_known() {
         "error getting field schema for path spec.colour: schema not found for field colour",
     );
 }
+
+#[test]
+fn crd_templates_take_expressions_in_metadata_only() {
+    let graph = graph(
+        "name: string",
+        "- id: crd\n  template: {apiVersion: apiextensions.k8s.io/v1, kind: CustomResourceDefinition, metadata: {name: \"${schema.spec.name}.example.com\"}, spec: {group: \"${schema.spec.name}\"}}\n",
+    );
+    let errors = errors(&graph);
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert!(errors[0].starts_with("CEL expressions in CRDs are only supported for metadata fields, found in path \"spec.resources[0].template.spec.group\""));
+}
