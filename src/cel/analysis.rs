@@ -357,7 +357,7 @@ pub(crate) fn shape(root: &IdedExpr) -> Shape {
 }
 
 /// CEL's reserved words: never identifiers.
-const RESERVED: [&str; 21] = [
+pub const RESERVED_WORDS: [&str; 21] = [
     "true",
     "false",
     "null",
@@ -393,7 +393,7 @@ pub(crate) fn plain_path(source: &str) -> Option<Reference> {
             .next()
             .is_some_and(|c| c == '_' || c.is_ascii_alphabetic())
             && chars.all(|c| c == '_' || c.is_ascii_alphanumeric())
-            && !RESERVED.contains(&part)
+            && !RESERVED_WORDS.contains(&part)
     };
     if !identifier(variable) || variable.starts_with('@') {
         return None;

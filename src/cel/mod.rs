@@ -48,8 +48,8 @@ use cel::{
 use serde::Serialize;
 
 pub use analysis::{
-    Complexity, CostClass, FUNCTION_NAMESPACES, MODERATE_MAX_SCORE, Reference, SIMPLE_MAX_SCORE,
-    Shape,
+    Complexity, CostClass, FUNCTION_NAMESPACES, MODERATE_MAX_SCORE, RESERVED_WORDS, Reference,
+    SIMPLE_MAX_SCORE, Shape,
 };
 pub use value::{
     Key, MAX_VALUE_DEPTH, Value, ValueError, format_duration, format_timestamp, parse_duration,

@@ -68,9 +68,8 @@ pub const LARGE_GRAPH_RESOURCES: usize = 30;
 /// The most forEach dimensions a resource may have (KRO's default).
 pub const MAX_FOREACH_DIMENSIONS: usize = 10;
 
-/// Words KRO reserves: never resource ids or forEach iterators.
-pub const RESERVED_WORDS: [&str; 53] = [
-    // KRO's own.
+/// Words KRO reserves for its own variables, besides CEL's (see [`is_reserved`]).
+pub const KRO_RESERVED_WORDS: [&str; 33] = [
     "apiVersion",
     "context",
     "dependency",
@@ -104,28 +103,14 @@ pub const RESERVED_WORDS: [&str; 53] = [
     "variables",
     "vars",
     "version",
-    // CEL's.
-    "true",
-    "false",
-    "null",
-    "in",
-    "as",
-    "break",
-    "const",
-    "continue",
-    "else",
-    "for",
-    "function",
-    "if",
-    "import",
-    "let",
-    "loop",
-    "package",
-    "return",
-    "var",
-    "void",
-    "while",
 ];
+
+/// Whether `word` is reserved: never a resource id or forEach iterator. KRO reserves its
+/// own words and CEL's.
+#[must_use]
+pub fn is_reserved(word: &str) -> bool {
+    KRO_RESERVED_WORDS.contains(&word) || crate::cel::RESERVED_WORDS.contains(&word)
+}
 
 /// Kinds the API server keeps outside namespaces (the built-in ones).
 const CLUSTER_SCOPED_KINDS: [&str; 20] = [
@@ -790,7 +775,7 @@ impl<'c> Analysis<'c> {
         let hint = "ids are lowerCamelCase: deployment, webService, db2";
         if id.is_empty() {
             self.error(&at, "resource id is required".into(), hint);
-        } else if RESERVED_WORDS.contains(&id) {
+        } else if is_reserved(id) {
             self.reserved_ids.insert(id.to_owned());
             self.error(
                 &at,
@@ -1036,7 +1021,7 @@ impl<'c> Analysis<'c> {
             };
             if !is_lower_camel(name) {
                 self.error(&at, format!("resource {id:?}: forEach iterator name {name:?} is not valid: must be lowerCamelCase"), "");
-            } else if RESERVED_WORDS.contains(&name.as_str()) {
+            } else if is_reserved(name) {
                 self.error(
                     &at,
                     format!(
@@ -1857,15 +1842,7 @@ fn schema_cel_type(reference: &Reference, spec: &Json) -> Option<&'static str> {
     let FieldSchema::Known(schema) = schema::schema_at(spec, &reference.path[1..]) else {
         return None;
     };
-    Some(match schema.get("type")?.as_str()? {
-        "string" => "string",
-        "integer" => "int",
-        "number" => "double",
-        "boolean" => "bool",
-        "array" => "list",
-        "object" => "map",
-        _ => return None,
-    })
+    catalog::cel_type(schema)
 }
 
 /// The schema of a status field that copies `reference`: known for schema fields.

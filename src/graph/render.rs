@@ -297,21 +297,9 @@ impl super::Resource {
     }
 }
 
-/// A DOT quoted id.
+/// A DOT quoted id: DOT takes the escapes of a CEL string literal (`\"`, `\\`, `\n`).
 fn dot_id(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 2);
-    out.push('"');
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            c if c.is_control() => {}
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+    super::template::quote(text)
 }
 
 /// Text safe inside a Mermaid quoted label.

@@ -137,7 +137,7 @@ impl FieldExpressions {
 }
 
 /// A CEL string literal for `text`.
-fn quote(text: &str) -> String {
+pub(crate) fn quote(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 2);
     out.push('"');
     for c in text.chars() {
