@@ -56,11 +56,12 @@ bench-python: python ## kubezen against cel-python, common-expression-language a
 
 # cargo-fuzz passes nightly flags to rustc; RUSTC_BOOTSTRAP lets the stable toolchain take them.
 FUZZ_RUNS ?= 1000000
-fuzz: ## fuzz the CEL engine with cargo-fuzz (FUZZ_RUNS executions)
+FUZZ_TARGET ?= cel
+fuzz: ## fuzz with cargo-fuzz: FUZZ_TARGET=cel|graph, FUZZ_RUNS executions
 	command -v cargo-fuzz >/dev/null || $(CARGO) install --locked cargo-fuzz
-	mkdir -p target/fuzz-corpus/cel
-	cd fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run --sanitizer none -O cel \
-		../target/fuzz-corpus/cel seeds/cel -- -runs=$(FUZZ_RUNS) -max_len=4096 -timeout=10
+	mkdir -p target/fuzz-corpus/$(FUZZ_TARGET)
+	cd fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run --sanitizer none -O $(FUZZ_TARGET) \
+		../target/fuzz-corpus/$(FUZZ_TARGET) seeds/$(FUZZ_TARGET) -- -runs=$(FUZZ_RUNS) -max_len=8192 -timeout=10
 
 install: ## install kubectl-zen into ~/.cargo/bin, where kubectl finds it on PATH
 	$(CARGO) install --locked --path kubectl-plugin

@@ -1170,10 +1170,9 @@ impl<'c> Analysis<'c> {
             }
             let mut identity_iterators = BTreeSet::new();
             let mut dependencies = BTreeSet::new();
-            let resource = &graph.resources[node];
             for site in &sites {
                 self.site(
-                    resource,
+                    &graph.resources,
                     node,
                     site,
                     spec,
@@ -1395,7 +1394,7 @@ impl<'c> Analysis<'c> {
     /// and identity iterators recorded.
     fn site(
         &mut self,
-        resource: &Resource,
+        resources: &[Resource],
         node: usize,
         site: &Site,
         spec: &Json,
@@ -1409,6 +1408,7 @@ impl<'c> Analysis<'c> {
             field,
         } = site;
         let (role, field) = (*role, *field);
+        let resource = &resources[node];
         let id = resource.id.as_str();
         let is_collection = resource.kind == ResourceKind::Collection;
         let iterators: Vec<String> = resource.for_each.iter().map(|i| i.name.clone()).collect();
@@ -1481,11 +1481,17 @@ impl<'c> Analysis<'c> {
         }
         match role {
             Role::ReadyWhen | Role::IncludeWhen => {
-                self.check_boolean(&at, &inspection, expression, context, id, spec);
+                self.check_boolean(&at, &inspection, expression, context, resources, node, spec);
             }
             Role::Template => {
                 if let Some(f) = field {
-                    self.check_template_piece(&at, &inspection, &resource.fields[f], spec);
+                    self.check_template_piece(
+                        &at,
+                        &inspection,
+                        resources,
+                        &resource.fields[f],
+                        spec,
+                    );
                 }
             }
             Role::ForEach => {}
@@ -1567,22 +1573,19 @@ impl<'c> Analysis<'c> {
     }
 
     /// readyWhen and includeWhen must be booleans.
+    #[allow(clippy::too_many_arguments)] // the expression, where it is, and what it may read
     fn check_boolean(
         &mut self,
         at: &At<'_>,
         inspection: &Inspection,
         expression: &str,
         what: &str,
-        id: &str,
+        resources: &[Resource],
+        node: usize,
         spec: &Json,
     ) {
-        let found = match inspection.shape {
-            Shape::Path => inspection
-                .references
-                .first()
-                .and_then(|r| schema_cel_type(r, spec)),
-            shape => shape.type_name(),
-        };
+        let id = resources[node].id.as_str();
+        let found = self.expression_type(inspection, resources, spec);
         if let Some(found) = found.filter(|t| *t != "bool") {
             self.error(at, format!("{what} expression {expression:?} in resource {id:?} must return bool or optional_type(bool), but returns {found:?}"), "compare it: e.g. ${deployment.status.availableReplicas > 0}");
         }
@@ -1593,19 +1596,14 @@ impl<'c> Analysis<'c> {
         &mut self,
         at: &At<'_>,
         inspection: &Inspection,
+        resources: &[Resource],
         field: &FieldExpressions,
         spec: &Json,
     ) {
         if field.form != FieldForm::Template {
             return;
         }
-        let found = match inspection.shape {
-            Shape::Path => inspection
-                .references
-                .first()
-                .and_then(|r| schema_cel_type(r, spec)),
-            shape => shape.type_name(),
-        };
+        let found = self.expression_type(inspection, resources, spec);
         if let Some(found) = found.filter(|t| *t != "string") {
             self.error(at, format!("failed to compile template expression {:?} at path {:?}: found no matching overload for '_+_' applied to '(string, {found})'", field.cel(), field.path), "convert it in the expression: ${string(schema.spec.port)}");
         }

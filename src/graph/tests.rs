@@ -665,3 +665,17 @@ fn crd_templates_take_expressions_in_metadata_only() {
     assert_eq!(errors.len(), 1, "{errors:#?}");
     assert!(errors[0].starts_with("CEL expressions in CRDs are only supported for metadata fields, found in path \"spec.resources[0].template.spec.group\""));
 }
+
+#[test]
+fn conditions_and_templates_know_the_types_of_resource_fields() {
+    let graph = graph(
+        "name: string",
+        "- id: db\n  template: {apiVersion: apps/v1, kind: StatefulSet, metadata: {name: db}, spec: {selector: {matchLabels: {a: b}}, serviceName: db, template: {metadata: {labels: {a: b}}}}}\n  readyWhen: [\"${db.status.readyReplicas}\", \"${db.status.readyReplicas > 0}\"]\n- id: app\n  template: {apiVersion: v1, kind: ConfigMap, metadata: {name: \"app-${db.spec.replicas}\"}}\n",
+    );
+    assert_error(
+        &graph,
+        "readyWhen expression \"db.status.readyReplicas\" in resource \"db\" must return bool or optional_type(bool), but returns \"int\"",
+    );
+    assert!(errors(&graph).iter().any(|e| e.ends_with("applied to '(string, int)'")), "{:#?}", errors(&graph));
+    assert_eq!(errors(&graph).len(), 2, "{:#?}", errors(&graph));
+}
