@@ -201,12 +201,7 @@ impl ResourceGraph {
             2 * MARGIN + tallest.saturating_sub(1) * ROW + HEIGHT,
         );
         let mut out = String::with_capacity(400 * self.resources.len() + 600);
-        let _ = write!(
-            out,
-            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" viewBox=\"0 0 {width} {height}\" font-family=\"Helvetica, Arial, sans-serif\">\n\
-             <defs><marker id=\"arrow\" viewBox=\"0 0 10 10\" refX=\"10\" refY=\"5\" markerWidth=\"7\" markerHeight=\"7\" orient=\"auto\"><path d=\"M0,0 L10,5 L0,10 z\" fill=\"#555\"/></marker>\
-             <marker id=\"arrow-red\" viewBox=\"0 0 10 10\" refX=\"10\" refY=\"5\" markerWidth=\"7\" markerHeight=\"7\" orient=\"auto\"><path d=\"M0,0 L10,5 L0,10 z\" fill=\"#c0392b\"/></marker></defs>\n"
-        );
+        svg_header(&mut out, width, height);
         let cyclic = self.cycle_edges();
         for (node, resource) in self.resources.iter().enumerate() {
             for dependency in self.dag.dependencies(node) {
@@ -228,9 +223,16 @@ impl ResourceGraph {
                 } else {
                     " stroke-dasharray=\"4 3\""
                 };
+                // An edge that skips levels runs behind the boxes between: fainter, so the
+                // edges between neighbouring levels read first.
+                let faint = if x2 > x1 + COLUMN - WIDTH && !red {
+                    " stroke-opacity=\"0.3\""
+                } else {
+                    ""
+                };
                 let _ = writeln!(
                     out,
-                    "<path d=\"M{x1},{y1} C{middle},{y1} {middle},{y2} {x2},{y2}\" fill=\"none\" stroke=\"{colour}\" stroke-width=\"1.3\"{dash} marker-end=\"url(#{marker})\"/>"
+                    "<path d=\"M{x1},{y1} C{middle},{y1} {middle},{y2} {x2},{y2}\" fill=\"none\" stroke=\"{colour}\" stroke-width=\"1.3\"{dash}{faint} marker-end=\"url(#{marker})\"/>"
                 );
             }
         }
@@ -308,6 +310,16 @@ fn mermaid_text(text: &str) -> String {
         .filter(|c| !c.is_control())
         .map(|c| if c == '"' { '\'' } else { c })
         .collect()
+}
+
+/// The opening of an SVG picture with the arrow heads its edges use.
+fn svg_header(out: &mut String, width: usize, height: usize) {
+    let _ = write!(
+        out,
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" viewBox=\"0 0 {width} {height}\" font-family=\"Helvetica, Arial, sans-serif\">\n\
+             <defs><marker id=\"arrow\" viewBox=\"0 0 10 10\" refX=\"10\" refY=\"5\" markerWidth=\"7\" markerHeight=\"7\" orient=\"auto\"><path d=\"M0,0 L10,5 L0,10 z\" fill=\"#555\"/></marker>\
+             <marker id=\"arrow-red\" viewBox=\"0 0 10 10\" refX=\"10\" refY=\"5\" markerWidth=\"7\" markerHeight=\"7\" orient=\"auto\"><path d=\"M0,0 L10,5 L0,10 z\" fill=\"#c0392b\"/></marker></defs>\n"
+    );
 }
 
 /// Text safe inside XML.

@@ -676,6 +676,12 @@ fn conditions_and_templates_know_the_types_of_resource_fields() {
         &graph,
         "readyWhen expression \"db.status.readyReplicas\" in resource \"db\" must return bool or optional_type(bool), but returns \"int\"",
     );
-    assert!(errors(&graph).iter().any(|e| e.ends_with("applied to '(string, int)'")), "{:#?}", errors(&graph));
+    assert!(
+        errors(&graph)
+            .iter()
+            .any(|e| e.ends_with("applied to '(string, int)'")),
+        "{:#?}",
+        errors(&graph)
+    );
     assert_eq!(errors(&graph).len(), 2, "{:#?}", errors(&graph));
 }
