@@ -1361,6 +1361,35 @@ impl<'c> Analysis<'c> {
         }
     }
 
+    /// The schema of a resource field that `reference` reads, when the catalog knows the
+    /// resource's kind (`deployment.status.availableReplicas` is an integer).
+    fn resource_openapi(&self, reference: &Reference, resources: &[Resource]) -> Option<Json> {
+        let target = &resources[*self.index.get(&reference.variable)?];
+        if target.kind == ResourceKind::Collection || reference.path.is_empty() {
+            return None;
+        }
+        let schema = self.catalog.schema(
+            target.api_version.as_deref()?,
+            target.object_kind.as_deref()?,
+        )?;
+        match catalog::field(&schema, &reference.path) {
+            // Scalars only: lists and objects would bring their references along.
+            catalog::Field::Known(field)
+                if matches!(
+                    catalog::cel_type(field.schema),
+                    Some("string" | "int" | "double" | "bool")
+                ) =>
+            {
+                let mut field = field.schema.clone();
+                if let Some(map) = field.as_object_mut() {
+                    map.remove("description");
+                }
+                Some(field)
+            }
+            _ => None,
+        }
+    }
+
     /// The CEL type an expression returns, when its shape tells: a literal, a comparison, or
     /// a path into the instance schema or into a resource whose kind the catalog knows.
     fn expression_type(
@@ -1694,7 +1723,10 @@ impl<'c> Analysis<'c> {
                                 inspection
                                     .references
                                     .first()
-                                    .and_then(|r| schema_openapi(r, spec, graph))
+                                    .and_then(|r| {
+                                        schema_openapi(r, spec)
+                                            .or_else(|| self.resource_openapi(r, &graph.resources))
+                                    })
                                     .unwrap_or_else(
                                         || json!({"x-kubernetes-preserve-unknown-fields": true}),
                                     ),
@@ -1844,7 +1876,7 @@ fn schema_cel_type(reference: &Reference, spec: &Json) -> Option<&'static str> {
 }
 
 /// The schema of a status field that copies `reference`: known for schema fields.
-fn schema_openapi(reference: &Reference, spec: &Json, _graph: &ResourceGraph) -> Option<Json> {
+fn schema_openapi(reference: &Reference, spec: &Json) -> Option<Json> {
     if reference.variable != "schema" || reference.path.first().map(String::as_str) != Some("spec")
     {
         return None;

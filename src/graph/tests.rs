@@ -390,10 +390,8 @@ fn status_fields_must_be_expressions_over_the_graph() {
         json!({"type": "string"})
     );
     assert_eq!(status["ready"], json!({"type": "boolean"}));
-    assert_eq!(
-        status["name"],
-        json!({"x-kubernetes-preserve-unknown-fields": true})
-    );
+    // ConfigMap's metadata.name is a string, from the built-in schema.
+    assert_eq!(status["name"], json!({"type": "string"}));
     // Status never makes edges.
     assert!(graph.resources[0].dependencies.is_empty());
     let crd = graph.instance_crd();
@@ -684,4 +682,28 @@ fn conditions_and_templates_know_the_types_of_resource_fields() {
         errors(&graph)
     );
     assert_eq!(errors(&graph).len(), 2, "{:#?}", errors(&graph));
+}
+
+#[test]
+fn status_types_come_from_resource_schemas_too() {
+    let text = rgd(
+        "name: string",
+        "- id: app\n  template: {apiVersion: apps/v1, kind: Deployment, metadata: {name: app}, spec: {selector: {matchLabels: {a: b}}, template: {metadata: {labels: {a: b}}}}}\n",
+    )
+    .replace(
+        "    spec:\n      name: string",
+        "    spec:\n      name: string\n    status:\n      available: ${app.status.availableReplicas}\n      selector: ${app.spec.selector}",
+    );
+    let graph = parse_str(&text, "s.yaml", &Catalog::builtin())
+        .unwrap()
+        .remove(0);
+    let status = &graph.schema.status["properties"];
+    assert_eq!(
+        status["available"],
+        json!({"type": "integer", "format": "int32"})
+    );
+    assert_eq!(
+        status["selector"],
+        json!({"x-kubernetes-preserve-unknown-fields": true})
+    );
 }

@@ -9,7 +9,7 @@ use std::{
 use clap::{Args, Subcommand};
 use kubezen::{
     Cell, Column, Table, Tabular, Tone,
-    graph::{self, Catalog, Diagnostic, ResourceGraph, Severity},
+    graph::{self, Catalog, Diagnostic, LoadError, ResourceGraph, Severity},
     table::{Painter, escape_controls},
 };
 use serde::Serialize;
@@ -156,13 +156,9 @@ pub fn run(args: &GraphArgs, global: &GlobalArgs) -> Result<ExitCode, Failure> {
 fn load(args: &SourceArgs) -> Result<Vec<ResourceGraph>, Failure> {
     let mut catalog = Catalog::builtin();
     for crd in &args.crd {
-        catalog.add_crds_from_path(crd).map_err(|error| {
-            let failure = Failure::new(error.to_string());
-            match error.hint() {
-                Some(hint) => failure.hint(hint),
-                None => failure,
-            }
-        })?;
+        catalog
+            .add_crds_from_path(crd)
+            .map_err(|error| load_failure(&error))?;
     }
     let mut graphs = Vec::new();
     for source in &args.sources {
@@ -184,13 +180,16 @@ fn load_one(source: &Path, catalog: &Catalog) -> Result<Vec<ResourceGraph>, Fail
     } else {
         graph::load_path(source, catalog)
     };
-    loaded.map_err(|error| {
-        let failure = Failure::new(error.to_string());
-        match error.hint() {
-            Some(hint) => failure.hint(hint),
-            None => failure,
-        }
-    })
+    loaded.map_err(|error| load_failure(&error))
+}
+
+/// What could not be read, with the hint for it.
+fn load_failure(error: &LoadError) -> Failure {
+    let failure = Failure::new(error.to_string());
+    match error.hint() {
+        Some(hint) => failure.hint(hint),
+        None => failure,
+    }
 }
 
 /// Exit 1 when any graph has errors.
