@@ -75,6 +75,16 @@ impl Dag {
         found
     }
 
+    /// How many dependencies each resource has.
+    pub(crate) fn dependency_counts(&self) -> Vec<usize> {
+        self.degrees(Direction::Outgoing)
+    }
+
+    /// How many resources depend on each resource.
+    pub(crate) fn dependent_counts(&self) -> Vec<usize> {
+        self.degrees(Direction::Incoming)
+    }
+
     fn degrees(&self, direction: Direction) -> Vec<usize> {
         let mut degrees = vec![0; self.len()];
         for edge in self.graph.raw_edges() {

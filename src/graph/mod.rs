@@ -494,6 +494,24 @@ impl ResourceGraph {
         self.dag.critical_path().map(|p| self.ids(&p))
     }
 
+    /// Each resource's apply wave (from 0; see [`ResourceGraph::waves`]), by position in
+    /// [`ResourceGraph::resources`]. `None` when there is a cycle.
+    #[must_use]
+    pub fn wave_positions(&self) -> Option<Vec<usize>> {
+        self.dag
+            .waves()
+            .map(|w| layer_numbers(&w, self.resources.len()))
+    }
+
+    /// Each resource's start level (see [`ResourceGraph::levels`]), by position in
+    /// [`ResourceGraph::resources`]. `None` when there is a cycle.
+    #[must_use]
+    pub fn level_positions(&self) -> Option<Vec<usize>> {
+        self.dag
+            .levels()
+            .map(|l| layer_numbers(&l, self.resources.len()))
+    }
+
     /// The ids that depend on `id`, in declaration order.
     #[must_use]
     pub fn dependents(&self, id: &str) -> Vec<&str> {
@@ -1845,8 +1863,9 @@ impl<'c> Analysis<'c> {
             metrics.depth = levels.len();
             metrics.widest_level = levels.iter().map(Vec::len).max().unwrap_or(0);
         }
+        let (dependencies, dependents) = (dag.dependency_counts(), dag.dependent_counts());
         for node in 0..dag.len() {
-            let (fan_in, fan_out) = (dag.dependencies(node).len(), dag.dependents(node).len());
+            let (fan_in, fan_out) = (dependencies[node], dependents[node]);
             if fan_in > metrics.max_fan_in {
                 metrics.max_fan_in = fan_in;
                 metrics.max_fan_in_resource = Some(graph.resources[node].id.clone());
@@ -1989,6 +2008,17 @@ fn is_version(text: &str) -> bool {
             tail.strip_prefix(stage)
                 .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
         })
+}
+
+/// For each of `nodes` resources, the number of the layer that holds it.
+fn layer_numbers(layers: &[Vec<usize>], nodes: usize) -> Vec<usize> {
+    let mut numbers = vec![0; nodes];
+    for (number, layer) in layers.iter().enumerate() {
+        for node in layer {
+            numbers[*node] = number;
+        }
+    }
+    numbers
 }
 
 /// Whether a value of CEL type `found` may fill a field of CEL type `expected`.

@@ -159,17 +159,14 @@ impl ResourceGraph {
             };
             let _ = writeln!(out, "  r{n}{open}\"{label}\"{close}");
         }
-        let position = |id: &str| self.resources.iter().position(|r| r.id == id);
         for (n, resource) in self.resources.iter().enumerate() {
-            for dependency in &resource.dependencies {
-                if let Some(d) = position(dependency) {
-                    let arrow = if resource.include_when.is_empty() {
-                        "-->"
-                    } else {
-                        "-.->"
-                    };
-                    let _ = writeln!(out, "  r{d} {arrow} r{n}");
-                }
+            let arrow = if resource.include_when.is_empty() {
+                "-->"
+            } else {
+                "-.->"
+            };
+            for d in self.dag.dependencies(n) {
+                let _ = writeln!(out, "  r{d} {arrow} r{n}");
             }
         }
         out

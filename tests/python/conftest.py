@@ -5,7 +5,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -47,3 +51,30 @@ def head_commit() -> str | None:
         ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False
     )
     return result.stdout.strip() if result.returncode == 0 else None
+
+
+T = TypeVar("T")
+
+
+def while_counting(work: Callable[[], T], pause: float) -> tuple[T, int, float]:
+    """Runs `work` while another Python thread counts, pausing `pause` seconds a tick: the
+    result, the ticks counted meanwhile (only if the GIL was released) and the seconds taken."""
+    ticks = 0
+    done = threading.Event()
+
+    def count() -> None:
+        nonlocal ticks
+        while not done.is_set():
+            ticks += 1
+            time.sleep(pause)
+
+    counter = threading.Thread(target=count)
+    counter.start()
+    started = time.perf_counter()
+    try:
+        result = work()
+    finally:
+        elapsed = time.perf_counter() - started
+        done.set()
+        counter.join()
+    return result, ticks, elapsed

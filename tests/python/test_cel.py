@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-import threading
 import time
 
 import pytest
 
+from conftest import while_counting
 from kubezen import cel
 
 
@@ -132,22 +132,8 @@ def test_the_gil_is_released_while_evaluating() -> None:
     # A comprehension over a million elements runs for a while in Rust; a Python thread
     # must make progress meanwhile.
     program = cel.compile("lists.range(1000000).map(x, x * 2).size()")
-    ticks = 0
-    done = threading.Event()
-
-    def count() -> None:
-        nonlocal ticks
-        while not done.is_set():
-            ticks += 1
-            time.sleep(0)
-
-    counter = threading.Thread(target=count)
-    counter.start()
-    try:
-        assert program.eval() == 1_000_000
-    finally:
-        done.set()
-        counter.join()
+    result, ticks, _ = while_counting(program.eval, pause=0)
+    assert result == 1_000_000
     assert ticks > 10, ticks
 
 

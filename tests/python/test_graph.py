@@ -5,13 +5,12 @@ from __future__ import annotations
 import doctest
 import json
 import subprocess
-import threading
-import time
 from pathlib import Path
 
 import pytest
 
 import kubezen
+from conftest import while_counting
 from kubezen import graph
 from kubezen.graph import Graph, GraphCycleError, GraphError
 
@@ -162,22 +161,7 @@ def test_to_networkx_matches() -> None:
 
 def test_analysis_releases_the_gil() -> None:
     text = synthetic(20_000)
-    ticks = 0
-    done = threading.Event()
-
-    def count() -> None:
-        nonlocal ticks
-        while not done.is_set():
-            ticks += 1
-            time.sleep(0.0005)
-
-    counter = threading.Thread(target=count)
-    counter.start()
-    started = time.perf_counter()
-    g = Graph.from_yaml(text)
-    elapsed = time.perf_counter() - started
-    done.set()
-    counter.join()
+    g, ticks, elapsed = while_counting(lambda: Graph.from_yaml(text), pause=0.0005)
     assert g.valid and len(g) == 20_000
     # The counter thread ran while Rust worked: at least a tick per 10 ms of analysis.
     assert elapsed > 0.05 and ticks >= elapsed / 0.01, (ticks, elapsed)

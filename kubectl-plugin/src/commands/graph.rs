@@ -299,28 +299,11 @@ fn write_inspection(
 }
 
 fn resource_table(graph: &ResourceGraph) -> Table {
-    let mut wave_of = vec![None; graph.resources.len()];
-    let mut level_of = vec![None; graph.resources.len()];
-    let position = |id: &str| graph.resources.iter().position(|r| r.id == id);
-    for (wave, ids) in graph.waves().unwrap_or_default().iter().enumerate() {
-        for id in ids {
-            if let Some(n) = position(id) {
-                wave_of[n] = Some(wave + 1);
-            }
-        }
-    }
-    for (level, ids) in graph.levels().unwrap_or_default().iter().enumerate() {
-        for id in ids {
-            if let Some(n) = position(id) {
-                level_of[n] = Some(level);
-            }
-        }
-    }
-    let order = graph.order().unwrap_or_default();
-    let mut rows: Vec<usize> = order.iter().filter_map(|id| position(id)).collect();
-    if rows.len() != graph.resources.len() {
-        rows = (0..graph.resources.len()).collect();
-    }
+    let waves = graph.wave_positions();
+    let levels = graph.level_positions();
+    let rows: Vec<usize> = graph
+        .order_positions()
+        .unwrap_or_else(|| (0..graph.resources.len()).collect());
     let critical = graph.critical_path().unwrap_or_default();
     let mut table = Table::new(vec![
         Column::new("WAVE").right(),
@@ -370,8 +353,12 @@ fn resource_table(graph: &ResourceGraph) -> Table {
             Cell::from(resource.id.as_str())
         };
         table.push_row(vec![
-            Cell::from(wave_of[n].map_or("-".to_owned(), |w| w.to_string())),
-            Cell::from(level_of[n].map_or("-".to_owned(), |l| l.to_string())),
+            Cell::from(
+                waves
+                    .as_ref()
+                    .map_or("-".to_owned(), |w| (w[n] + 1).to_string()),
+            ),
+            Cell::from(levels.as_ref().map_or("-".to_owned(), |l| l[n].to_string())),
             id,
             Cell::from(resource.object_kind.as_deref().unwrap_or("?")),
             Cell::toned(resource.api_version.as_deref().unwrap_or("?"), Tone::Muted),
@@ -536,16 +523,17 @@ fn order(graphs: &[ResourceGraph], global: &GlobalArgs) -> Result<ExitCode, Fail
                 put(out, painter, &graph.name, Tone::Heading)?;
                 writeln!(out)?;
             }
-            let Some(order) = graph.order() else {
+            let (Some(order), Some(waves), Some(levels)) = (
+                graph.order_positions(),
+                graph.wave_positions(),
+                graph.level_positions(),
+            ) else {
                 for cycle in graph.cycles() {
                     put(out, painter, "cycle", Tone::Bad)?;
                     writeln!(out, ": {}", escape_controls(&cycle.join(" -> ")))?;
                 }
                 continue;
             };
-            let waves = graph.waves().unwrap_or_default();
-            let levels = graph.levels().unwrap_or_default();
-            let find = |layers: &[Vec<&str>], id: &str| layers.iter().position(|l| l.contains(&id));
             let mut table = Table::new(vec![
                 Column::new("#").right(),
                 Column::new("RESOURCE"),
@@ -553,19 +541,14 @@ fn order(graphs: &[ResourceGraph], global: &GlobalArgs) -> Result<ExitCode, Fail
                 Column::new("LEVEL").right(),
                 Column::wide("KIND"),
             ]);
-            for (position, id) in order.iter().enumerate() {
-                let kind = graph
-                    .resources
-                    .iter()
-                    .find(|r| r.id == *id)
-                    .and_then(|r| r.object_kind.as_deref())
-                    .unwrap_or("?");
+            for (position, n) in order.into_iter().enumerate() {
+                let resource = &graph.resources[n];
                 table.push_row(vec![
                     Cell::from((position + 1).to_string()),
-                    Cell::from(*id),
-                    Cell::from(find(&waves, id).map_or("-".into(), |w| (w + 1).to_string())),
-                    Cell::from(find(&levels, id).map_or("-".into(), |l| l.to_string())),
-                    Cell::toned(kind, Tone::Muted),
+                    Cell::from(resource.id.as_str()),
+                    Cell::from((waves[n] + 1).to_string()),
+                    Cell::from(levels[n].to_string()),
+                    Cell::toned(resource.object_kind.as_deref().unwrap_or("?"), Tone::Muted),
                 ]);
             }
             table.write_text(out, wide, painter)?;
