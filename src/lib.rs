@@ -6,12 +6,16 @@
 //! add only argument parsing and presentation.
 //!
 //! - [`cel`]: a KRO-compatible, cached CEL engine.
+//! - [`cluster`]: the client every capability shares: kubeconfig, rate limit, retries, cache.
 //! - [`graph`]: KRO resource graphs, parsed, validated, ordered and measured offline.
+//! - [`sim`]: zen-sim, a Kubernetes-API-compatible server for tests, demos and notebooks.
 //! - [`version`]: what build this is.
 //! - [`table`]: the tabular form every result can take, rendered as text by the plugin.
 
 pub mod cel;
+pub mod cluster;
 pub mod graph;
+pub mod sim;
 pub mod table;
 pub mod version;
 

@@ -96,6 +96,8 @@ pub enum Command {
     Graph(commands::graph::GraphArgs),
     /// Evaluate or check CEL expressions, as KRO's resource graphs use them
     Cel(commands::cel::CelArgs),
+    /// Run zen-sim, a Kubernetes API server for tests, demos and notebooks
+    Sim(commands::sim::SimArgs),
     /// Print the version, git commit and build target
     Version(commands::version::VersionArgs),
     /// Print a shell completion script (bash, zsh or fish)

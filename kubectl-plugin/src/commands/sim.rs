@@ -1,0 +1,173 @@
+//! `kubectl zen sim`: run zen-sim, a Kubernetes-API-compatible server, in the foreground.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Args;
+use kubezen::sim::{BackgroundSim, SimOptions};
+
+use crate::{
+    cli::GlobalArgs,
+    error::{EXIT_OK, Failure},
+    output::Output,
+};
+
+/// Run zen-sim, a Kubernetes API server for tests, demos and notebooks, until Ctrl-C.
+#[derive(Debug, Args)]
+#[command(
+    long_about = "Run zen-sim, a Kubernetes-API-compatible server, until Ctrl-C.\n\n\
+        kubectl and the kube client work against it unchanged: discovery, CRUD, patches, \
+        server-side apply, watches, selectors, paging, status/scale subresources, finalizers, \
+        garbage collection, CRDs, and a small control plane (Deployments -> ReplicaSets -> Pods \
+        that become Ready, Endpoints, metrics.k8s.io). Everything lives in memory and is gone \
+        when it stops.\n\n\
+        Without --write-kubeconfig the kubeconfig is printed on standard output; the address and \
+        how to use it go to standard error.",
+    after_help = "\
+Examples:
+  # Start it and point kubectl at it
+  kubectl zen sim --write-kubeconfig /tmp/zen-sim.yaml &
+  kubectl --kubeconfig /tmp/zen-sim.yaml get nodes
+
+  # HTTPS with a bearer token, on a fixed port
+  kubectl zen sim --tls --token s3cret --port 6443 --write-kubeconfig ~/.kube/zen-sim
+
+  # Pods that take 2 s to become Ready
+  kubectl zen sim --ready-delay 2s --write-kubeconfig /tmp/zen-sim.yaml"
+)]
+pub struct SimArgs {
+    /// The port to listen on; 0 picks a free one
+    #[arg(long, default_value_t = 0, value_name = "PORT")]
+    pub port: u16,
+
+    /// The address to listen on
+    #[arg(long, default_value = "127.0.0.1", value_name = "ADDRESS")]
+    pub address: IpAddr,
+
+    /// Write a kubeconfig for the server to FILE (mode 0600)
+    #[arg(long, value_name = "FILE")]
+    pub write_kubeconfig: Option<PathBuf>,
+
+    /// Serve HTTPS with a fresh self-signed CA (the kubeconfig carries it)
+    #[arg(long)]
+    pub tls: bool,
+
+    /// Require this bearer token (the kubeconfig carries it)
+    #[arg(long, value_name = "TOKEN")]
+    pub token: Option<String>,
+
+    /// Nodes to create
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    pub nodes: usize,
+
+    /// How long a scheduled pod takes to become Ready, e.g. 200ms, 2s
+    #[arg(long, default_value = "200ms", value_parser = parse_duration, value_name = "DURATION")]
+    pub ready_delay: Duration,
+}
+
+/// Parses `200ms`, `2s`, `1m`, or a number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, unit) = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .map_or((text, "s"), |index| text.split_at(index));
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("not a duration: {text:?} (try 500ms, 2s, 1m)"))?;
+    let seconds = match unit {
+        "ms" => value / 1000.0,
+        "s" => value,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        _ => {
+            return Err(format!(
+                "unknown unit {unit:?} in {text:?}: use ms, s, m or h"
+            ));
+        }
+    };
+    Duration::try_from_secs_f64(seconds).map_err(|_| format!("not a duration: {text:?}"))
+}
+
+/// Runs the simulator until Ctrl-C or SIGTERM.
+pub fn run(args: &SimArgs, global: &GlobalArgs) -> Result<ExitCode, Failure> {
+    let options = SimOptions {
+        host: args.address,
+        port: args.port,
+        tls: args.tls,
+        token: args.token.clone(),
+        ready_delay: args.ready_delay,
+        nodes: args.nodes,
+        ..SimOptions::default()
+    };
+    let sim = BackgroundSim::start(options).map_err(|error| {
+        Failure::new("cannot start zen-sim")
+            .caused_by(&error)
+            .hint("choose another --port, or 0 for any free one")
+    })?;
+    let url = sim.sim().url().to_owned();
+    let notes = Output::stderr(global.output);
+    if let Some(path) = &args.write_kubeconfig {
+        sim.sim()
+            .write_kubeconfig(path)
+            .map_err(|error| Failure::new("cannot write the kubeconfig").caused_by(&error))?;
+        notes.print_raw(&format!(
+            "zen-sim serving at {url}\nkubeconfig: {path}\n  export KUBECONFIG={path}\nCtrl-C to stop.\n",
+            path = path.display()
+        ))?;
+    } else {
+        Output::stdout(global.output).print_raw(&sim.sim().kubeconfig())?;
+        notes.print_raw(&format!(
+            "zen-sim serving at {url}; the kubeconfig is on standard output. Ctrl-C to stop.\n"
+        ))?;
+    }
+    wait_for_signal()?;
+    sim.stop();
+    Ok(ExitCode::from(EXIT_OK))
+}
+
+fn wait_for_signal() -> Result<(), Failure> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|error| Failure::new("cannot wait for Ctrl-C").caused_by(&error))?;
+    runtime.block_on(async {
+        #[cfg(unix)]
+        {
+            let mut terminate =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .map_err(|error| Failure::new("cannot wait for SIGTERM").caused_by(&error))?;
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = terminate.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+        Ok(())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_as_kubectl_writes_them() {
+        assert_eq!(parse_duration("200ms"), Ok(Duration::from_millis(200)));
+        assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
+        assert!(
+            parse_duration("soon")
+                .unwrap_err()
+                .contains("not a duration")
+        );
+        assert!(
+            parse_duration("3 days")
+                .unwrap_err()
+                .contains("unknown unit")
+        );
+    }
+}

@@ -1,0 +1,1135 @@
+//! The HTTP face of zen-sim: discovery, OpenAPI, the resource verbs, watches, subresources,
+//! metrics.k8s.io and the simulator's own admin endpoints.
+
+#![allow(clippy::similar_names)] // `received`/`receiver`, `patch`/`path` read well here
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt as _, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
+use serde_json::{Value, json};
+
+use super::SimState;
+use super::error::ApiError;
+use super::faults::{FaultAction, delay_of};
+use super::registry::ResourceType;
+use super::select::{FieldSelector, LabelSelector, supported_fields};
+use super::store::{DeleteOptions, Deleted, Event, Part, PatchKind, Writer};
+
+/// A response body: whole, or a stream of watch events.
+pub(crate) type Body = BoxBody<Bytes, Infallible>;
+
+/// The largest request body accepted, as the API server's 3 MiB limit.
+const MAX_BODY: usize = 3 * 1024 * 1024;
+
+fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into()).boxed()
+}
+
+fn json_response(code: StatusCode, value: &Value) -> Response<Body> {
+    let bytes = serde_json::to_vec(value).unwrap_or_default();
+    let mut response = Response::new(full(bytes));
+    *response.status_mut() = code;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+fn object_response(code: StatusCode, object: &Value) -> Response<Body> {
+    json_response(code, object)
+}
+
+fn error_response(error: &ApiError) -> Response<Body> {
+    let code = StatusCode::from_u16(error.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = json_response(code, &error.status());
+    if let Some(seconds) = error.retry_after
+        && let Ok(value) = HeaderValue::from_str(&seconds.to_string())
+    {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    response
+}
+
+/// The query string, decoded.
+struct Query(Vec<(String, String)>);
+
+impl Query {
+    fn parse(text: Option<&str>) -> Self {
+        let pairs = text
+            .unwrap_or_default()
+            .split('&')
+            .filter(|pair| !pair.is_empty())
+            .map(|pair| {
+                let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+                (decode(key), decode(value))
+            })
+            .collect();
+        Self(pairs)
+    }
+
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(name, _)| name == key)
+            .map(|(_, value)| value.as_str())
+    }
+
+    fn flag(&self, key: &str) -> bool {
+        matches!(self.get(key), Some("true" | "1"))
+    }
+}
+
+fn decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut index = 0;
+    while index < bytes.len() {
+        match bytes[index] {
+            b'+' => out.push(b' '),
+            b'%' if index + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[index + 1..index + 3])
+                    .ok()
+                    .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+                match hex {
+                    Some(byte) => {
+                        out.push(byte);
+                        index += 2;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            byte => out.push(byte),
+        }
+        index += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A parsed resource path.
+struct Target {
+    group: String,
+    version: String,
+    namespace: Option<String>,
+    plural: String,
+    name: Option<String>,
+    subresource: Option<String>,
+}
+
+fn parse_target(path: &str) -> Option<Target> {
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let (group, version, rest) = match segments.as_slice() {
+        ["api", version, rest @ ..] => (String::new(), (*version).to_owned(), rest),
+        ["apis", group, version, rest @ ..] => ((*group).to_owned(), (*version).to_owned(), rest),
+        _ => return None,
+    };
+    let (namespace, rest) = match rest {
+        ["namespaces", namespace, rest @ ..]
+            if !rest.is_empty() && !matches!(rest, ["status" | "finalize"]) =>
+        {
+            (Some((*namespace).to_owned()), rest)
+        }
+        _ => (None, rest),
+    };
+    let (plural, name, subresource) = match rest {
+        [plural] => (*plural, None, None),
+        [plural, name] => (*plural, Some(*name), None),
+        [plural, name, subresource] => (*plural, Some(*name), Some(*subresource)),
+        _ => return None,
+    };
+    Some(Target {
+        group,
+        version,
+        namespace,
+        plural: plural.to_owned(),
+        name: name.map(str::to_owned),
+        subresource: subresource.map(str::to_owned),
+    })
+}
+
+/// Whether the client accepts JSON.
+fn accepts_json(headers: &http::HeaderMap) -> bool {
+    let Some(accept) = headers
+        .get(header::ACCEPT)
+        .and_then(|value| value.to_str().ok())
+    else {
+        return true;
+    };
+    accept.split(',').any(|media| {
+        let media = media.split(';').next().unwrap_or_default().trim();
+        matches!(media, "" | "*/*" | "application/*" | "application/json")
+    })
+}
+
+/// The entry point: one request in, one response out.
+pub(crate) async fn handle(
+    state: Arc<SimState>,
+    request: Request<Incoming>,
+) -> Result<Response<Body>, Infallible> {
+    state.count_request();
+    if let Some(token) = &state.options.token {
+        let expected = format!("Bearer {token}");
+        let given = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok());
+        if given != Some(expected.as_str()) {
+            return Ok(error_response(&ApiError::new(
+                401,
+                "Unauthorized",
+                "Unauthorized",
+            )));
+        }
+    }
+    if !accepts_json(request.headers()) {
+        return Ok(error_response(&ApiError::new(
+            406,
+            "NotAcceptable",
+            "only the following media types are accepted: application/json, application/json;stream=watch (zen-sim does not speak protobuf)",
+        )));
+    }
+    let path = request.uri().path().to_owned();
+    let response = match path.as_str() {
+        "/version" => json_response(StatusCode::OK, &super::version_info()),
+        "/healthz" | "/readyz" | "/livez" => Response::new(full("ok")),
+        "/api" => json_response(
+            StatusCode::OK,
+            &json!({
+                "kind": "APIVersions", "versions": ["v1"],
+                "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": state.address.to_string()}],
+            }),
+        ),
+        "/apis" => json_response(StatusCode::OK, &group_list(&state)),
+        "/openapi/v2" => json_response(StatusCode::OK, &super::openapi::v2(&state)),
+        "/openapi/v3" => json_response(StatusCode::OK, &super::openapi::v3_index(&state)),
+        _ if path.starts_with("/openapi/v3/") => {
+            match super::openapi::v3_document(&state, &path["/openapi/v3/".len()..]) {
+                Some(document) => json_response(StatusCode::OK, &document),
+                None => error_response(&ApiError::new(
+                    404,
+                    "NotFound",
+                    "the server could not find the requested resource",
+                )),
+            }
+        }
+        _ if path.starts_with("/zen-sim/") => admin(&state, request).await,
+        _ => match discovery(&state, &path) {
+            Some(document) => json_response(StatusCode::OK, &document),
+            None => match resource_request(&state, request).await {
+                Ok(response) => response,
+                Err(error) => error_response(&error),
+            },
+        },
+    };
+    Ok(response)
+}
+
+fn group_list(state: &SimState) -> Value {
+    let groups: Vec<Value> = state
+        .store
+        .read()
+        .registry
+        .groups()
+        .into_iter()
+        .filter(|(group, _)| !group.is_empty())
+        .map(|(group, versions)| group_document(&group, &versions))
+        .collect();
+    json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
+}
+
+fn group_document(group: &str, versions: &[String]) -> Value {
+    let entries: Vec<Value> = versions
+        .iter()
+        .map(|version| json!({"groupVersion": format!("{group}/{version}"), "version": version}))
+        .collect();
+    json!({"kind": "APIGroup", "apiVersion": "v1", "name": group, "versions": entries, "preferredVersion": entries.first().cloned().unwrap_or_default()})
+}
+
+fn discovery(state: &SimState, path: &str) -> Option<Value> {
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let registry = &state.store.read().registry;
+    let (group, version) = match segments.as_slice() {
+        ["api", "v1"] => ("", "v1"),
+        ["apis", group] => {
+            let versions = registry
+                .groups()
+                .into_iter()
+                .find(|(name, _)| name == group)?
+                .1;
+            return Some(group_document(group, &versions));
+        }
+        ["apis", group, version] => (*group, *version),
+        _ => return None,
+    };
+    let types = registry.in_group_version(group, version);
+    if types.is_empty() {
+        return None;
+    }
+    let resources: Vec<Value> = types
+        .iter()
+        .flat_map(|resource| resource.discovery())
+        .collect();
+    let group_version = if group.is_empty() {
+        version.to_owned()
+    } else {
+        format!("{group}/{version}")
+    };
+    Some(
+        json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": resources}),
+    )
+}
+
+async fn read_body(request: Request<Incoming>) -> Result<(http::request::Parts, Bytes), ApiError> {
+    let (parts, body) = request.into_parts();
+    let limited = http_body_util::Limited::new(body, MAX_BODY);
+    let bytes = limited
+        .collect()
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                413,
+                "RequestEntityTooLarge",
+                "the request is too large: the limit is 3 MiB",
+            )
+        })?
+        .to_bytes();
+    Ok((parts, bytes))
+}
+
+fn parse_body(bytes: &[u8], content_type: &str) -> Result<Value, ApiError> {
+    if bytes.is_empty() {
+        return Ok(Value::Null);
+    }
+    let parsed = if content_type.contains("yaml") {
+        serde_norway::from_slice::<Value>(bytes).map_err(|error| error.to_string())
+    } else {
+        serde_json::from_slice::<Value>(bytes).map_err(|error| error.to_string())
+    };
+    parsed.map_err(|error| {
+        ApiError::bad_request(format!(
+            "the body of the request could not be decoded: {error}"
+        ))
+    })
+}
+
+fn verb_of(method: &Method, target: &Target, query: &Query) -> &'static str {
+    match (method.as_str(), target.name.is_some()) {
+        ("GET", true) => "get",
+        ("GET", false) if query.flag("watch") => "watch",
+        ("GET", false) => "list",
+        ("POST", _) => "create",
+        ("PUT", _) => "update",
+        ("PATCH", _) => "patch",
+        ("DELETE", true) => "delete",
+        ("DELETE", false) => "deletecollection",
+        _ => "unknown",
+    }
+}
+
+fn manager_of(query: &Query, headers: &http::HeaderMap) -> String {
+    if let Some(manager) = query
+        .get("fieldManager")
+        .filter(|manager| !manager.is_empty())
+    {
+        return manager.to_owned();
+    }
+    headers
+        .get(header::USER_AGENT)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|agent| agent.split('/').next())
+        .filter(|name| !name.is_empty())
+        .unwrap_or("unknown")
+        .to_owned()
+}
+
+#[allow(clippy::too_many_lines)] // one arm per verb, side by side
+async fn resource_request(
+    state: &Arc<SimState>,
+    request: Request<Incoming>,
+) -> Result<Response<Body>, ApiError> {
+    let not_found = || {
+        ApiError::new(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        )
+    };
+    let target = parse_target(request.uri().path()).ok_or_else(not_found)?;
+    let resource = state
+        .store
+        .resource(&target.group, &target.version, &target.plural)
+        .ok_or_else(not_found)?;
+    let query = Query::parse(request.uri().query());
+    let verb = verb_of(request.method(), &target, &query);
+    let namespace = target.namespace.clone().unwrap_or_default();
+    if resource.namespaced && target.namespace.is_none() && !matches!(verb, "list" | "watch") {
+        return Err(not_found());
+    }
+    let actions = state.faults.fire(&target.plural, verb);
+    for action in &actions {
+        match action {
+            FaultAction::Status {
+                code,
+                retry_after_seconds,
+            } => {
+                let reason = match code {
+                    429 => "TooManyRequests",
+                    503 => "ServiceUnavailable",
+                    504 => "Timeout",
+                    _ => "InternalError",
+                };
+                let mut error = ApiError::new(
+                    *code,
+                    reason,
+                    format!("zen-sim injected fault: {code} on {verb} {}", target.plural),
+                );
+                error.retry_after = *retry_after_seconds;
+                return Err(error);
+            }
+            FaultAction::ExpireResourceVersions => state.store.compact(),
+            FaultAction::Delay { .. } | FaultAction::DropWatch { .. } => {}
+        }
+    }
+    let delay = delay_of(&actions);
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    let drop_after = actions.iter().find_map(|action| match action {
+        FaultAction::DropWatch { after_events } => Some(*after_events),
+        _ => None,
+    });
+    if resource.read_only {
+        return metrics_request(state, &resource, &target, verb);
+    }
+    let headers = request.headers().clone();
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("application/json")
+        .to_owned();
+    let writer = Writer {
+        manager: manager_of(&query, &headers),
+        dry_run: query.get("dryRun") == Some("All"),
+    };
+    let part = match target.subresource.as_deref() {
+        None => Part::Main,
+        Some("status") if resource.has_status() => Part::Status,
+        Some("scale") if resource.scale.is_some() => {
+            return scale_request(state, &resource, &target, request, &query, writer).await;
+        }
+        Some(_) => return Err(not_found()),
+    };
+    let name = target.name.clone().unwrap_or_default();
+    match verb {
+        "get" => Ok(object_response(
+            StatusCode::OK,
+            &*state.store.get(&resource, &namespace, &name)?,
+        )),
+        "list" => list(state, &resource, target.namespace.as_deref(), &query),
+        "watch" => watch(
+            state,
+            &resource,
+            target.namespace.as_deref(),
+            &query,
+            drop_after,
+        ),
+        "create" => {
+            let (_, bytes) = read_body(request).await?;
+            let body = parse_body(&bytes, &content_type)?;
+            let created = state.store.create(&resource, &namespace, body, &writer)?;
+            Ok(object_response(StatusCode::CREATED, &created))
+        }
+        "update" => {
+            let (_, bytes) = read_body(request).await?;
+            let body = parse_body(&bytes, &content_type)?;
+            Ok(object_response(
+                StatusCode::OK,
+                &*state
+                    .store
+                    .update(&resource, &namespace, &name, body, part, &writer)?,
+            ))
+        }
+        "patch" => {
+            let kind = patch_kind(&content_type, &query)?;
+            if matches!(kind, PatchKind::Apply { .. })
+                && query.get("fieldManager").is_none_or(str::is_empty)
+            {
+                return Err(ApiError::invalid(
+                    "PatchOptions",
+                    "meta.k8s.io",
+                    "",
+                    &[(
+                        "fieldManager".into(),
+                        "fieldManager: Required value: is required for apply patch".into(),
+                        "FieldValueRequired",
+                    )],
+                ));
+            }
+            let (_, bytes) = read_body(request).await?;
+            let body = parse_body(&bytes, &content_type)?;
+            let existed = state.store.get(&resource, &namespace, &name).is_ok();
+            let patched = state
+                .store
+                .patch(&resource, &namespace, &name, kind, &body, part, &writer)?;
+            let code = if existed {
+                StatusCode::OK
+            } else {
+                StatusCode::CREATED
+            };
+            Ok(object_response(code, &patched))
+        }
+        "delete" => {
+            let (_, bytes) = read_body(request).await?;
+            let body = parse_body(&bytes, "application/json").unwrap_or(Value::Null);
+            let options = delete_options(&body, &query, writer.dry_run);
+            match state.store.delete(&resource, &namespace, &name, &options)? {
+                Deleted::Pending(object) => Ok(object_response(StatusCode::OK, &object)),
+                Deleted::Gone(object)
+                    if resource.custom
+                        || resource.plural == "services"
+                        || resource.group == "apiextensions.k8s.io" =>
+                {
+                    Ok(object_response(StatusCode::OK, &object))
+                }
+                Deleted::Gone(object) => Ok(json_response(
+                    StatusCode::OK,
+                    &json!({
+                        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+                        "details": {"name": name, "group": resource.group, "kind": resource.plural, "uid": object["metadata"]["uid"]},
+                    }),
+                )),
+            }
+        }
+        "deletecollection" => {
+            let labels = label_selector(&query)?;
+            let fields = field_selector(&query, &resource)?;
+            let page = state.store.list(
+                &resource,
+                target.namespace.as_deref(),
+                &labels,
+                &fields,
+                None,
+                None,
+            )?;
+            let options = DeleteOptions {
+                dry_run: writer.dry_run,
+                ..DeleteOptions::default()
+            };
+            for object in &page.items {
+                let object_namespace = object["metadata"]["namespace"].as_str().unwrap_or_default();
+                let object_name = object["metadata"]["name"].as_str().unwrap_or_default();
+                let _ = state
+                    .store
+                    .delete(&resource, object_namespace, object_name, &options);
+            }
+            Ok(list_response(
+                &resource,
+                &page.items,
+                page.revision,
+                None,
+                None,
+            ))
+        }
+        _ => Err(ApiError::method_not_allowed(format!(
+            "the server does not allow this method on the requested resource ({verb})"
+        ))),
+    }
+}
+
+fn patch_kind(content_type: &str, query: &Query) -> Result<PatchKind, ApiError> {
+    let media = content_type.split(';').next().unwrap_or_default().trim();
+    match media {
+        "application/json-patch+json" => Ok(PatchKind::Json),
+        "application/merge-patch+json" => Ok(PatchKind::Merge),
+        "application/strategic-merge-patch+json" => Ok(PatchKind::Strategic),
+        "application/apply-patch+yaml" | "application/apply-patch+cbor" => Ok(PatchKind::Apply {
+            force: query.flag("force"),
+        }),
+        other => Err(ApiError::new(
+            415,
+            "UnsupportedMediaType",
+            format!(
+                "the body of the request was in an unknown format ({other}) - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json"
+            ),
+        )),
+    }
+}
+
+fn delete_options(body: &Value, query: &Query, dry_run: bool) -> DeleteOptions {
+    let preconditions = &body["preconditions"];
+    DeleteOptions {
+        uid: preconditions["uid"].as_str().map(str::to_owned),
+        resource_version: preconditions["resourceVersion"].as_str().map(str::to_owned),
+        propagation: body["propagationPolicy"]
+            .as_str()
+            .or_else(|| query.get("propagationPolicy"))
+            .map(str::to_owned),
+        dry_run: dry_run
+            || body["dryRun"]
+                .as_array()
+                .is_some_and(|modes| modes.iter().any(|mode| mode == "All")),
+    }
+}
+
+fn label_selector(query: &Query) -> Result<LabelSelector, ApiError> {
+    LabelSelector::parse(query.get("labelSelector").unwrap_or_default())
+        .map_err(ApiError::bad_request)
+}
+
+fn field_selector(query: &Query, resource: &ResourceType) -> Result<FieldSelector, ApiError> {
+    FieldSelector::parse(
+        query.get("fieldSelector").unwrap_or_default(),
+        supported_fields(&resource.kind),
+    )
+    .map_err(ApiError::bad_request)
+}
+
+fn list(
+    state: &SimState,
+    resource: &ResourceType,
+    namespace: Option<&str>,
+    query: &Query,
+) -> Result<Response<Body>, ApiError> {
+    let labels = label_selector(query)?;
+    let fields = field_selector(query, resource)?;
+    let limit = query
+        .get("limit")
+        .and_then(|limit| limit.parse::<usize>().ok())
+        .filter(|limit| *limit > 0);
+    let page = state.store.list(
+        resource,
+        namespace,
+        &labels,
+        &fields,
+        limit,
+        query.get("continue").filter(|token| !token.is_empty()),
+    )?;
+    Ok(list_response(
+        resource,
+        &page.items,
+        page.revision,
+        page.next,
+        page.remaining,
+    ))
+}
+
+fn list_response(
+    resource: &ResourceType,
+    items: &[Arc<Value>],
+    revision: u64,
+    next: Option<String>,
+    remaining: Option<u64>,
+) -> Response<Body> {
+    let mut metadata = json!({"resourceVersion": revision.to_string()});
+    if let Some(next) = next {
+        metadata["continue"] = json!(next);
+    }
+    if let Some(remaining) = remaining {
+        metadata["remainingItemCount"] = json!(remaining);
+    }
+    // Items are written from their shared copies: no deep clone of the list.
+    let mut out = Vec::with_capacity(64 + items.len() * 512);
+    out.extend_from_slice(
+        format!(
+            "{{\"kind\":\"{}List\",\"apiVersion\":\"{}\",\"metadata\":",
+            resource.kind,
+            resource.api_version()
+        )
+        .as_bytes(),
+    );
+    let _ = serde_json::to_writer(&mut out, &metadata);
+    out.extend_from_slice(b",\"items\":[");
+    for (index, item) in items.iter().enumerate() {
+        if index > 0 {
+            out.push(b',');
+        }
+        let _ = serde_json::to_writer(&mut out, item.as_ref());
+    }
+    out.extend_from_slice(b"]}");
+    let mut response = Response::new(full(out));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+fn watch_line(kind: &str, object: &Value) -> Bytes {
+    let mut line = Vec::with_capacity(256);
+    line.extend_from_slice(b"{\"type\":\"");
+    line.extend_from_slice(kind.as_bytes());
+    line.extend_from_slice(b"\",\"object\":");
+    let _ = serde_json::to_writer(&mut line, object);
+    line.extend_from_slice(b"}\n");
+    Bytes::from(line)
+}
+
+struct WatchFilter {
+    resource: String,
+    namespace: Option<String>,
+    labels: LabelSelector,
+    fields: FieldSelector,
+}
+
+impl WatchFilter {
+    fn admits(&self, event: &Event) -> bool {
+        event.resource == self.resource
+            && self
+                .namespace
+                .as_deref()
+                .is_none_or(|namespace| namespace == event.namespace)
+            && self.object_matches(&event.object)
+    }
+
+    fn object_matches(&self, object: &Value) -> bool {
+        self.labels.matches(&object["metadata"]["labels"]) && self.fields.matches(object)
+    }
+}
+
+#[allow(clippy::too_many_lines)] // the watch's whole life: initial events, backlog, live events, bookmarks
+fn watch(
+    state: &Arc<SimState>,
+    resource: &ResourceType,
+    namespace: Option<&str>,
+    query: &Query,
+    drop_after: Option<u64>,
+) -> Result<Response<Body>, ApiError> {
+    let filter = WatchFilter {
+        resource: resource.group_resource(),
+        namespace: namespace.map(str::to_owned),
+        labels: label_selector(query)?,
+        fields: field_selector(query, resource)?,
+    };
+    let bookmarks = query.flag("allowWatchBookmarks");
+    let send_initial = query.flag("sendInitialEvents");
+    let timeout = query
+        .get("timeoutSeconds")
+        .and_then(|seconds| seconds.parse::<u64>().ok())
+        .map_or(Duration::from_secs(1800), Duration::from_secs);
+    let requested = query.get("resourceVersion").unwrap_or_default();
+    let (initial, start_revision, backlog, mut receiver) =
+        if requested.is_empty() || requested == "0" || send_initial {
+            let (objects, revision, receiver) = state.store.watch_current(resource, namespace);
+            let objects: Vec<Arc<Value>> = objects
+                .into_iter()
+                .filter(|object| filter.object_matches(object))
+                .collect();
+            (objects, revision, Vec::new(), receiver)
+        } else {
+            let revision: u64 = requested.parse().map_err(|_| {
+                ApiError::bad_request(format!("invalid resource version: {requested}"))
+            })?;
+            let (backlog, receiver) = state.store.watch_from(resource, revision)?;
+            (Vec::new(), revision, backlog, receiver)
+        };
+    let (sender, mut lines) = tokio::sync::mpsc::channel::<Bytes>(256);
+    let kind = resource.kind.clone();
+    let api_version = resource.api_version();
+    let interval = state.options.bookmark_interval;
+    tokio::spawn(async move {
+        let deadline = tokio::time::sleep(timeout);
+        tokio::pin!(deadline);
+        let mut sent = 0_u64;
+        let mut last = start_revision;
+        let budget = |sent: u64| drop_after.is_some_and(|limit| sent >= limit);
+        if budget(sent) {
+            return;
+        }
+        for object in &initial {
+            if sender.send(watch_line("ADDED", object)).await.is_err() {
+                return;
+            }
+            sent += 1;
+            if budget(sent) {
+                return;
+            }
+        }
+        if send_initial && bookmarks {
+            let bookmark = json!({"kind": kind, "apiVersion": api_version, "metadata": {"resourceVersion": start_revision.to_string(),
+                                   "annotations": {"k8s.io/initial-events-end": "true"}}});
+            if sender
+                .send(watch_line("BOOKMARK", &bookmark))
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+        for event in backlog.iter().filter(|event| filter.admits(event)) {
+            last = event.revision;
+            if sender
+                .send(watch_line(event.change.as_str(), &event.object))
+                .await
+                .is_err()
+            {
+                return;
+            }
+            sent += 1;
+            if budget(sent) {
+                return;
+            }
+        }
+        let mut ticker = tokio::time::interval(interval);
+        ticker.tick().await;
+        loop {
+            tokio::select! {
+                () = &mut deadline => return,
+                _ = ticker.tick(), if bookmarks => {
+                    let bookmark = json!({"kind": kind, "apiVersion": api_version, "metadata": {"resourceVersion": last.to_string()}});
+                    if sender.send(watch_line("BOOKMARK", &bookmark)).await.is_err() {
+                        return;
+                    }
+                }
+                received = receiver.recv() => {
+                    let Ok(event) = received else {
+                        // Lagged or closed: end the watch; the client re-lists or re-watches.
+                        return;
+                    };
+                    if event.revision <= last || !filter.admits(&event) {
+                        continue;
+                    }
+                    last = event.revision;
+                    if sender.send(watch_line(event.change.as_str(), &event.object)).await.is_err() {
+                        return;
+                    }
+                    sent += 1;
+                    if budget(sent) {
+                        return;
+                    }
+                }
+            }
+        }
+    });
+    let stream = futures::stream::poll_fn(move |cx| {
+        lines
+            .poll_recv(cx)
+            .map(|line| line.map(|line| Ok::<_, Infallible>(Frame::data(line))))
+    });
+    let mut response = Response::new(BoxBody::new(StreamBody::new(stream)));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, private"),
+    );
+    Ok(response)
+}
+
+fn json_path_get<'a>(object: &'a Value, path: &str) -> &'a Value {
+    path.trim_start_matches('.')
+        .split('.')
+        .filter(|key| !key.is_empty())
+        .fold(object, |node, key| &node[key])
+}
+
+fn scale_of(resource: &ResourceType, object: &Value) -> Value {
+    let Some(paths) = &resource.scale else {
+        return Value::Null;
+    };
+    let selector = match &paths.label_selector {
+        Some(path) if !resource.custom => super::control::selector_of(&object["spec"]["selector"])
+            .map(|_| selector_text(&object["spec"]["selector"]))
+            .map_or_else(|| json_path_get(object, path).clone(), Value::String),
+        Some(path) => json_path_get(object, path).clone(),
+        None => Value::Null,
+    };
+    let mut status =
+        json!({"replicas": json_path_get(object, &paths.status_replicas).as_i64().unwrap_or(0)});
+    if !selector.is_null() {
+        status["selector"] = selector;
+    }
+    json!({
+        "kind": "Scale", "apiVersion": "autoscaling/v1",
+        "metadata": {"name": object["metadata"]["name"], "namespace": object["metadata"]["namespace"], "uid": object["metadata"]["uid"],
+                     "resourceVersion": object["metadata"]["resourceVersion"], "creationTimestamp": object["metadata"]["creationTimestamp"]},
+        "spec": {"replicas": json_path_get(object, &paths.spec_replicas).as_i64().unwrap_or(0)},
+        "status": status,
+    })
+}
+
+fn selector_text(selector: &Value) -> String {
+    let mut terms: Vec<String> = selector["matchLabels"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(key, value)| format!("{key}={}", value.as_str().unwrap_or_default()))
+        .collect();
+    terms.sort();
+    terms.join(",")
+}
+
+async fn scale_request(
+    state: &SimState,
+    resource: &ResourceType,
+    target: &Target,
+    request: Request<Incoming>,
+    query: &Query,
+    writer: Writer,
+) -> Result<Response<Body>, ApiError> {
+    let namespace = target.namespace.clone().unwrap_or_default();
+    let name = target.name.clone().unwrap_or_default();
+    let object = state.store.get(resource, &namespace, &name)?;
+    let current = scale_of(resource, &object);
+    let method = request.method().clone();
+    if method == Method::GET {
+        return Ok(object_response(StatusCode::OK, &current));
+    }
+    let content_type = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("application/json")
+        .to_owned();
+    let (_, bytes) = read_body(request).await?;
+    let body = parse_body(&bytes, &content_type)?;
+    let wanted = match method {
+        Method::PUT => {
+            let given = body["metadata"]["resourceVersion"]
+                .as_str()
+                .unwrap_or_default();
+            if !given.is_empty() && Some(given) != object["metadata"]["resourceVersion"].as_str() {
+                return Err(ApiError::stale(&resource.group_resource(), &name));
+            }
+            body
+        }
+        Method::PATCH => {
+            let mut scale = current.clone();
+            match patch_kind(&content_type, query)? {
+                PatchKind::Json => {
+                    let patch: json_patch::Patch = serde_json::from_value(body)
+                        .map_err(|error| ApiError::bad_request(error.to_string()))?;
+                    json_patch::patch(&mut scale, &patch)
+                        .map_err(|error| ApiError::new(422, "Invalid", error.to_string()))?;
+                }
+                _ => json_patch::merge(&mut scale, &body),
+            }
+            scale
+        }
+        _ => {
+            return Err(ApiError::method_not_allowed(
+                "the server does not allow this method on the requested resource",
+            ));
+        }
+    };
+    let replicas = wanted["spec"]["replicas"].as_i64().ok_or_else(|| {
+        ApiError::invalid(
+            "Scale",
+            "autoscaling",
+            &name,
+            &[(
+                "spec.replicas".into(),
+                "spec.replicas: Required value".into(),
+                "FieldValueRequired",
+            )],
+        )
+    })?;
+    if replicas < 0 {
+        return Err(ApiError::invalid(
+            "Scale",
+            "autoscaling",
+            &name,
+            &[(
+                "spec.replicas".into(),
+                format!(
+                    "spec.replicas: Invalid value: {replicas}: must be greater than or equal to 0"
+                ),
+                "FieldValueInvalid",
+            )],
+        ));
+    }
+    let path = resource
+        .scale
+        .as_ref()
+        .map_or(".spec.replicas", |paths| paths.spec_replicas.as_str());
+    let mut patch = json!(replicas);
+    for key in path.trim_start_matches('.').split('.').rev() {
+        patch = json!({ key: patch });
+    }
+    let updated = state.store.patch(
+        resource,
+        &namespace,
+        &name,
+        PatchKind::Merge,
+        &patch,
+        Part::Main,
+        &writer,
+    )?;
+    Ok(object_response(
+        StatusCode::OK,
+        &scale_of(resource, &updated),
+    ))
+}
+
+fn metrics_request(
+    state: &SimState,
+    resource: &ResourceType,
+    target: &Target,
+    verb: &str,
+) -> Result<Response<Body>, ApiError> {
+    let items = if resource.kind == "PodMetrics" {
+        super::control::pod_metrics(state, target.namespace.as_deref())
+    } else {
+        super::control::node_metrics(state)
+    };
+    match (verb, &target.name) {
+        ("get", Some(name)) => items
+            .into_iter()
+            .find(|item| item["metadata"]["name"] == name.as_str())
+            .map(|item| object_response(StatusCode::OK, &item))
+            .ok_or_else(|| ApiError::not_found(&resource.group_resource(), name)),
+        ("list", None) => {
+            let items: Vec<Arc<Value>> = items.into_iter().map(Arc::new).collect();
+            Ok(list_response(
+                resource,
+                &items,
+                state.store.revision(),
+                None,
+                None,
+            ))
+        }
+        _ => Err(ApiError::method_not_allowed(format!(
+            "the server does not allow this method on the requested resource ({verb} {})",
+            resource.plural
+        ))),
+    }
+}
+
+/// `/zen-sim/v1/...`: the simulator's own endpoints (faults, stats, pod readiness).
+async fn admin(state: &SimState, request: Request<Incoming>) -> Response<Body> {
+    let path = request.uri().path().to_owned();
+    let method = request.method().clone();
+    let result: Result<Value, ApiError> = async {
+        match (method.as_str(), path.trim_end_matches('/')) {
+            ("GET", "/zen-sim/v1/faults") => Ok(json!(
+                state
+                    .faults
+                    .list()
+                    .into_iter()
+                    .map(|(fault, fired)| json!({"fault": fault, "fired": fired}))
+                    .collect::<Vec<_>>()
+            )),
+            ("POST", "/zen-sim/v1/faults") => {
+                let (_, bytes) = read_body(request).await?;
+                let fault = serde_json::from_slice(&bytes)
+                    .map_err(|error| ApiError::bad_request(format!("not a fault: {error}")))?;
+                state.faults.inject(fault);
+                Ok(json!({"injected": true}))
+            }
+            ("DELETE", "/zen-sim/v1/faults") => {
+                state.faults.clear();
+                Ok(json!({"cleared": true}))
+            }
+            ("GET", "/zen-sim/v1/stats") => Ok(json!(state.stats())),
+            ("POST", path)
+                if path.starts_with("/zen-sim/v1/namespaces/") && path.ends_with("/ready") =>
+            {
+                let parts: Vec<&str> = path.split('/').collect();
+                let (Some(namespace), Some(name)) = (parts.get(4), parts.get(6)) else {
+                    return Err(ApiError::bad_request(
+                        "expected /zen-sim/v1/namespaces/NS/pods/NAME/ready",
+                    ));
+                };
+                let (_, bytes) = read_body(request).await?;
+                let body: Value = serde_json::from_slice(&bytes).unwrap_or(json!({"ready": true}));
+                super::control::set_pod_ready(
+                    state,
+                    namespace,
+                    name,
+                    body["ready"].as_bool().unwrap_or(true),
+                )?;
+                Ok(json!({"ready": body["ready"]}))
+            }
+            _ => Err(ApiError::new(
+                404,
+                "NotFound",
+                "the server could not find the requested resource",
+            )),
+        }
+    }
+    .await;
+    match result {
+        Ok(value) => json_response(StatusCode::OK, &value),
+        Err(error) => error_response(&error),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_parse_into_targets() {
+        let target = parse_target("/apis/apps/v1/namespaces/web/deployments/api/scale").unwrap();
+        assert_eq!(
+            (
+                target.group.as_str(),
+                target.namespace.as_deref(),
+                target.plural.as_str()
+            ),
+            ("apps", Some("web"), "deployments")
+        );
+        assert_eq!(
+            (target.name.as_deref(), target.subresource.as_deref()),
+            (Some("api"), Some("scale"))
+        );
+        let namespace = parse_target("/api/v1/namespaces/web").unwrap();
+        assert_eq!(
+            (
+                namespace.plural.as_str(),
+                namespace.name.as_deref(),
+                namespace.namespace
+            ),
+            ("namespaces", Some("web"), None)
+        );
+        let status = parse_target("/api/v1/namespaces/web/status").unwrap();
+        assert_eq!(
+            (status.name.as_deref(), status.subresource.as_deref()),
+            (Some("web"), Some("status"))
+        );
+        let all = parse_target("/api/v1/pods").unwrap();
+        assert_eq!((all.plural.as_str(), all.namespace), ("pods", None));
+        assert!(parse_target("/nonsense").is_none());
+    }
+
+    #[test]
+    fn queries_are_percent_decoded() {
+        let query = Query::parse(Some(
+            "labelSelector=app%3Dweb%2Ctier+in+%28a%2Cb%29&watch=1&bad=%zz&end=%4",
+        ));
+        assert_eq!(query.get("labelSelector"), Some("app=web,tier in (a,b)"));
+        assert!(query.flag("watch"));
+        assert_eq!(query.get("bad"), Some("%zz"));
+        assert_eq!(query.get("end"), Some("%4"));
+    }
+
+    #[test]
+    fn protobuf_only_clients_are_refused_and_json_ones_served() {
+        let mut headers = http::HeaderMap::new();
+        assert!(accepts_json(&headers));
+        headers.insert(
+            header::ACCEPT,
+            HeaderValue::from_static("application/vnd.kubernetes.protobuf"),
+        );
+        assert!(!accepts_json(&headers));
+        headers.insert(
+            header::ACCEPT,
+            HeaderValue::from_static("application/vnd.kubernetes.protobuf, application/json"),
+        );
+        assert!(accepts_json(&headers));
+        headers.insert(
+            header::ACCEPT,
+            HeaderValue::from_static(
+                "application/json;as=Table;v=v1;g=meta.k8s.io, application/json",
+            ),
+        );
+        assert!(accepts_json(&headers));
+    }
+}

@@ -1,0 +1,466 @@
+//! zen-sim: a Kubernetes-API-compatible server for tests, demos and notebooks.
+//!
+//! It speaks the API server's HTTP protocol closely enough that `kubectl` and the `kube` client
+//! work against it unchanged: discovery, JSON objects with uid/resourceVersion/generation,
+//! optimistic concurrency, label and field selectors, paging, watches with bookmarks and 410
+//! Gone, merge/JSON/strategic-merge patches, server-side apply with `managedFields` and
+//! conflicts, status and scale subresources, finalizers, garbage collection, namespace deletion
+//! and CRDs whose kinds are served and validated. A small control plane runs Deployments,
+//! `ReplicaSets`, `StatefulSets`, `DaemonSets` and Jobs, makes pods Ready after a delay, keeps
+//! Endpoints/EndpointSlices, and serves metrics.k8s.io from a usage model. Faults (429 with
+//! Retry-After, 5xx, latency, dropped watches, expired resource versions) can be injected per
+//! resource and verb.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), kubezen::sim::SimError> {
+//! let sim = kubezen::sim::Sim::start(kubezen::sim::SimOptions::default()).await?;
+//! let client = kube::Client::try_from(sim.kube_config().await?).expect("client");
+//! # let _ = client;
+//! # Ok(())
+//! # }
+//! ```
+
+mod api;
+mod control;
+mod error;
+mod faults;
+mod fields;
+mod openapi;
+mod registry;
+mod schema;
+mod select;
+mod store;
+mod tls;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use serde_json::{Value, json};
+
+pub use faults::{Fault, FaultAction, Faults};
+
+/// The Kubernetes version zen-sim reports.
+pub const KUBERNETES_VERSION: &str = "v1.33.0";
+
+/// How the simulated containers use resources, for metrics.k8s.io.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct UsageModel {
+    /// CPU used, as a fraction of the container's CPU request.
+    pub cpu_fraction: f64,
+    /// Memory used, as a fraction of the container's memory request.
+    pub memory_fraction: f64,
+    /// CPU of a container without a request, in millicores.
+    pub default_cpu_millicores: f64,
+    /// Memory of a container without a request, in bytes.
+    pub default_memory_bytes: f64,
+    /// How far usage swings around its level (0.2 = +-20 % for CPU, a quarter of that for memory).
+    pub noise: f64,
+    /// The period of the swing.
+    pub period: Duration,
+}
+
+impl Default for UsageModel {
+    fn default() -> Self {
+        Self {
+            cpu_fraction: 0.4,
+            memory_fraction: 0.6,
+            default_cpu_millicores: 10.0,
+            default_memory_bytes: 32.0 * 1024.0 * 1024.0,
+            noise: 0.2,
+            period: Duration::from_secs(300),
+        }
+    }
+}
+
+/// How to run a simulator.
+#[derive(Debug, Clone)]
+pub struct SimOptions {
+    /// The address to listen on; loopback by default.
+    pub host: IpAddr,
+    /// The port; 0 picks a free one.
+    pub port: u16,
+    /// Serve HTTPS with a fresh self-signed CA (the kubeconfig carries it).
+    pub tls: bool,
+    /// Require `Authorization: Bearer <token>`.
+    pub token: Option<String>,
+    /// How long a scheduled pod takes to become Ready.
+    pub ready_delay: Duration,
+    /// Nodes to create at start.
+    pub nodes: usize,
+    /// Each node's CPU capacity.
+    pub node_cpu: String,
+    /// Each node's memory capacity.
+    pub node_memory: String,
+    /// The usage model behind metrics.k8s.io.
+    pub usage: UsageModel,
+    /// Events kept for watches that resume from a resourceVersion; older ones get 410 Gone.
+    pub history: usize,
+    /// How often watches that allow bookmarks get one.
+    pub bookmark_interval: Duration,
+}
+
+impl Default for SimOptions {
+    fn default() -> Self {
+        Self {
+            host: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port: 0,
+            tls: false,
+            token: None,
+            ready_delay: Duration::from_millis(200),
+            nodes: 3,
+            node_cpu: "4".into(),
+            node_memory: "16Gi".into(),
+            usage: UsageModel::default(),
+            history: 100_000,
+            bookmark_interval: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Why a simulator could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    /// The address could not be bound.
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        /// The address.
+        address: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// TLS could not be set up.
+    #[error("{0}")]
+    Tls(String),
+    /// The kubeconfig could not be used or written.
+    #[error("kubeconfig: {0}")]
+    Kubeconfig(String),
+    /// The runtime for a background simulator could not be built.
+    #[error("cannot start the simulator's runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+}
+
+/// What a simulator has served and holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct SimStats {
+    /// Objects stored.
+    pub objects: usize,
+    /// The current resourceVersion.
+    pub revision: u64,
+    /// Requests served.
+    pub requests: u64,
+    /// Seconds since start.
+    pub uptime_seconds: u64,
+}
+
+/// State shared by the server, the handlers and the controllers.
+pub(crate) struct SimState {
+    pub(crate) options: SimOptions,
+    pub(crate) store: store::Store,
+    pub(crate) faults: Faults,
+    pub(crate) address: SocketAddr,
+    requests: AtomicU64,
+    started: Instant,
+}
+
+impl SimState {
+    pub(crate) fn count_request(&self) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn stats(&self) -> SimStats {
+        SimStats {
+            objects: self.store.len(),
+            revision: self.store.revision(),
+            requests: self.requests.load(Ordering::Relaxed),
+            uptime_seconds: self.started.elapsed().as_secs(),
+        }
+    }
+}
+
+pub(crate) fn version_info() -> Value {
+    let (major, minor) = KUBERNETES_VERSION
+        .trim_start_matches('v')
+        .split_once('.')
+        .unwrap_or(("1", "34.0"));
+    let minor = minor.split('.').next().unwrap_or("34");
+    json!({
+        "major": major, "minor": minor, "gitVersion": KUBERNETES_VERSION, "gitCommit": "zen-sim",
+        "gitTreeState": "clean", "buildDate": "2026-01-01T00:00:00Z", "goVersion": "zen-sim",
+        "compiler": "rustc", "platform": format!("{}/{}", std::env::consts::OS, std::env::consts::ARCH),
+        "emulationMajor": major, "emulationMinor": minor,
+    })
+}
+
+/// A running simulator. Dropping it (or [`Sim::stop`]) stops it.
+pub struct Sim {
+    state: Arc<SimState>,
+    url: String,
+    ca_pem: Option<String>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Sim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sim")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Sim {
+    /// Starts a simulator on the current tokio runtime.
+    ///
+    /// # Errors
+    /// The address cannot be bound, or TLS cannot be set up.
+    pub async fn start(options: SimOptions) -> Result<Self, SimError> {
+        let requested = SocketAddr::new(options.host, options.port);
+        let listener = tokio::net::TcpListener::bind(requested)
+            .await
+            .map_err(|source| SimError::Bind {
+                address: requested,
+                source,
+            })?;
+        let address = listener.local_addr().map_err(|source| SimError::Bind {
+            address: requested,
+            source,
+        })?;
+        let identity = if options.tls {
+            Some(tls::identity(&options.host.to_string()).map_err(SimError::Tls)?)
+        } else {
+            None
+        };
+        let scheme = if options.tls { "https" } else { "http" };
+        let host = match address.ip() {
+            IpAddr::V6(ip) => format!("[{ip}]"),
+            IpAddr::V4(ip) => ip.to_string(),
+        };
+        let url = format!("{scheme}://{host}:{}", address.port());
+        let state = Arc::new(SimState {
+            store: store::Store::new(options.history),
+            options,
+            faults: Faults::default(),
+            address,
+            requests: AtomicU64::new(0),
+            started: Instant::now(),
+        });
+        let controllers = tokio::spawn(control::run(Arc::clone(&state)));
+        control::seed(&state);
+        let acceptor = identity
+            .as_ref()
+            .map(|identity| tokio_rustls::TlsAcceptor::from(Arc::clone(&identity.config)));
+        let server = tokio::spawn(serve(listener, Arc::clone(&state), acceptor));
+        Ok(Self {
+            state,
+            url,
+            ca_pem: identity.map(|identity| identity.ca_pem),
+            tasks: vec![controllers, server],
+        })
+    }
+
+    /// The server's URL, `http://127.0.0.1:PORT` (or https).
+    #[must_use]
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// A kubeconfig (YAML) with one context, `zen-sim`, for this simulator.
+    #[must_use]
+    pub fn kubeconfig(&self) -> String {
+        use base64::Engine as _;
+        let mut cluster = json!({"server": self.url});
+        if let Some(pem) = &self.ca_pem {
+            cluster["certificate-authority-data"] =
+                json!(base64::engine::general_purpose::STANDARD.encode(pem));
+        }
+        let user = match &self.state.options.token {
+            Some(token) => json!({"token": token}),
+            None => json!({}),
+        };
+        let config = json!({
+            "apiVersion": "v1", "kind": "Config", "preferences": {},
+            "clusters": [{"name": "zen-sim", "cluster": cluster}],
+            "users": [{"name": "zen-sim", "user": user}],
+            "contexts": [{"name": "zen-sim", "context": {"cluster": "zen-sim", "user": "zen-sim", "namespace": "default"}}],
+            "current-context": "zen-sim",
+        });
+        serde_norway::to_string(&config).unwrap_or_default()
+    }
+
+    /// Writes [`Sim::kubeconfig`] to a file (mode 0600: it may hold the token).
+    ///
+    /// # Errors
+    /// The file cannot be written.
+    pub fn write_kubeconfig(&self, path: &Path) -> Result<(), SimError> {
+        write_private(path, &self.kubeconfig()).map_err(|error| {
+            SimError::Kubeconfig(format!("cannot write {}: {error}", path.display()))
+        })
+    }
+
+    /// A `kube` client configuration for this simulator.
+    ///
+    /// # Errors
+    /// Never in practice: the kubeconfig is generated.
+    pub async fn kube_config(&self) -> Result<kube::Config, SimError> {
+        let kubeconfig = kube::config::Kubeconfig::from_yaml(&self.kubeconfig())
+            .map_err(|error| SimError::Kubeconfig(error.to_string()))?;
+        kube::Config::from_custom_kubeconfig(
+            kubeconfig,
+            &kube::config::KubeConfigOptions::default(),
+        )
+        .await
+        .map_err(|error| SimError::Kubeconfig(error.to_string()))
+    }
+
+    /// The fault rules: inject, list, clear.
+    #[must_use]
+    pub fn faults(&self) -> &Faults {
+        &self.state.faults
+    }
+
+    /// Marks a pod Ready or `NotReady`, as a readiness probe would.
+    ///
+    /// # Errors
+    /// The pod does not exist.
+    pub fn set_pod_ready(&self, namespace: &str, name: &str, ready: bool) -> Result<(), String> {
+        control::set_pod_ready(&self.state, namespace, name, ready).map_err(|error| error.message)
+    }
+
+    /// Objects, revision, requests served.
+    #[must_use]
+    pub fn stats(&self) -> SimStats {
+        self.state.stats()
+    }
+
+    /// Stops serving; connections and watches end.
+    pub fn stop(self) {
+        drop(self);
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(text.as_bytes())
+}
+
+async fn serve(
+    listener: tokio::net::TcpListener,
+    state: Arc<SimState>,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
+) {
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+        };
+        let Ok((stream, _)) = accepted else {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let state = Arc::clone(&state);
+        let acceptor = acceptor.clone();
+        connections.spawn(async move {
+            let service =
+                hyper::service::service_fn(move |request| api::handle(Arc::clone(&state), request));
+            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            match acceptor {
+                Some(acceptor) => {
+                    if let Ok(stream) = acceptor.accept(stream).await {
+                        let _ = builder
+                            .serve_connection(TokioIo::new(stream), service)
+                            .await;
+                    }
+                }
+                None => {
+                    let _ = builder
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                }
+            }
+        });
+    }
+}
+
+/// A simulator on its own threads, for callers without a tokio runtime (the plugin, Python).
+pub struct BackgroundSim {
+    sim: Option<Sim>,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl std::fmt::Debug for BackgroundSim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BackgroundSim")
+            .field("sim", &self.sim)
+            .finish_non_exhaustive()
+    }
+}
+
+impl BackgroundSim {
+    /// Starts a simulator on a runtime of its own (two worker threads).
+    ///
+    /// # Errors
+    /// As [`Sim::start`], or the runtime cannot be built.
+    pub fn start(options: SimOptions) -> Result<Self, SimError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("zen-sim")
+            .enable_all()
+            .build()
+            .map_err(SimError::Runtime)?;
+        let sim = runtime.block_on(Sim::start(options))?;
+        Ok(Self {
+            sim: Some(sim),
+            runtime: Some(runtime),
+        })
+    }
+
+    /// The running simulator.
+    ///
+    /// # Panics
+    /// Never: the simulator lives as long as this value.
+    #[must_use]
+    pub fn sim(&self) -> &Sim {
+        self.sim.as_ref().expect("the simulator runs until stopped")
+    }
+
+    /// Stops the simulator and its threads.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            let _guard = runtime.enter();
+            drop(self.sim.take());
+            runtime.shutdown_timeout(Duration::from_secs(1));
+        }
+    }
+}
+
+impl Drop for BackgroundSim {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}

@@ -1,0 +1,1118 @@
+//! zen-sim's storage: objects by resource, namespace and name, one resourceVersion counter, a
+//! bounded event history for watches, and the write semantics of the API server.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use base64::Engine as _;
+use serde_json::{Map, Value, json};
+use tokio::sync::broadcast;
+
+use super::error::ApiError;
+use super::fields;
+use super::registry::{Registry, ResourceType};
+use super::schema;
+use super::select::{FieldSelector, LabelSelector};
+
+/// What kind of change an event reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Change {
+    Added,
+    Modified,
+    Deleted,
+}
+
+impl Change {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Added => "ADDED",
+            Self::Modified => "MODIFIED",
+            Self::Deleted => "DELETED",
+        }
+    }
+}
+
+/// One change, as watches see it.
+#[derive(Debug)]
+pub(crate) struct Event {
+    pub(crate) revision: u64,
+    pub(crate) resource: String,
+    pub(crate) namespace: String,
+    pub(crate) change: Change,
+    pub(crate) object: Arc<Value>,
+}
+
+type Key = (String, String, String);
+
+/// Events since a revision, and the receiver of those to come.
+type Backlog = (Vec<Arc<Event>>, broadcast::Receiver<Arc<Event>>);
+
+/// The state behind the lock.
+pub(crate) struct Inner {
+    pub(crate) registry: Registry,
+    objects: BTreeMap<Key, Arc<Value>>,
+    revision: u64,
+    history: VecDeque<Arc<Event>>,
+    /// The oldest revision a watch or continue token may still start from.
+    compacted: u64,
+}
+
+/// The store.
+pub(crate) struct Store {
+    inner: RwLock<Inner>,
+    events: broadcast::Sender<Arc<Event>>,
+    history_capacity: usize,
+}
+
+/// Which part of an object a write addresses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Part {
+    Main,
+    Status,
+}
+
+/// How a patch body is to be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PatchKind {
+    Json,
+    Merge,
+    Strategic,
+    Apply { force: bool },
+}
+
+/// Who writes, and whether for real.
+#[derive(Debug, Clone)]
+pub(crate) struct Writer {
+    pub(crate) manager: String,
+    pub(crate) dry_run: bool,
+}
+
+/// A page of a list.
+pub(crate) struct Page {
+    pub(crate) items: Vec<Arc<Value>>,
+    pub(crate) revision: u64,
+    pub(crate) next: Option<String>,
+    pub(crate) remaining: Option<u64>,
+}
+
+/// What a delete did.
+pub(crate) enum Deleted {
+    /// Gone; the object as it was.
+    Gone(Arc<Value>),
+    /// Marked for deletion, waiting for finalizers.
+    Pending(Arc<Value>),
+}
+
+/// Options of a delete.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct DeleteOptions {
+    pub(crate) uid: Option<String>,
+    pub(crate) resource_version: Option<String>,
+    pub(crate) propagation: Option<String>,
+    pub(crate) dry_run: bool,
+}
+
+/// The storage key of an object.
+fn key_of(resource: &ResourceType, namespace: &str, name: &str) -> Key {
+    let namespace = if resource.namespaced {
+        namespace.to_owned()
+    } else {
+        String::new()
+    };
+    (resource.group_resource(), namespace, name.to_owned())
+}
+
+pub(crate) fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+fn new_uid() -> String {
+    let bits = fastrand::u128(..);
+    let hex = format!("{bits:032x}");
+    format!(
+        "{}-{}-4{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[13..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}
+
+/// Five characters of the API server's `generateName` alphabet.
+pub(crate) fn random_suffix() -> String {
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    (0..5)
+        .map(|_| ALPHABET[fastrand::usize(..ALPHABET.len())] as char)
+        .collect()
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name.ends_with(|c: char| c.is_ascii_alphanumeric())
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct ContinueToken {
+    rv: u64,
+    start: String,
+}
+
+impl Store {
+    pub(crate) fn new(history_capacity: usize) -> Self {
+        let (events, _) = broadcast::channel(16_384);
+        Self {
+            inner: RwLock::new(Inner {
+                registry: Registry::builtin(),
+                objects: BTreeMap::new(),
+                revision: 1,
+                history: VecDeque::new(),
+                compacted: 1,
+            }),
+            events,
+            history_capacity: history_capacity.max(16),
+        }
+    }
+
+    pub(crate) fn read(&self) -> RwLockReadGuard<'_, Inner> {
+        self.inner
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Inner> {
+        self.inner
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Subscribes to every future event.
+    pub(crate) fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
+        self.events.subscribe()
+    }
+
+    /// The current revision.
+    pub(crate) fn revision(&self) -> u64 {
+        self.read().revision
+    }
+
+    /// Forgets the history before the current revision, as an etcd compaction does: watches and
+    /// continue tokens from older revisions get 410 Gone.
+    pub(crate) fn compact(&self) {
+        let mut inner = self.write();
+        inner.history.clear();
+        inner.compacted = inner.revision;
+    }
+
+    /// The resource type at a path.
+    pub(crate) fn resource(
+        &self,
+        group: &str,
+        version: &str,
+        plural: &str,
+    ) -> Option<Arc<ResourceType>> {
+        self.read().registry.get(group, version, plural)
+    }
+
+    /// How many objects are stored.
+    pub(crate) fn len(&self) -> usize {
+        self.read().objects.len()
+    }
+
+    pub(crate) fn get(
+        &self,
+        resource: &ResourceType,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Arc<Value>, ApiError> {
+        let key = (
+            resource.group_resource(),
+            namespace.to_owned(),
+            name.to_owned(),
+        );
+        self.read()
+            .objects
+            .get(&key)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(&resource.group_resource(), name))
+    }
+
+    /// A page of objects of `resource` in `namespace` (or all), matching the selectors.
+    pub(crate) fn list(
+        &self,
+        resource: &ResourceType,
+        namespace: Option<&str>,
+        labels: &LabelSelector,
+        fields: &FieldSelector,
+        limit: Option<usize>,
+        continue_token: Option<&str>,
+    ) -> Result<Page, ApiError> {
+        let group_resource = resource.group_resource();
+        let inner = self.read();
+        let (start, revision) = match continue_token {
+            Some(token) => {
+                let token: ContinueToken = base64::engine::general_purpose::STANDARD
+                    .decode(token)
+                    .ok()
+                    .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+                    .ok_or_else(|| ApiError::bad_request("continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)"))?;
+                if token.rv < inner.compacted {
+                    return Err(ApiError::gone(
+                        "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.",
+                    ));
+                }
+                (token.start, token.rv)
+            }
+            None => (String::new(), inner.revision),
+        };
+        let (first_namespace, first_name) = start.split_once('\u{0}').unwrap_or(("", ""));
+        let from: Key = (
+            group_resource.clone(),
+            namespace.map_or_else(|| first_namespace.to_owned(), str::to_owned),
+            first_name.to_owned(),
+        );
+        let mut items = Vec::new();
+        let mut next = None;
+        let mut remaining = 0_u64;
+        for ((resource_key, object_namespace, name), object) in inner.objects.range(from..) {
+            if *resource_key != group_resource
+                || namespace.is_some_and(|wanted| wanted != object_namespace)
+            {
+                break;
+            }
+            if !labels.matches(&object["metadata"]["labels"]) || !fields.matches(object) {
+                continue;
+            }
+            if limit.is_some_and(|limit| items.len() >= limit) {
+                if next.is_none() {
+                    let token = ContinueToken {
+                        rv: revision,
+                        start: format!("{object_namespace}\u{0}{name}"),
+                    };
+                    next = Some(
+                        base64::engine::general_purpose::STANDARD
+                            .encode(serde_json::to_vec(&token).unwrap_or_default()),
+                    );
+                }
+                remaining += 1;
+                continue;
+            }
+            items.push(Arc::clone(object));
+        }
+        let remaining = next.is_some().then_some(remaining);
+        Ok(Page {
+            items,
+            revision: inner.revision,
+            next,
+            remaining,
+        })
+    }
+
+    /// Events after `revision` for `resource` (in `namespace`), and a receiver of the ones to
+    /// come; 410 Gone when the history no longer reaches back that far.
+    pub(crate) fn watch_from(
+        &self,
+        resource: &ResourceType,
+        revision: u64,
+    ) -> Result<Backlog, ApiError> {
+        let inner = self.read();
+        if revision < inner.compacted {
+            return Err(ApiError::gone(format!(
+                "too old resource version: {revision} ({})",
+                inner.compacted
+            )));
+        }
+        let group_resource = resource.group_resource();
+        let backlog = inner
+            .history
+            .iter()
+            .filter(|event| event.revision > revision && event.resource == group_resource)
+            .cloned()
+            .collect();
+        Ok((backlog, self.events.subscribe()))
+    }
+
+    /// The current objects as ADDED events and a receiver of what follows, atomically.
+    pub(crate) fn watch_current(
+        &self,
+        resource: &ResourceType,
+        namespace: Option<&str>,
+    ) -> (Vec<Arc<Value>>, u64, broadcast::Receiver<Arc<Event>>) {
+        let inner = self.read();
+        let group_resource = resource.group_resource();
+        let from: Key = (
+            group_resource.clone(),
+            namespace.unwrap_or_default().to_owned(),
+            String::new(),
+        );
+        let objects = inner
+            .objects
+            .range(from..)
+            .take_while(|((key, object_namespace, _), _)| {
+                *key == group_resource && namespace.is_none_or(|wanted| wanted == object_namespace)
+            })
+            .map(|(_, object)| Arc::clone(object))
+            .collect();
+        (objects, inner.revision, self.events.subscribe())
+    }
+
+    fn record(
+        &self,
+        inner: &mut Inner,
+        resource: &ResourceType,
+        change: Change,
+        object: Arc<Value>,
+    ) {
+        let namespace = object["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let event = Arc::new(Event {
+            revision: inner.revision,
+            resource: resource.group_resource(),
+            namespace,
+            change,
+            object,
+        });
+        if inner.history.len() >= self.history_capacity
+            && let Some(dropped) = inner.history.pop_front()
+        {
+            inner.compacted = dropped.revision;
+        }
+        inner.history.push_back(Arc::clone(&event));
+        // Nobody listening is fine.
+        let _ = self.events.send(event);
+    }
+
+    /// Creates an object.
+    pub(crate) fn create(
+        &self,
+        resource: &ResourceType,
+        namespace: &str,
+        object: Value,
+        writer: &Writer,
+    ) -> Result<Arc<Value>, ApiError> {
+        self.insert_new(resource, namespace, object, writer, true)
+    }
+
+    /// Creates an object; `track` records the writer's fields as an Update (an apply that
+    /// creates has recorded its own Apply entry already).
+    #[allow(clippy::too_many_lines)] // every rule of a create, in the order the API server applies them
+    fn insert_new(
+        &self,
+        resource: &ResourceType,
+        namespace: &str,
+        mut object: Value,
+        writer: &Writer,
+        track: bool,
+    ) -> Result<Arc<Value>, ApiError> {
+        let group_resource = resource.group_resource();
+        if !object.is_object() {
+            return Err(ApiError::bad_request(
+                "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml",
+            ));
+        }
+        if object["metadata"].is_null() {
+            object["metadata"] = json!({});
+        }
+        let metadata = &object["metadata"];
+        let name = match (metadata["name"].as_str(), metadata["generateName"].as_str()) {
+            (Some(name), _) if !name.is_empty() => name.to_owned(),
+            (_, Some(prefix)) if !prefix.is_empty() => format!("{prefix}{}", random_suffix()),
+            _ => {
+                return Err(ApiError::invalid(
+                    &resource.kind,
+                    &resource.group,
+                    "",
+                    &[(
+                        "metadata.name".into(),
+                        "metadata.name: Required value: name or generateName is required".into(),
+                        "FieldValueRequired",
+                    )],
+                ));
+            }
+        };
+        if !valid_name(&name) {
+            let message = format!(
+                "metadata.name: Invalid value: \"{name}\": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character"
+            );
+            return Err(ApiError::invalid(
+                &resource.kind,
+                &resource.group,
+                &name,
+                &[("metadata.name".into(), message, "FieldValueInvalid")],
+            ));
+        }
+        if resource.namespaced {
+            match metadata["namespace"].as_str() {
+                Some(given) if !given.is_empty() && given != namespace => {
+                    return Err(ApiError::bad_request(
+                        "the namespace of the provided object does not match the namespace sent on the request",
+                    ));
+                }
+                _ => {}
+            }
+        }
+        object["apiVersion"] = json!(resource.api_version());
+        object["kind"] = json!(resource.kind);
+        let mut inner = self.write();
+        if resource.namespaced {
+            let namespace_key: Key = ("namespaces".into(), String::new(), namespace.to_owned());
+            match inner.objects.get(&namespace_key) {
+                None => return Err(ApiError::not_found("namespaces", namespace)),
+                Some(existing) if !existing["metadata"]["deletionTimestamp"].is_null() => {
+                    return Err(ApiError::new(
+                        403,
+                        "Forbidden",
+                        format!(
+                            "{group_resource} \"{name}\" is forbidden: unable to create new content in namespace {namespace} because it is being terminated"
+                        ),
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+        let key: Key = (
+            group_resource.clone(),
+            if resource.namespaced {
+                namespace.to_owned()
+            } else {
+                String::new()
+            },
+            name.clone(),
+        );
+        if inner.objects.contains_key(&key) {
+            return Err(ApiError::already_exists(&group_resource, &name));
+        }
+        let now = now();
+        {
+            let metadata = object["metadata"]
+                .as_object_mut()
+                .ok_or_else(|| ApiError::bad_request("metadata must be an object"))?;
+            metadata.insert("name".into(), json!(name));
+            if resource.namespaced {
+                metadata.insert("namespace".into(), json!(namespace));
+            } else {
+                metadata.remove("namespace");
+            }
+            metadata.insert("uid".into(), json!(new_uid()));
+            metadata.insert("creationTimestamp".into(), json!(now));
+            metadata.remove("deletionTimestamp");
+            if track {
+                metadata.remove("managedFields");
+            }
+            if resource.tracks_generation() {
+                metadata.insert("generation".into(), json!(1));
+            } else {
+                metadata.remove("generation");
+            }
+        }
+        if resource.has_status()
+            && resource.custom
+            && let Some(map) = object.as_object_mut()
+        {
+            map.remove("status");
+        }
+        super::control::default_new(resource, &mut object, &inner);
+        admit(resource, &name, &mut object)?;
+        if resource.group == "apiextensions.k8s.io" && !writer.dry_run {
+            inner.registry.add_crd(&object).map_err(|message| {
+                ApiError::invalid(
+                    &resource.kind,
+                    &resource.group,
+                    &name,
+                    &[(String::new(), message, "FieldValueInvalid")],
+                )
+            })?;
+            super::control::crd_established(&mut object);
+        }
+        if track {
+            fields::track_update(
+                &json!({}),
+                &mut object,
+                resource,
+                &writer.manager,
+                false,
+                &now,
+            );
+        }
+        if writer.dry_run {
+            return Ok(Arc::new(object));
+        }
+        inner.revision += 1;
+        object["metadata"]["resourceVersion"] = json!(inner.revision.to_string());
+        let object = Arc::new(object);
+        inner.objects.insert(key, Arc::clone(&object));
+        self.record(&mut inner, resource, Change::Added, Arc::clone(&object));
+        Ok(object)
+    }
+
+    /// Replaces an object (PUT), or its status.
+    pub(crate) fn update(
+        &self,
+        resource: &ResourceType,
+        namespace: &str,
+        name: &str,
+        object: Value,
+        part: Part,
+        writer: &Writer,
+    ) -> Result<Arc<Value>, ApiError> {
+        let mut inner = self.write();
+        let key = key_of(resource, namespace, name);
+        let Some(old) = inner.objects.get(&key).cloned() else {
+            return Err(ApiError::not_found(&resource.group_resource(), name));
+        };
+        let given = object["metadata"]["resourceVersion"]
+            .as_str()
+            .unwrap_or_default();
+        if !given.is_empty()
+            && given
+                != old["metadata"]["resourceVersion"]
+                    .as_str()
+                    .unwrap_or_default()
+        {
+            return Err(ApiError::stale(&resource.group_resource(), name));
+        }
+        if object["metadata"]["name"]
+            .as_str()
+            .is_some_and(|given| given != name)
+        {
+            return Err(ApiError::bad_request(
+                "the name of the object does not match the name on the URL",
+            ));
+        }
+        self.commit(&mut inner, resource, &old, object, part, writer, true)
+    }
+
+    /// Patches an object; an apply patch creates it when missing.
+    #[allow(clippy::too_many_arguments, clippy::too_many_lines)] // one arm per patch kind
+    pub(crate) fn patch(
+        &self,
+        resource: &ResourceType,
+        namespace: &str,
+        name: &str,
+        kind: PatchKind,
+        body: &Value,
+        part: Part,
+        writer: &Writer,
+    ) -> Result<Arc<Value>, ApiError> {
+        let existing = {
+            let inner = self.read();
+            inner
+                .objects
+                .get(&key_of(resource, namespace, name))
+                .cloned()
+        };
+        let Some(old) = existing else {
+            return match kind {
+                PatchKind::Apply { force } if part == Part::Main => {
+                    let created = fields::apply(
+                        &json!({}),
+                        body,
+                        &fields::ApplyRequest {
+                            resource,
+                            manager: &writer.manager,
+                            force,
+                            status: false,
+                            now: &now(),
+                        },
+                    )
+                    .map_err(|conflicts| conflict_error(resource, name, &conflicts))?;
+                    let mut created = created;
+                    created["metadata"]["name"] = json!(name);
+                    self.insert_new(resource, namespace, created, writer, false)
+                }
+                _ => Err(ApiError::not_found(&resource.group_resource(), name)),
+            };
+        };
+        let patched = match kind {
+            PatchKind::Json => {
+                let patch: json_patch::Patch = serde_json::from_value(body.clone())
+                    .map_err(|error| ApiError::bad_request(format!("the server rejected our request due to an error in our request: {error}")))?;
+                let mut patched = (*old).clone();
+                json_patch::patch(&mut patched, &patch)
+                    .map_err(|error| ApiError::new(422, "Invalid", error.to_string()))?;
+                patched
+            }
+            PatchKind::Merge => {
+                let mut patched = (*old).clone();
+                json_patch::merge(&mut patched, body);
+                patched
+            }
+            PatchKind::Strategic => {
+                if resource.custom {
+                    return Err(ApiError::new(
+                        415,
+                        "UnsupportedMediaType",
+                        "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml",
+                    ));
+                }
+                let mut patched = (*old).clone();
+                fields::strategic_merge(&mut patched, body, resource);
+                patched
+            }
+            PatchKind::Apply { force } => {
+                if body["metadata"]["name"]
+                    .as_str()
+                    .is_some_and(|given| given != name)
+                {
+                    return Err(ApiError::bad_request(
+                        "the name of the object does not match the name on the URL",
+                    ));
+                }
+                fields::apply(
+                    &old,
+                    body,
+                    &fields::ApplyRequest {
+                        resource,
+                        manager: &writer.manager,
+                        force,
+                        status: part == Part::Status,
+                        now: &now(),
+                    },
+                )
+                .map_err(|conflicts| conflict_error(resource, name, &conflicts))?
+            }
+        };
+        let mut inner = self.write();
+        let current = inner
+            .objects
+            .get(&key_of(resource, namespace, name))
+            .cloned();
+        match current {
+            // Patches apply to the latest version: if it moved meanwhile, patch again.
+            Some(current) if !Arc::ptr_eq(&current, &old) => {
+                drop(inner);
+                self.patch(resource, namespace, name, kind, body, part, writer)
+            }
+            Some(current) => {
+                let given = patched["metadata"]["resourceVersion"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned();
+                if !given.is_empty()
+                    && given
+                        != current["metadata"]["resourceVersion"]
+                            .as_str()
+                            .unwrap_or_default()
+                {
+                    return Err(ApiError::stale(&resource.group_resource(), name));
+                }
+                let tracked = !matches!(kind, PatchKind::Apply { .. });
+                self.commit(
+                    &mut inner, resource, &current, patched, part, writer, tracked,
+                )
+            }
+            None => Err(ApiError::not_found(&resource.group_resource(), name)),
+        }
+    }
+
+    /// Writes `new` over `old`: server-owned metadata kept, spec/status separation, generation,
+    /// schema admission, field ownership, no-op detection, finalization.
+    #[allow(clippy::too_many_arguments, clippy::too_many_lines)] // every rule of a write, in order
+    fn commit(
+        &self,
+        inner: &mut Inner,
+        resource: &ResourceType,
+        old: &Arc<Value>,
+        mut new: Value,
+        part: Part,
+        writer: &Writer,
+        track: bool,
+    ) -> Result<Arc<Value>, ApiError> {
+        let name = old["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        if !new.is_object() || (!new["metadata"].is_object() && !new["metadata"].is_null()) {
+            return Err(ApiError::bad_request(
+                "the body of the request was in an unknown format",
+            ));
+        }
+        if resource.has_status() {
+            match part {
+                Part::Main => set_field(&mut new, "status", old.get("status").cloned()),
+                Part::Status => {
+                    let status = new.get("status").cloned();
+                    let managed = new["metadata"]["managedFields"].clone();
+                    new = (**old).clone();
+                    set_field(&mut new, "status", status);
+                    new["metadata"]["managedFields"] = managed;
+                }
+            }
+        }
+        new["apiVersion"] = json!(resource.api_version());
+        new["kind"] = json!(resource.kind);
+        if new["metadata"].is_null() {
+            new["metadata"] = json!({});
+        }
+        for field in [
+            "name",
+            "namespace",
+            "uid",
+            "creationTimestamp",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "generation",
+        ] {
+            let value = old["metadata"].get(field).cloned();
+            if let Some(metadata) = new["metadata"].as_object_mut() {
+                match value {
+                    Some(value) => metadata.insert(field.to_owned(), value),
+                    None => metadata.remove(field),
+                };
+            }
+        }
+        if !old["metadata"]["deletionTimestamp"].is_null() {
+            let old_finalizers = old["metadata"]["finalizers"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            let added = new["metadata"]["finalizers"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|f| !old_finalizers.contains(f));
+            if added {
+                return Err(ApiError::new(
+                    422,
+                    "Invalid",
+                    format!(
+                        "{} \"{name}\" is invalid: metadata.finalizers: Forbidden: no new finalizers can be added if the object is being deleted",
+                        resource.kind
+                    ),
+                ));
+            }
+        }
+        admit(resource, &name, &mut new)?;
+        if resource.tracks_generation() && spec_changed(old, &new) {
+            let generation = old["metadata"]["generation"].as_i64().unwrap_or(0) + 1;
+            new["metadata"]["generation"] = json!(generation);
+        }
+        if track {
+            fields::track_update(
+                old,
+                &mut new,
+                resource,
+                &writer.manager,
+                part == Part::Status,
+                &now(),
+            );
+        }
+        new["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"].clone();
+        if same_ignoring_times(old, &new) {
+            return Ok(Arc::clone(old));
+        }
+        if writer.dry_run {
+            return Ok(Arc::new(new));
+        }
+        if resource.group == "apiextensions.k8s.io" {
+            inner.registry.add_crd(&new).map_err(|message| {
+                ApiError::invalid(
+                    &resource.kind,
+                    &resource.group,
+                    &name,
+                    &[(String::new(), message, "FieldValueInvalid")],
+                )
+            })?;
+        }
+        let key = key_of(
+            resource,
+            old["metadata"]["namespace"].as_str().unwrap_or_default(),
+            &name,
+        );
+        inner.revision += 1;
+        new["metadata"]["resourceVersion"] = json!(inner.revision.to_string());
+        let finalized = !new["metadata"]["deletionTimestamp"].is_null()
+            && new["metadata"]["finalizers"]
+                .as_array()
+                .is_none_or(Vec::is_empty);
+        let new = Arc::new(new);
+        if finalized {
+            inner.objects.remove(&key);
+            after_removal(inner, resource, &new);
+            self.record(inner, resource, Change::Deleted, Arc::clone(&new));
+        } else {
+            inner.objects.insert(key, Arc::clone(&new));
+            self.record(inner, resource, Change::Modified, Arc::clone(&new));
+        }
+        Ok(new)
+    }
+
+    /// Deletes an object: at once, or marked when finalizers hold it.
+    pub(crate) fn delete(
+        &self,
+        resource: &ResourceType,
+        namespace: &str,
+        name: &str,
+        options: &DeleteOptions,
+    ) -> Result<Deleted, ApiError> {
+        let mut inner = self.write();
+        let key = key_of(resource, namespace, name);
+        let Some(old) = inner.objects.get(&key).cloned() else {
+            return Err(ApiError::not_found(&resource.group_resource(), name));
+        };
+        if options
+            .uid
+            .as_deref()
+            .is_some_and(|uid| Some(uid) != old["metadata"]["uid"].as_str())
+        {
+            return Err(ApiError::conflict(
+                &resource.group_resource(),
+                name,
+                &format!(
+                    "Precondition failed: UID in precondition: {}, UID in object meta: {}",
+                    options.uid.as_deref().unwrap_or_default(),
+                    old["metadata"]["uid"].as_str().unwrap_or_default()
+                ),
+            ));
+        }
+        if options
+            .resource_version
+            .as_deref()
+            .is_some_and(|rv| Some(rv) != old["metadata"]["resourceVersion"].as_str())
+        {
+            return Err(ApiError::conflict(
+                &resource.group_resource(),
+                name,
+                "the object has been modified; please apply your changes to the latest version and try again",
+            ));
+        }
+        if !old["metadata"]["deletionTimestamp"].is_null() {
+            return Ok(Deleted::Pending(old));
+        }
+        let mut finalizers: Vec<Value> = old["metadata"]["finalizers"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        match options.propagation.as_deref() {
+            Some("Orphan") => finalizers.push(json!("orphan")),
+            Some("Foreground") => finalizers.push(json!("foregroundDeletion")),
+            _ => {}
+        }
+        let is_namespace = resource.group.is_empty() && resource.plural == "namespaces";
+        if options.dry_run {
+            return Ok(if finalizers.is_empty() && !is_namespace {
+                Deleted::Gone(old)
+            } else {
+                Deleted::Pending(old)
+            });
+        }
+        inner.revision += 1;
+        let mut marked = (*old).clone();
+        marked["metadata"]["resourceVersion"] = json!(inner.revision.to_string());
+        if finalizers.is_empty() && !is_namespace {
+            inner.objects.remove(&key);
+            let gone = Arc::new(marked);
+            after_removal(&mut inner, resource, &gone);
+            self.record(&mut inner, resource, Change::Deleted, Arc::clone(&gone));
+            return Ok(Deleted::Gone(gone));
+        }
+        marked["metadata"]["deletionTimestamp"] = json!(now());
+        marked["metadata"]["deletionGracePeriodSeconds"] = json!(0);
+        if !finalizers.is_empty() {
+            marked["metadata"]["finalizers"] = Value::Array(finalizers);
+        }
+        if is_namespace {
+            marked["status"]["phase"] = json!("Terminating");
+        }
+        let marked = Arc::new(marked);
+        inner.objects.insert(key, Arc::clone(&marked));
+        self.record(&mut inner, resource, Change::Modified, Arc::clone(&marked));
+        Ok(Deleted::Pending(marked))
+    }
+
+    /// Removes a namespace whose contents are gone (the namespace controller's last step).
+    pub(crate) fn finish_namespace(&self, name: &str) -> bool {
+        let mut inner = self.write();
+        let has_content = inner
+            .objects
+            .keys()
+            .any(|(_, namespace, _)| namespace == name);
+        if has_content {
+            return false;
+        }
+        let key: Key = ("namespaces".into(), String::new(), name.to_owned());
+        let Some(old) = inner.objects.get(&key).cloned() else {
+            return true;
+        };
+        let blocked = old["metadata"]["finalizers"]
+            .as_array()
+            .is_some_and(|list| !list.is_empty());
+        if blocked {
+            return false;
+        }
+        inner.revision += 1;
+        let mut gone = (*old).clone();
+        gone["metadata"]["resourceVersion"] = json!(inner.revision.to_string());
+        inner.objects.remove(&key);
+        let namespaces = inner.registry.get("", "v1", "namespaces");
+        if let Some(namespaces) = namespaces {
+            self.record(&mut inner, &namespaces, Change::Deleted, Arc::new(gone));
+        }
+        true
+    }
+
+    /// Every object in a namespace, with its type: for the namespace controller.
+    pub(crate) fn contents(&self, namespace: &str) -> Vec<(Arc<ResourceType>, String)> {
+        let inner = self.read();
+        let types: BTreeMap<String, Arc<ResourceType>> = inner
+            .registry
+            .all()
+            .filter(|resource| !resource.read_only)
+            .map(|resource| (resource.group_resource(), Arc::clone(resource)))
+            .collect();
+        inner
+            .objects
+            .keys()
+            .filter(|(_, object_namespace, _)| object_namespace == namespace)
+            .filter_map(|(resource, _, name)| {
+                types
+                    .get(resource)
+                    .map(|resource| (Arc::clone(resource), name.clone()))
+            })
+            .collect()
+    }
+
+    /// Every stored object that names `uid` among its owners, with its type.
+    pub(crate) fn dependents(&self, uid: &str) -> Vec<(Arc<ResourceType>, Arc<Value>)> {
+        let inner = self.read();
+        let types: BTreeMap<String, Arc<ResourceType>> = inner
+            .registry
+            .all()
+            .filter(|resource| !resource.read_only)
+            .map(|resource| (resource.group_resource(), Arc::clone(resource)))
+            .collect();
+        inner
+            .objects
+            .iter()
+            .filter(|(_, object)| {
+                object["metadata"]["ownerReferences"]
+                    .as_array()
+                    .is_some_and(|owners| {
+                        owners
+                            .iter()
+                            .any(|owner| owner["uid"].as_str() == Some(uid))
+                    })
+            })
+            .filter_map(|((resource, _, _), object)| {
+                types
+                    .get(resource)
+                    .map(|resource| (Arc::clone(resource), Arc::clone(object)))
+            })
+            .collect()
+    }
+
+    /// Whether an object with this uid exists.
+    pub(crate) fn uid_exists(&self, uid: &str) -> bool {
+        self.read()
+            .objects
+            .values()
+            .any(|object| object["metadata"]["uid"].as_str() == Some(uid))
+    }
+}
+
+/// Stops serving a deleted CRD's kinds and drops their objects.
+fn after_removal(inner: &mut Inner, resource: &ResourceType, object: &Value) {
+    if resource.group == "apiextensions.k8s.io" {
+        inner.registry.remove_crd(object);
+        let group = object["spec"]["group"].as_str().unwrap_or_default();
+        let plural = object["spec"]["names"]["plural"]
+            .as_str()
+            .unwrap_or_default();
+        let group_resource = format!("{plural}.{group}");
+        inner
+            .objects
+            .retain(|(key, _, _), _| *key != group_resource);
+    }
+}
+
+fn set_field(object: &mut Value, key: &str, value: Option<Value>) {
+    if let Some(map) = object.as_object_mut() {
+        match value {
+            Some(value) => map.insert(key.to_owned(), value),
+            None => map.remove(key),
+        };
+    }
+}
+
+/// Whether anything but metadata and status differs.
+fn spec_changed(old: &Value, new: &Value) -> bool {
+    let strip = |object: &Value| -> Map<String, Value> {
+        object
+            .as_object()
+            .map(|map| {
+                map.iter()
+                    .filter(|(key, _)| {
+                        !matches!(key.as_str(), "metadata" | "status" | "apiVersion" | "kind")
+                    })
+                    .map(|(key, value)| (key.clone(), value.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    strip(old) != strip(new)
+}
+
+/// Whether two versions differ only in the times of their managedFields entries.
+fn same_ignoring_times(old: &Value, new: &Value) -> bool {
+    let strip = |object: &Value| {
+        let mut copy = object.clone();
+        if let Some(entries) = copy["metadata"]["managedFields"].as_array_mut() {
+            for entry in entries {
+                if let Some(entry) = entry.as_object_mut() {
+                    entry.remove("time");
+                }
+            }
+        }
+        copy
+    };
+    strip(old) == strip(new)
+}
+
+fn admit(resource: &ResourceType, name: &str, object: &mut Value) -> Result<(), ApiError> {
+    if let Some(schema) = &resource.schema {
+        schema::admit(object, schema).map_err(|invalid| {
+            let causes: Vec<(String, String, &'static str)> = invalid
+                .into_iter()
+                .map(|invalid| (invalid.field, invalid.message, invalid.reason))
+                .collect();
+            ApiError::invalid(&resource.kind, &resource.group, name, &causes)
+        })?;
+    }
+    super::control::validate(resource, name, object)
+}
+
+fn conflict_error(resource: &ResourceType, name: &str, conflicts: &[fields::Conflict]) -> ApiError {
+    let lines: Vec<String> = conflicts
+        .iter()
+        .map(|conflict| {
+            format!(
+                "conflict with \"{}\" using {}: {}",
+                conflict.manager, conflict.api_version, conflict.path
+            )
+        })
+        .collect();
+    let message = if lines.len() == 1 {
+        format!("Apply failed with 1 conflict: {}", lines[0])
+    } else {
+        format!(
+            "Apply failed with {} conflicts: {}",
+            lines.len(),
+            lines.join("\n")
+        )
+    };
+    let causes: Vec<Value> = conflicts
+        .iter()
+        .zip(&lines)
+        .map(|(conflict, line)| json!({"reason": "FieldManagerConflict", "message": line, "field": conflict.path}))
+        .collect();
+    ApiError::new(409, "Conflict", message).with_details(json!({
+        "name": name, "group": resource.group, "kind": resource.plural, "causes": causes,
+    }))
+}

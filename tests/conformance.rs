@@ -1,0 +1,999 @@
+//! API conformance through the `kube` client: every semantic zen-sim promises, checked the same
+//! way against zen-sim (default) and against a real cluster (`ZEN_TEST_KUBECONFIG=...`).
+
+mod support;
+
+use std::time::Duration;
+
+use futures::{StreamExt, TryStreamExt as _};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{
+    ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams,
+    WatchEvent, WatchParams,
+};
+use kube::core::Status;
+use kube::{Api, Discovery, ResourceExt};
+use serde_json::json;
+use support::{cluster, eventually, object};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn api_error(error: kube::Error) -> Status {
+    match error {
+        kube::Error::Api(status) => *status,
+        other => panic!("expected an API error, got {other:?}"),
+    }
+}
+
+fn config_map(name: &str, labels: &serde_json::Value) -> ConfigMap {
+    object(json!({"metadata": {"name": name, "labels": labels}, "data": {"key": "value"}}))
+}
+
+fn deployment(name: &str, replicas: i32) -> Deployment {
+    object(json!({
+        "metadata": {"name": name, "labels": {"app": name}},
+        "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
+                 "template": {"metadata": {"labels": {"app": name}},
+                              "spec": {"containers": [{"name": "app", "image": "registry.k8s.io/pause:3.9",
+                                                       "ports": [{"containerPort": 8080, "name": "http"}]}]}}}
+    }))
+}
+
+#[tokio::test]
+async fn discovery_lists_groups_resources_verbs_and_short_names() {
+    let test = cluster().await;
+    let version = test.client.apiserver_version().await.unwrap();
+    assert!(!version.git_version.is_empty());
+    let discovery = Discovery::new(test.client.clone()).run().await.unwrap();
+    let apps = discovery
+        .groups()
+        .find(|group| group.name() == "apps")
+        .expect("the apps group");
+    let (deployments, capabilities) = apps
+        .recommended_resources()
+        .into_iter()
+        .find(|(resource, _)| resource.kind == "Deployment")
+        .expect("deployments are served");
+    assert_eq!(deployments.plural, "deployments");
+    assert_eq!(capabilities.scope, kube::discovery::Scope::Namespaced);
+    for verb in [
+        "create",
+        "get",
+        "list",
+        "watch",
+        "patch",
+        "update",
+        "delete",
+        "deletecollection",
+    ] {
+        assert!(
+            capabilities.supports_operation(verb),
+            "deployments support {verb}"
+        );
+    }
+    let subresources: Vec<&str> = capabilities
+        .subresources
+        .iter()
+        .map(|(resource, _)| resource.plural.as_str())
+        .collect();
+    assert!(
+        subresources.contains(&"status") && subresources.contains(&"scale"),
+        "{subresources:?}"
+    );
+    for group in [
+        "",
+        "batch",
+        "policy",
+        "autoscaling",
+        "coordination.k8s.io",
+        "discovery.k8s.io",
+        "apiextensions.k8s.io",
+    ] {
+        assert!(discovery.has_group(group), "group {group:?} is served");
+    }
+    test.cleanup().await;
+}
+
+#[tokio::test]
+async fn create_get_list_replace_delete_with_server_metadata() {
+    let test = cluster().await;
+    let maps: Api<ConfigMap> = test.api();
+    let created = maps
+        .create(
+            &PostParams::default(),
+            &config_map("one", &json!({"app": "a"})),
+        )
+        .await
+        .unwrap();
+    let uid = created.metadata.uid.clone().expect("a uid");
+    let version = created.resource_version().expect("a resourceVersion");
+    assert!(created.metadata.creation_timestamp.is_some());
+    assert_eq!(
+        created.metadata.namespace.as_deref(),
+        Some(test.namespace.as_str())
+    );
+
+    let fetched = maps.get("one").await.unwrap();
+    assert_eq!(fetched.metadata.uid.as_deref(), Some(uid.as_str()));
+
+    let mut changed = fetched.clone();
+    changed.data = Some([("key".to_owned(), "new".to_owned())].into());
+    let replaced = maps
+        .replace("one", &PostParams::default(), &changed)
+        .await
+        .unwrap();
+    assert_ne!(
+        replaced.resource_version().unwrap(),
+        version,
+        "a write moves the resourceVersion"
+    );
+    assert_eq!(
+        replaced.metadata.uid.as_deref(),
+        Some(uid.as_str()),
+        "uid is kept"
+    );
+
+    // The stale version from before the replace is refused: optimistic concurrency.
+    let error = api_error(
+        maps.replace("one", &PostParams::default(), &fetched)
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!((error.code, error.reason.as_str()), (409, "Conflict"));
+    assert!(
+        error.message.contains("the object has been modified"),
+        "{}",
+        error.message
+    );
+
+    let duplicate = api_error(
+        maps.create(&PostParams::default(), &config_map("one", &json!({})))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(
+        (duplicate.code, duplicate.reason.as_str()),
+        (409, "AlreadyExists")
+    );
+
+    let list = maps.list(&ListParams::default()).await.unwrap();
+    assert!(list.metadata.resource_version.is_some());
+    assert!(list.items.iter().any(|item| item.name_any() == "one"));
+
+    maps.delete("one", &DeleteParams::default()).await.unwrap();
+    let missing = api_error(maps.get("one").await.unwrap_err());
+    assert_eq!((missing.code, missing.reason.as_str()), (404, "NotFound"));
+    assert!(maps.get_opt("one").await.unwrap().is_none());
+
+    let nameless = api_error(
+        maps.create(&PostParams::default(), &object(json!({"metadata": {}})))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(nameless.code, 422);
+    let generated = maps
+        .create(
+            &PostParams::default(),
+            &object(json!({"metadata": {"generateName": "gen-"}})),
+        )
+        .await
+        .unwrap();
+    assert!(generated.name_any().starts_with("gen-") && generated.name_any().len() > 4);
+    test.cleanup().await;
+}
+
+#[tokio::test]
+async fn objects_need_an_existing_namespace() {
+    let test = cluster().await;
+    let maps: Api<ConfigMap> = Api::namespaced(test.client.clone(), "zen-test-no-such-namespace");
+    let error = api_error(
+        maps.create(&PostParams::default(), &config_map("x", &json!({})))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(error.code, 404);
+    test.cleanup().await;
+}
+
+#[tokio::test]
+async fn merge_json_and_strategic_patches() {
+    let test = cluster().await;
+    let deployments: Api<Deployment> = test.api();
+    let mut initial = deployment("patched", 1);
+    initial
+        .spec
+        .template
+        .spec
+        .as_mut()
+        .unwrap()
+        .containers
+        .push(object(
+            json!({"name": "sidecar", "image": "registry.k8s.io/pause:3.9"}),
+        ));
+    deployments
+        .create(&PostParams::default(), &initial)
+        .await
+        .unwrap();
+    let params = PatchParams::default();
+
+    let merged = deployments
+        .patch(
+            "patched",
+            &params,
+            &Patch::Merge(json!({"metadata": {"labels": {"tier": "web"}}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(merged.labels().get("tier").map(String::as_str), Some("web"));
+    assert_eq!(
+        merged.labels().get("app").map(String::as_str),
+        Some("patched"),
+        "a merge patch keeps other labels"
+    );
+
+    let operations: json_patch::Patch = serde_json::from_value(json!([
+        {"op": "replace", "path": "/spec/replicas", "value": 3},
+        {"op": "add", "path": "/metadata/annotations", "value": {"note": "json"}}
+    ]))
+    .unwrap();
+    let jsoned = deployments
+        .patch("patched", &params, &Patch::<()>::Json(operations))
+        .await
+        .unwrap();
+    assert_eq!(jsoned.spec.replicas, Some(3));
+    let failing: json_patch::Patch =
+        serde_json::from_value(json!([{"op": "test", "path": "/spec/replicas", "value": 99}]))
+            .unwrap();
+    assert_eq!(
+        api_error(
+            deployments
+                .patch("patched", &params, &Patch::<()>::Json(failing))
+                .await
+                .unwrap_err()
+        )
+        .code,
+        422
+    );
+
+    // Strategic merge: containers merge by name, so the sidecar survives a patch of "app".
+    let strategic = json!({"spec": {"template": {"spec": {"containers": [{"name": "app", "image": "registry.k8s.io/pause:3.10"}]}}}});
+    let merged = deployments
+        .patch("patched", &params, &Patch::Strategic(strategic))
+        .await
+        .unwrap();
+    let containers = &merged.spec.template.spec.as_ref().unwrap().containers;
+    let images: Vec<(&str, &str)> = containers
+        .iter()
+        .map(|c| (c.name.as_str(), c.image.as_deref().unwrap_or("")))
+        .collect();
+    assert_eq!(
+        images,
+        [
+            ("app", "registry.k8s.io/pause:3.10"),
+            ("sidecar", "registry.k8s.io/pause:3.9")
+        ]
+    );
+    test.cleanup().await;
+}
+
+#[tokio::test]
+async fn server_side_apply_owns_fields_and_reports_conflicts() {
+    let test = cluster().await;
+    let maps: Api<ConfigMap> = test.api();
+    let applied = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "owned"}, "data": {"size": "1", "mode": "fast"}});
+    let created = maps
+        .patch(
+            "owned",
+            &PatchParams::apply("alice"),
+            &Patch::Apply(&applied),
+        )
+        .await
+        .unwrap();
+    let managers: Vec<String> = created
+        .managed_fields()
+        .iter()
+        .filter_map(|entry| entry.manager.clone())
+        .collect();
+    assert_eq!(managers, ["alice"]);
+    assert_eq!(
+        created.managed_fields()[0].operation.as_deref(),
+        Some("Apply")
+    );
+
+    // Re-applying the same thing changes nothing.
+    let again = maps
+        .patch(
+            "owned",
+            &PatchParams::apply("alice"),
+            &Patch::Apply(&applied),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        again.resource_version(),
+        created.resource_version(),
+        "a no-op apply does not write"
+    );
+
+    // Another manager setting alice's field to another value conflicts...
+    let bob = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "owned"}, "data": {"size": "2"}});
+    let conflict = api_error(
+        maps.patch("owned", &PatchParams::apply("bob"), &Patch::Apply(&bob))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!((conflict.code, conflict.reason.as_str()), (409, "Conflict"));
+    assert!(
+        conflict.message.contains("conflict with \"alice\"")
+            && conflict.message.contains(".data.size"),
+        "{}",
+        conflict.message
+    );
+    // ...unless forced, which takes the field over.
+    let forced = maps
+        .patch(
+            "owned",
+            &PatchParams::apply("bob").force(),
+            &Patch::Apply(&bob),
+        )
+        .await
+        .unwrap();
+    assert_eq!(forced.data.as_ref().unwrap()["size"], "2");
+
+    // Fields alice stops applying are removed; fields she never owned stay.
+    let smaller =
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "owned"}, "data": {}});
+    let after = maps
+        .patch(
+            "owned",
+            &PatchParams::apply("alice"),
+            &Patch::Apply(&smaller),
+        )
+        .await
+        .unwrap();
+    let data = after.data.unwrap_or_default();
+    assert!(!data.contains_key("mode"), "{data:?}");
+    assert_eq!(data.get("size").map(String::as_str), Some("2"));
+
+    let missing_manager = api_error(
+        maps.patch("owned", &PatchParams::default(), &Patch::Apply(&applied))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(missing_manager.code, 422);
+    test.cleanup().await;
+}
+
+#[tokio::test]
+async fn label_and_field_selectors_filter_lists() {
+    let test = cluster().await;
+    let maps: Api<ConfigMap> = test.api();
+    for (name, tier) in [("a", "web"), ("b", "web"), ("c", "db")] {
+        maps.create(
+            &PostParams::default(),
+            &config_map(name, &json!({"tier": tier, "set": "selectors"})),
+        )
+        .await
+        .unwrap();
+    }
+    let names = |list: kube::core::ObjectList<ConfigMap>| -> Vec<String> {
+        list.items.iter().map(ResourceExt::name_any).collect()
+    };
+    assert_eq!(
+        names(
+            maps.list(&ListParams::default().labels("tier=web"))
+                .await
+                .unwrap()
+        ),
+        ["a", "b"]
+    );
+    assert_eq!(
+        names(
+            maps.list(&ListParams::default().labels("set=selectors,tier notin (web)"))
+                .await
+                .unwrap()
+        ),
+        ["c"]
+    );
+    assert_eq!(
+        names(
+            maps.list(&ListParams::default().fields("metadata.name=b"))
+                .await
+                .unwrap()
+        ),
+        ["b"]
+    );
+    let unsupported = api_error(
+        maps.list(&ListParams::default().fields("data.key=value"))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(unsupported.code, 400);
+    assert!(
+        unsupported.message.contains("field label not supported"),
+        "{}",
+        unsupported.message
+    );
+
+    maps.delete_collection(
+        &DeleteParams::default(),
+        &ListParams::default().labels("tier=web"),
+    )
+    .await
+    .unwrap();
+    let left = eventually(WAIT, "web configmaps deleted", || async {
+        let list = maps
+            .list(&ListParams::default().labels("set=selectors"))
+            .await
+            .ok()?;
+        (list.items.len() == 1).then_some(list)
+    })
+    .await;
+    assert_eq!(names(left), ["c"]);
+    test.cleanup().await;
+}
+
+#[tokio::test]
+async fn lists_page_with_limit_and_continue() {
+    let test = cluster().await;
+    let maps: Api<ConfigMap> = test.api();
+    for index in 0..7 {
+        maps.create(
+            &PostParams::default(),
+            &config_map(&format!("page-{index}"), &json!({"set": "pages"})),
+        )
+        .await
+        .unwrap();
+    }
+    let mut seen = Vec::new();
+    let mut params = ListParams::default().labels("set=pages").limit(3);
+    let mut pages = 0;
+    loop {
+        let page = maps.list(&params).await.unwrap();
+        pages += 1;
+        seen.extend(page.items.iter().map(ResourceExt::name_any));
+        match page.metadata.continue_.filter(|token| !token.is_empty()) {
+            Some(token) => {
+                assert!(
+                    page.metadata
+                        .remaining_item_count
+                        .is_none_or(|count| count > 0)
+                );
+                params = params.continue_token(&token);
+            }
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    let expected: Vec<String> = (0..7).map(|index| format!("page-{index}")).collect();
+    assert_eq!(seen, expected);
+    test.cleanup().await;
+}
+
+#[tokio::test]
+async fn watches_deliver_changes_from_a_resource_version() {
+    let test = cluster().await;
+    let maps: Api<ConfigMap> = test.api();
+    let list = maps.list(&ListParams::default()).await.unwrap();
+    let from = list.metadata.resource_version.unwrap();
+    let stream = maps
+        .watch(
+            &WatchParams::default().labels("watched=yes").timeout(20),
+            &from,
+        )
+        .await
+        .unwrap();
+    let mut stream = stream.boxed();
+    maps.create(
+        &PostParams::default(),
+        &config_map("w", &json!({"watched": "yes"})),
+    )
+    .await
+    .unwrap();
+    maps.create(
+        &PostParams::default(),
+        &config_map("ignored", &json!({"watched": "no"})),
+    )
+    .await
+    .unwrap();
+    maps.patch(
+        "w",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"data": {"key": "changed"}})),
+    )
+    .await
+    .unwrap();
+    maps.delete("w", &DeleteParams::default()).await.unwrap();
+    let mut kinds = Vec::new();
+    while kinds.len() < 3 {
+        let event = tokio::time::timeout(WAIT, stream.try_next())
+            .await
+            .expect("an event in time")
+            .unwrap()
+            .expect("the stream goes on");
+        match event {
+            WatchEvent::Added(object) => kinds.push(("ADDED", object.name_any())),
+            WatchEvent::Modified(object) => kinds.push(("MODIFIED", object.name_any())),
+            WatchEvent::Deleted(object) => kinds.push(("DELETED", object.name_any())),
+            WatchEvent::Bookmark(_) => {}
+            WatchEvent::Error(error) => panic!("watch error {error:?}"),
+        }
+    }
+    assert_eq!(
+        kinds,
+        [
+            ("ADDED", "w".into()),
+            ("MODIFIED", "w".into()),
+            ("DELETED", "w".into())
+        ]
+    );
+    test.cleanup().await;
+}
+
+#[tokio::test]
+async fn watches_from_a_compacted_version_get_410_gone() {
+    let test = cluster().await;
+    let Some(sim) = test.sim_only("forcing a compaction") else {
+        return test.cleanup().await;
+    };
+    let maps: Api<ConfigMap> = test.api();
+    let old = maps
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .metadata
+        .resource_version
+        .unwrap();
+    maps.create(&PostParams::default(), &config_map("moved-on", &json!({})))
+        .await
+        .unwrap();
+    sim.faults().inject(
+        kubezen::sim::Fault::on(
+            "configmaps",
+            "watch",
+            kubezen::sim::FaultAction::ExpireResourceVersions,
+        )
+        .times(1),
+    );
+    let mut stream = maps
+        .watch(&WatchParams::default(), &old)
+        .await
+        .map(StreamExt::boxed);
+    let gone = match &mut stream {
+        Err(kube::Error::Api(status)) => status.code,
+        Ok(stream) => match tokio::time::timeout(WAIT, stream.try_next()).await.unwrap() {
+            Ok(Some(WatchEvent::Error(status))) => status.code,
+            other => panic!("expected 410, got {other:?}"),
+        },
+        Err(other) => panic!("expected 410, got {other:?}"),
+    };
+    assert_eq!(gone, 410);
+    // A watcher recovers by re-listing.
+    let events = kube::runtime::watcher(maps.clone(), kube::runtime::watcher::Config::default());
+    let first = tokio::time::timeout(
+        WAIT,
+        kube::runtime::WatchStreamExt::applied_objects(events)
+            .boxed()
+            .try_next(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(first.is_some());
+    test.cleanup().await;
+}
+
+#[tokio::test]
+async fn status_is_a_subresource_and_generation_counts_spec_changes() {
+    let test = cluster().await;
+    let deployments: Api<Deployment> = test.api();
+    let created = deployments
+        .create(&PostParams::default(), &deployment("gen", 0))
+        .await
+        .unwrap();
+    assert_eq!(created.metadata.generation, Some(1));
+    // Status written through the main resource is ignored...
+    let ignored = deployments
+        .patch(
+            "gen",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"collisionCount": 7}})),
+        )
+        .await
+        .unwrap();
+    assert_ne!(
+        ignored.status.and_then(|status| status.collision_count),
+        Some(7)
+    );
+    // ...and through /status it is kept, without a new generation.
+    let with_status = deployments
+        .patch_status(
+            "gen",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"collisionCount": 7}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        with_status
+            .status
+            .as_ref()
+            .and_then(|status| status.collision_count),
+        Some(7)
+    );
+    assert_eq!(with_status.metadata.generation, Some(1));
+    let spec_change = deployments
+        .patch(
+            "gen",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"minReadySeconds": 3}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(spec_change.metadata.generation, Some(2));
+    let label_change = deployments
+        .patch(
+            "gen",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"x": "y"}}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        label_change.metadata.generation,
+        Some(2),
+        "metadata changes leave the generation"
+    );
+    test.cleanup().await;
+}
+
+#[tokio::test]
+async fn scale_subresource_reads_and_writes_replicas() {
+    let test = cluster().await;
+    let deployments: Api<Deployment> = test.api();
+    deployments
+        .create(&PostParams::default(), &deployment("scaled", 1))
+        .await
+        .unwrap();
+    let scale = deployments.get_scale("scaled").await.unwrap();
+    assert_eq!(scale.spec.and_then(|spec| spec.replicas), Some(1));
+    let scaled = deployments
+        .patch_scale(
+            "scaled",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": 0}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(scaled.spec.and_then(|spec| spec.replicas), Some(0));
+    assert_eq!(
+        deployments.get("scaled").await.unwrap().spec.replicas,
+        Some(0)
+    );
+    test.cleanup().await;
+}
+
+#[tokio::test]
+async fn finalizers_hold_deletion_until_removed() {
+    let test = cluster().await;
+    let maps: Api<ConfigMap> = test.api();
+    let held: ConfigMap =
+        object(json!({"metadata": {"name": "held", "finalizers": ["kubezen.io/test"]}}));
+    maps.create(&PostParams::default(), &held).await.unwrap();
+    let deleted = maps.delete("held", &DeleteParams::default()).await.unwrap();
+    let marked = deleted
+        .left()
+        .expect("deletion is pending: the object comes back");
+    assert!(marked.metadata.deletion_timestamp.is_some());
+    assert!(
+        maps.get("held")
+            .await
+            .unwrap()
+            .metadata
+            .deletion_timestamp
+            .is_some()
+    );
+    maps.patch(
+        "held",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+    )
+    .await
+    .unwrap();
+    eventually(WAIT, "the finalized object to go", || async {
+        maps.get_opt("held").await.ok()?.is_none().then_some(())
+    })
+    .await;
+    test.cleanup().await;
+}
+
+#[tokio::test]
+async fn owner_references_garbage_collect_dependents() {
+    let test = cluster().await;
+    let maps: Api<ConfigMap> = test.api();
+    let owner = maps
+        .create(&PostParams::default(), &config_map("owner", &json!({})))
+        .await
+        .unwrap();
+    let dependent: ConfigMap = object(
+        json!({"metadata": {"name": "dependent", "ownerReferences": [{
+        "apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": owner.metadata.uid}]}}),
+    );
+    maps.create(&PostParams::default(), &dependent)
+        .await
+        .unwrap();
+    let orphan: ConfigMap = object(json!({"metadata": {"name": "orphan", "ownerReferences": [{
+        "apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": owner.metadata.uid}]}}));
+    maps.create(&PostParams::default(), &orphan).await.unwrap();
+    maps.delete("owner", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually(WAIT, "the dependents to be collected", || async {
+        let left = maps.list(&ListParams::default()).await.ok()?;
+        (!left
+            .items
+            .iter()
+            .any(|item| item.name_any() == "dependent" || item.name_any() == "orphan"))
+        .then_some(())
+    })
+    .await;
+    test.cleanup().await;
+}
+
+#[tokio::test]
+async fn deleting_a_namespace_deletes_its_contents() {
+    let test = cluster().await;
+    let namespaces: Api<Namespace> = Api::all(test.client.clone());
+    let name = format!("{}-doomed", test.namespace);
+    namespaces
+        .create(
+            &PostParams::default(),
+            &object(json!({"metadata": {"name": name, "labels": {"kubezen.io/test": "true"}}})),
+        )
+        .await
+        .unwrap();
+    let maps: Api<ConfigMap> = Api::namespaced(test.client.clone(), &name);
+    maps.create(&PostParams::default(), &config_map("inside", &json!({})))
+        .await
+        .unwrap();
+    namespaces
+        .delete(&name, &DeleteParams::default())
+        .await
+        .unwrap();
+    let terminating = namespaces.get_opt(&name).await.unwrap();
+    if let Some(namespace) = terminating {
+        assert!(namespace.metadata.deletion_timestamp.is_some());
+        let refused = maps
+            .create(&PostParams::default(), &config_map("late", &json!({})))
+            .await;
+        if let Err(error) = refused {
+            assert_eq!(api_error(error).code, 403);
+        }
+    }
+    eventually(Duration::from_secs(120), "the namespace to go", || async {
+        namespaces
+            .get_opt(&name)
+            .await
+            .ok()?
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    test.cleanup().await;
+}
+
+fn widget_crd(group: &str) -> CustomResourceDefinition {
+    object(json!({
+        "metadata": {"name": format!("widgets.{group}")},
+        "spec": {"group": group, "scope": "Namespaced",
+                 "names": {"plural": "widgets", "singular": "widget", "kind": "Widget", "shortNames": ["wdg"]},
+                 "versions": [{"name": "v1", "served": true, "storage": true, "subresources": {"status": {}},
+                               "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+                                   "spec": {"type": "object", "required": ["size"], "properties": {
+                                       "size": {"type": "integer", "minimum": 1},
+                                       "color": {"type": "string", "default": "blue"}}},
+                                   "status": {"type": "object", "properties": {"ready": {"type": "boolean"}}}}}}}]}
+    }))
+}
+
+#[tokio::test]
+async fn crds_serve_their_kinds_with_schema_validation() {
+    let test = cluster().await;
+    let group = format!("t{}.kubezen.io", fastrand::u32(..));
+    let crds: Api<CustomResourceDefinition> = Api::all(test.client.clone());
+    crds.create(&PostParams::default(), &widget_crd(&group))
+        .await
+        .unwrap();
+    let name = format!("widgets.{group}");
+    eventually(WAIT, "the CRD to be established", || async {
+        let crd = crds.get(&name).await.ok()?;
+        crd.status?
+            .conditions?
+            .iter()
+            .any(|condition| condition.type_ == "Established" && condition.status == "True")
+            .then_some(())
+    })
+    .await;
+    let resource = ApiResource {
+        group: group.clone(),
+        version: "v1".into(),
+        api_version: format!("{group}/v1"),
+        kind: "Widget".into(),
+        plural: "widgets".into(),
+    };
+    let widgets: Api<DynamicObject> =
+        Api::namespaced_with(test.client.clone(), &test.namespace, &resource);
+    let widget = |name: &str, spec: serde_json::Value| -> DynamicObject {
+        object(
+            json!({"apiVersion": format!("{group}/v1"), "kind": "Widget", "metadata": {"name": name}, "spec": spec}),
+        )
+    };
+    let created = eventually(WAIT, "the new kind to be served", || async {
+        widgets
+            .create(
+                &PostParams::default(),
+                &widget("w1", json!({"size": 2, "unknown": true})),
+            )
+            .await
+            .ok()
+    })
+    .await;
+    assert_eq!(created.data["spec"]["color"], "blue", "defaults apply");
+    assert!(
+        created.data["spec"].get("unknown").is_none(),
+        "unknown fields are pruned"
+    );
+    assert_eq!(created.metadata.generation, Some(1));
+
+    let invalid = api_error(
+        widgets
+            .create(
+                &PostParams::default(),
+                &widget("w2", json!({"size": "big"})),
+            )
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!((invalid.code, invalid.reason.as_str()), (422, "Invalid"));
+    assert!(invalid.message.contains("spec.size"), "{}", invalid.message);
+    let missing = api_error(
+        widgets
+            .create(&PostParams::default(), &widget("w3", json!({})))
+            .await
+            .unwrap_err(),
+    );
+    assert!(
+        missing.message.contains("spec.size: Required value"),
+        "{}",
+        missing.message
+    );
+
+    let strategic = widgets
+        .patch(
+            "w1",
+            &PatchParams::default(),
+            &Patch::Strategic(json!({"spec": {"size": 3}})),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        api_error(strategic).code,
+        415,
+        "custom resources take no strategic merge patch"
+    );
+
+    crds.delete(&name, &DeleteParams::default()).await.unwrap();
+    eventually(WAIT, "the kind to stop being served", || async {
+        match widgets.list(&ListParams::default()).await {
+            Err(kube::Error::Api(status)) if status.code == 404 => Some(()),
+            _ => None,
+        }
+    })
+    .await;
+    test.cleanup().await;
+}
+
+#[tokio::test]
+async fn deployments_get_ready_pods_and_services_get_endpoints() {
+    let test = cluster().await;
+    let deployments: Api<Deployment> = test.api();
+    deployments
+        .create(&PostParams::default(), &deployment("web", 2))
+        .await
+        .unwrap();
+    let services: Api<Service> = test.api();
+    let service: Service = object(
+        json!({"metadata": {"name": "web"}, "spec": {"selector": {"app": "web"},
+        "ports": [{"name": "http", "port": 80, "targetPort": "http"}]}}),
+    );
+    services
+        .create(&PostParams::default(), &service)
+        .await
+        .unwrap();
+    eventually(Duration::from_secs(120), "two ready replicas", || async {
+        let status = deployments.get("web").await.ok()?.status?;
+        (status.ready_replicas == Some(2)).then_some(())
+    })
+    .await;
+    let pods: Api<Pod> = test.api();
+    let list = pods
+        .list(&ListParams::default().labels("app=web"))
+        .await
+        .unwrap();
+    assert_eq!(list.items.len(), 2);
+    for pod in &list.items {
+        let status = pod.status.as_ref().unwrap();
+        assert_eq!(status.phase.as_deref(), Some("Running"));
+        assert!(status.pod_ip.is_some());
+        let owner = &pod.owner_references()[0];
+        assert_eq!(owner.kind, "ReplicaSet");
+    }
+    let slices: Api<EndpointSlice> = test.api();
+    let ready = eventually(
+        WAIT,
+        "an EndpointSlice with two ready endpoints",
+        || async {
+            let list = slices
+                .list(&ListParams::default().labels("kubernetes.io/service-name=web"))
+                .await
+                .ok()?;
+            let slice = list.items.into_iter().next()?;
+            let ready = slice
+                .endpoints
+                .iter()
+                .flatten()
+                .filter(|endpoint| endpoint.conditions.as_ref().and_then(|c| c.ready) == Some(true))
+                .count();
+            (ready == 2).then_some(slice)
+        },
+    )
+    .await;
+    let ports = ready.ports.unwrap_or_default();
+    assert_eq!(
+        ports[0].port,
+        Some(8080),
+        "the named targetPort is resolved"
+    );
+    test.cleanup().await;
+}
+
+#[tokio::test]
+async fn protobuf_only_requests_get_406_or_protobuf() {
+    let test = cluster().await;
+    let request = http::Request::get(format!("/api/v1/namespaces/{}/configmaps", test.namespace))
+        .header(http::header::ACCEPT, "application/vnd.kubernetes.protobuf")
+        .body(Vec::new())
+        .unwrap();
+    let response = test.client.send(request.map(Into::into)).await.unwrap();
+    let status = response.status();
+    let content_type = response
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    if status == http::StatusCode::NOT_ACCEPTABLE {
+        // zen-sim does not speak protobuf and says so, in JSON.
+        let body = http_body_util::BodyExt::collect(response.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
+        let status: Status = serde_json::from_slice(&body).unwrap();
+        assert_eq!(status.code, 406);
+        assert!(
+            status.message.contains("application/json"),
+            "{}",
+            status.message
+        );
+    } else {
+        // A real API server answers in protobuf.
+        assert!(
+            status.is_success() && content_type.contains("protobuf"),
+            "{status}: {content_type}"
+        );
+    }
+    test.cleanup().await;
+}

@@ -1,0 +1,128 @@
+//! The one test harness for everything that talks to a cluster: zen-sim in-process by default,
+//! any real cluster when `ZEN_TEST_KUBECONFIG` names a kubeconfig. Every test works in a fresh
+//! namespace labelled `kubezen.io/test=true` (after a failed run on a real cluster,
+//! `kubectl delete ns -l kubezen.io/test=true` removes the leftovers).
+
+#![allow(dead_code, clippy::missing_panics_doc)]
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{DeleteParams, PostParams};
+use kube::{Api, Client};
+use kubezen::cluster::{Cluster, ClusterOptions};
+use kubezen::sim::{Sim, SimOptions};
+
+/// A cluster to test against, with a namespace of the test's own.
+pub struct TestCluster {
+    pub cluster: Cluster,
+    pub client: Client,
+    pub namespace: String,
+    pub sim: Option<Sim>,
+    pub kubeconfig: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+/// The cluster for one test: `ZEN_TEST_KUBECONFIG`'s, or a new zen-sim.
+pub async fn cluster() -> TestCluster {
+    cluster_with(ClusterOptions::default()).await
+}
+
+/// The same, with client options (qps, burst, retry policy) of the test's choosing.
+pub async fn cluster_with(mut options: ClusterOptions) -> TestCluster {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let (sim, kubeconfig) = if let Some(path) =
+        std::env::var_os("ZEN_TEST_KUBECONFIG").filter(|value| !value.is_empty())
+    {
+        (None, PathBuf::from(path))
+    } else {
+        let sim = Sim::start(SimOptions::default())
+            .await
+            .expect("zen-sim starts");
+        let path = dir.path().join("kubeconfig");
+        sim.write_kubeconfig(&path)
+            .expect("the kubeconfig is written");
+        (Some(sim), path)
+    };
+    options.kubeconfig = Some(kubeconfig.clone());
+    let cluster = Cluster::connect(&options)
+        .await
+        .expect("the cluster is reachable");
+    let client = cluster.client();
+    let namespace = format!("zen-test-{}", fastrand::u32(..));
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let object = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": namespace, "labels": {"kubezen.io/test": "true"}}
+    }))
+    .expect("a namespace");
+    namespaces
+        .create(&PostParams::default(), &object)
+        .await
+        .expect("the test namespace is created");
+    TestCluster {
+        cluster,
+        client,
+        namespace,
+        sim,
+        kubeconfig,
+        _dir: dir,
+    }
+}
+
+impl TestCluster {
+    /// The simulator, or `None` (with a note on stderr) on a real cluster, for tests of what
+    /// only zen-sim can do (fault injection, forced compaction).
+    #[allow(clippy::print_stderr)]
+    pub fn sim_only(&self, what: &str) -> Option<&Sim> {
+        if self.sim.is_none() {
+            eprintln!("skipped on a real cluster: {what} needs zen-sim");
+        }
+        self.sim.as_ref()
+    }
+
+    /// An API for namespaced objects in the test's namespace.
+    pub fn api<K>(&self) -> Api<K>
+    where
+        K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>,
+    {
+        Api::namespaced(self.client.clone(), &self.namespace)
+    }
+
+    /// Deletes the test's namespace.
+    pub async fn cleanup(self) {
+        let namespaces: Api<Namespace> = Api::all(self.client.clone());
+        let _ = namespaces
+            .delete(&self.namespace, &DeleteParams::default())
+            .await;
+    }
+
+    /// The kubeconfig file, for kubectl.
+    pub fn kubeconfig(&self) -> &Path {
+        &self.kubeconfig
+    }
+}
+
+/// Polls `check` until it returns `Some` or `timeout` passes.
+pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// An object from JSON.
+pub fn object<K: serde::de::DeserializeOwned>(value: serde_json::Value) -> K {
+    serde_json::from_value(value).expect("a valid object")
+}
