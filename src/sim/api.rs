@@ -20,6 +20,7 @@ use super::faults::{FaultAction, delay_of};
 use super::registry::ResourceType;
 use super::select::{FieldSelector, LabelSelector, supported_fields};
 use super::store::{DeleteOptions, Deleted, Event, Part, PatchKind, Writer};
+use super::table::{self, View};
 
 /// A response body: whole, or a stream of watch events.
 pub(crate) type Body = BoxBody<Bytes, Infallible>;
@@ -57,8 +58,8 @@ fn error_response(error: &ApiError) -> Response<Body> {
     response
 }
 
-/// The query string, decoded.
-struct Query(Vec<(String, String)>);
+/// The query string, decoded, and the representation the client asked for.
+struct Query(Vec<(String, String)>, View);
 
 impl Query {
     fn parse(text: Option<&str>) -> Self {
@@ -71,7 +72,7 @@ impl Query {
                 (decode(key), decode(value))
             })
             .collect();
-        Self(pairs)
+        Self(pairs, View::Object)
     }
 
     fn get(&self, key: &str) -> Option<&str> {
@@ -306,6 +307,15 @@ fn parse_body(bytes: &[u8], content_type: &str) -> Result<Value, ApiError> {
     if bytes.is_empty() {
         return Ok(Value::Null);
     }
+    if content_type.contains("protobuf") || content_type.contains("cbor") {
+        return Err(ApiError::new(
+            415,
+            "UnsupportedMediaType",
+            format!(
+                "zen-sim does not decode {content_type} request bodies: send JSON or YAML (kubectl apply and kubectl create -f do; kubectl's typed generators such as `kubectl create configmap` send protobuf)"
+            ),
+        ));
+    }
     let parsed = if content_type.contains("yaml") {
         serde_norway::from_slice::<Value>(bytes).map_err(|error| error.to_string())
     } else {
@@ -365,7 +375,13 @@ async fn resource_request(
         .store
         .resource(&target.group, &target.version, &target.plural)
         .ok_or_else(not_found)?;
-    let query = Query::parse(request.uri().query());
+    let mut query = Query::parse(request.uri().query());
+    query.1 = table::view(
+        request
+            .headers()
+            .get(header::ACCEPT)
+            .and_then(|value| value.to_str().ok()),
+    );
     let verb = verb_of(request.method(), &target, &query);
     let namespace = target.namespace.clone().unwrap_or_default();
     if resource.namespaced && target.namespace.is_none() && !matches!(verb, "list" | "watch") {
@@ -427,10 +443,14 @@ async fn resource_request(
     };
     let name = target.name.clone().unwrap_or_default();
     match verb {
-        "get" => Ok(object_response(
-            StatusCode::OK,
-            &*state.store.get(&resource, &namespace, &name)?,
-        )),
+        "get" => {
+            let object = state.store.get(&resource, &namespace, &name)?;
+            let version = json!({"resourceVersion": object["metadata"]["resourceVersion"]});
+            Ok(object_response(
+                StatusCode::OK,
+                &render(&resource, query.1, &object, &version),
+            ))
+        }
         "list" => list(state, &resource, target.namespace.as_deref(), &query),
         "watch" => watch(
             state,
@@ -610,6 +630,14 @@ fn list(
         limit,
         query.get("continue").filter(|token| !token.is_empty()),
     )?;
+    if query.1 != View::Object {
+        let metadata = list_metadata(page.revision, page.next, page.remaining);
+        let rendered = match query.1 {
+            View::Table => table::table(resource, &page.items, &metadata),
+            _ => table::metadata_list(&page.items, &metadata),
+        };
+        return Ok(json_response(StatusCode::OK, &rendered));
+    }
     Ok(list_response(
         resource,
         &page.items,
@@ -619,13 +647,7 @@ fn list(
     ))
 }
 
-fn list_response(
-    resource: &ResourceType,
-    items: &[Arc<Value>],
-    revision: u64,
-    next: Option<String>,
-    remaining: Option<u64>,
-) -> Response<Body> {
+fn list_metadata(revision: u64, next: Option<String>, remaining: Option<u64>) -> Value {
     let mut metadata = json!({"resourceVersion": revision.to_string()});
     if let Some(next) = next {
         metadata["continue"] = json!(next);
@@ -633,6 +655,17 @@ fn list_response(
     if let Some(remaining) = remaining {
         metadata["remainingItemCount"] = json!(remaining);
     }
+    metadata
+}
+
+fn list_response(
+    resource: &ResourceType,
+    items: &[Arc<Value>],
+    revision: u64,
+    next: Option<String>,
+    remaining: Option<u64>,
+) -> Response<Body> {
+    let metadata = list_metadata(revision, next, remaining);
     // Items are written from their shared copies: no deep clone of the list.
     let mut out = Vec::with_capacity(64 + items.len() * 512);
     out.extend_from_slice(
@@ -658,6 +691,20 @@ fn list_response(
         HeaderValue::from_static("application/json"),
     );
     response
+}
+
+/// One object as the client asked for it: itself, a one-row Table, or its metadata.
+fn render(
+    resource: &ResourceType,
+    view: View,
+    object: &Arc<Value>,
+    list_metadata: &Value,
+) -> Value {
+    match view {
+        View::Object => (**object).clone(),
+        View::Table => table::table(resource, std::slice::from_ref(object), list_metadata),
+        View::Metadata => table::metadata_of(object),
+    }
 }
 
 fn watch_line(kind: &str, object: &Value) -> Bytes {
@@ -732,6 +779,12 @@ fn watch(
     let kind = resource.kind.clone();
     let api_version = resource.api_version();
     let interval = state.options.bookmark_interval;
+    let view = query.1;
+    let shown = resource.clone();
+    let show = move |object: &Arc<Value>| -> Value {
+        let version = json!({"resourceVersion": object["metadata"]["resourceVersion"]});
+        render(&shown, view, object, &version)
+    };
     tokio::spawn(async move {
         let deadline = tokio::time::sleep(timeout);
         tokio::pin!(deadline);
@@ -742,7 +795,11 @@ fn watch(
             return;
         }
         for object in &initial {
-            if sender.send(watch_line("ADDED", object)).await.is_err() {
+            if sender
+                .send(watch_line("ADDED", &show(object)))
+                .await
+                .is_err()
+            {
                 return;
             }
             sent += 1;
@@ -764,7 +821,7 @@ fn watch(
         for event in backlog.iter().filter(|event| filter.admits(event)) {
             last = event.revision;
             if sender
-                .send(watch_line(event.change.as_str(), &event.object))
+                .send(watch_line(event.change.as_str(), &show(&event.object)))
                 .await
                 .is_err()
             {
@@ -795,7 +852,7 @@ fn watch(
                         continue;
                     }
                     last = event.revision;
-                    if sender.send(watch_line(event.change.as_str(), &event.object)).await.is_err() {
+                    if sender.send(watch_line(event.change.as_str(), &show(&event.object))).await.is_err() {
                         return;
                     }
                     sent += 1;

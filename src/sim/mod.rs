@@ -30,6 +30,7 @@ mod registry;
 mod schema;
 mod select;
 mod store;
+mod table;
 mod tls;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
