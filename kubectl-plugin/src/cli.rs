@@ -77,6 +77,18 @@ pub struct GlobalArgs {
     #[arg(short = 'l', long, global = true, value_name = "SELECTOR")]
     pub selector: Option<String>,
 
+    /// Client-side requests per second to the API server (0: unlimited)
+    #[arg(long, global = true, value_name = "QPS", default_value_t = kubezen::cluster::DEFAULT_QPS)]
+    pub qps: f64,
+
+    /// Client-side burst of requests to the API server
+    #[arg(long, global = true, value_name = "N", default_value_t = kubezen::cluster::DEFAULT_BURST)]
+    pub burst: u32,
+
+    /// How long to wait for the API server to answer a request, e.g. 30s, 1m; 0 waits for ever
+    #[arg(long, global = true, value_name = "DURATION", default_value = "30s", value_parser = commands::sim::parse_duration)]
+    pub request_timeout: std::time::Duration,
+
     /// Output format
     #[arg(
         short = 'o',
@@ -87,6 +99,28 @@ pub struct GlobalArgs {
         default_value_t = OutputFormat::Table
     )]
     pub output: OutputFormat,
+}
+
+impl GlobalArgs {
+    /// How to reach the cluster: kubeconfig, context and namespace, rate limit and timeout.
+    #[cfg_attr(
+        not(test),
+        expect(
+            dead_code,
+            reason = "the cluster commands (reconcile, tune, bench, lead, forward) call it"
+        )
+    )]
+    pub fn cluster_options(&self) -> kubezen::cluster::ClusterOptions {
+        kubezen::cluster::ClusterOptions {
+            kubeconfig: self.kubeconfig.clone(),
+            context: self.context.clone(),
+            namespace: self.namespace.clone(),
+            qps: self.qps,
+            burst: self.burst,
+            request_timeout: (!self.request_timeout.is_zero()).then_some(self.request_timeout),
+            ..kubezen::cluster::ClusterOptions::default()
+        }
+    }
 }
 
 /// The subcommands. A command appears here when it works.
@@ -161,6 +195,40 @@ mod tests {
         assert_eq!(global.output, OutputFormat::Table);
         assert_eq!(global.namespace, None);
         assert!(!global.all_namespaces);
+    }
+
+    #[test]
+    fn cluster_flags_reach_the_cluster_options() {
+        let global = parse(&[
+            "version",
+            "--qps",
+            "5",
+            "--burst",
+            "10",
+            "--request-timeout",
+            "0",
+            "--context",
+            "c",
+        ])
+        .unwrap()
+        .global;
+        let options = global.cluster_options();
+        assert_eq!(
+            (options.qps, options.burst, options.request_timeout),
+            (5.0, 10, None)
+        );
+        assert_eq!(options.context.as_deref(), Some("c"));
+        let defaults = parse(&["version"]).unwrap().global.cluster_options();
+        assert_eq!(
+            (defaults.qps, defaults.burst),
+            (50.0, 100),
+            "the zen-lead guide's defaults"
+        );
+        assert_eq!(
+            defaults.request_timeout,
+            Some(std::time::Duration::from_secs(30))
+        );
+        assert!(parse(&["version", "--request-timeout", "soon"]).is_err());
     }
 
     #[test]

@@ -8,7 +8,7 @@ engine as the ``kubectl zen`` plugin, for scripts and Jupyter.
 True
 """
 
-from kubezen import cel, graph
+from kubezen import cel, graph, sim
 from kubezen._core import Graph, VersionInfo, __version__, version_info
 
-__all__ = ["Graph", "VersionInfo", "__version__", "cel", "graph", "version_info"]
+__all__ = ["Graph", "VersionInfo", "__version__", "cel", "graph", "sim", "version_info"]

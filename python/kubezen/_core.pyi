@@ -14,6 +14,7 @@ __all__ = [
     "Graph",
     "GraphCycleError",
     "GraphError",
+    "NativeSim",
     "Program",
     "Variables",
     "VersionInfo",
@@ -257,3 +258,38 @@ def graph_load(
 
 def graph_loads(text: str, crds: Sequence[str | os.PathLike[str]] | None = None) -> list[Graph]:
     """Every graph in ``text``; an empty list when there is none."""
+
+# -- sim --------------------------------------------------------------------------------
+
+@final
+class NativeSim:
+    """A running zen-sim on threads of its own (wrapped by :class:`kubezen.sim.Sim`)."""
+
+    def __new__(
+        cls,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        tls: bool = False,
+        token: str | None = None,
+        ready_delay: float = 0.2,
+        nodes: int = 3,
+    ) -> NativeSim: ...
+    @property
+    def url(self) -> str:
+        """The server's URL."""
+    @property
+    def running(self) -> bool:
+        """Whether it is still serving."""
+    def kubeconfig_yaml(self) -> str:
+        """A kubeconfig for it, as YAML text."""
+    def inject_fault(self, rule: dict[str, Any]) -> None:
+        """Adds a fault rule in its JSON form."""
+    def clear_faults(self) -> None:
+        """Removes every fault rule."""
+    def set_pod_ready(self, namespace: str, name: str, ready: bool) -> None:
+        """Marks a pod Ready or NotReady."""
+    def stats(self) -> dict[str, int]:
+        """``objects``, ``revision``, ``requests``, ``uptime_seconds``."""
+    def stop(self) -> None:
+        """Stops serving; safe to call twice."""

@@ -6,6 +6,7 @@
 
 mod cel;
 mod graph;
+mod sim;
 
 use pyo3::prelude::*;
 
@@ -18,6 +19,8 @@ mod _core {
     use super::cel::{PyProgram, PyVariables, cel_cache_stats, cel_compile, cel_eval};
     #[pymodule_export]
     use super::graph::{PyDiagnostic, PyGraph, graph_load, graph_loads};
+    #[pymodule_export]
+    use super::sim::PySim;
 
     #[pymodule_init]
     fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -278,10 +278,15 @@ impl Sim {
             cluster["certificate-authority-data"] =
                 json!(base64::engine::general_purpose::STANDARD.encode(pem));
         }
-        let user = match &self.state.options.token {
-            Some(token) => json!({"token": token}),
-            None => json!({}),
-        };
+        // Without a credential of some kind kubectl asks for a username over https; a server
+        // that needs no token ignores this one.
+        let token = self
+            .state
+            .options
+            .token
+            .as_deref()
+            .unwrap_or("zen-sim-anonymous");
+        let user = json!({"token": token});
         let config = json!({
             "apiVersion": "v1", "kind": "Config", "preferences": {},
             "clusters": [{"name": "zen-sim", "cluster": cluster}],
