@@ -57,8 +57,12 @@ impl RateLimiter {
         }
     }
 
-    /// Takes one token at `now` and says how long the caller must wait before using it.
-    pub(crate) fn reserve(&self, now: Instant) -> Duration {
+    /// Takes one token at `now` and says how long the caller must wait before using it
+    /// ([`RateLimiter::acquire`] sleeps that long).
+    ///
+    /// # Panics
+    /// Never: a poisoned lock is recovered.
+    pub fn reserve(&self, now: Instant) -> Duration {
         if !self.is_limited() {
             return Duration::ZERO;
         }

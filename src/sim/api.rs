@@ -19,7 +19,7 @@ use super::error::ApiError;
 use super::faults::{FaultAction, delay_of};
 use super::registry::ResourceType;
 use super::select::{FieldSelector, LabelSelector, supported_fields};
-use super::store::{DeleteOptions, Deleted, Event, Part, PatchKind, Writer};
+use super::store::{DeleteOptions, Deleted, Event, Part, PatchKind, Stored, Writer};
 use super::table::{self, View};
 
 /// A response body: whole, or a stream of watch events.
@@ -444,7 +444,17 @@ async fn resource_request(
     let name = target.name.clone().unwrap_or_default();
     match verb {
         "get" => {
-            let object = state.store.get(&resource, &namespace, &name)?;
+            let stored = state.store.get_stored(&resource, &namespace, &name)?;
+            if query.1 == View::Object {
+                // The stored text as it is: no parse, no serialization.
+                let mut response = Response::new(full(stored.json.clone()));
+                response.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                );
+                return Ok(response);
+            }
+            let object = Arc::new(stored.value());
             let version = json!({"resourceVersion": object["metadata"]["resourceVersion"]});
             Ok(object_response(
                 StatusCode::OK,
@@ -542,6 +552,7 @@ async fn resource_request(
                 ..DeleteOptions::default()
             };
             for object in &page.items {
+                let object = object.value();
                 let object_namespace = object["metadata"]["namespace"].as_str().unwrap_or_default();
                 let object_name = object["metadata"]["name"].as_str().unwrap_or_default();
                 let _ = state
@@ -632,9 +643,14 @@ fn list(
     )?;
     if query.1 != View::Object {
         let metadata = list_metadata(page.revision, page.next, page.remaining);
+        let items: Vec<Arc<Value>> = page
+            .items
+            .iter()
+            .map(|item| Arc::new(item.value()))
+            .collect();
         let rendered = match query.1 {
-            View::Table => table::table(resource, &page.items, &metadata),
-            _ => table::metadata_list(&page.items, &metadata),
+            View::Table => table::table(resource, &items, &metadata),
+            _ => table::metadata_list(&items, &metadata),
         };
         return Ok(json_response(StatusCode::OK, &rendered));
     }
@@ -660,14 +676,15 @@ fn list_metadata(revision: u64, next: Option<String>, remaining: Option<u64>) ->
 
 fn list_response(
     resource: &ResourceType,
-    items: &[Arc<Value>],
+    items: &[Arc<Stored>],
     revision: u64,
     next: Option<String>,
     remaining: Option<u64>,
 ) -> Response<Body> {
     let metadata = list_metadata(revision, next, remaining);
-    // Items are written from their shared copies: no deep clone of the list.
-    let mut out = Vec::with_capacity(64 + items.len() * 512);
+    // Items are written from their stored text: nothing is parsed or serialized again.
+    let size: usize = items.iter().map(|item| item.json.len() + 1).sum();
+    let mut out = Vec::with_capacity(128 + size);
     out.extend_from_slice(
         format!(
             "{{\"kind\":\"{}List\",\"apiVersion\":\"{}\",\"metadata\":",
@@ -682,7 +699,7 @@ fn list_response(
         if index > 0 {
             out.push(b',');
         }
-        let _ = serde_json::to_writer(&mut out, item.as_ref());
+        out.extend_from_slice(&item.json);
     }
     out.extend_from_slice(b"]}");
     let mut response = Response::new(full(out));
@@ -707,14 +724,20 @@ fn render(
     }
 }
 
-fn watch_line(kind: &str, object: &Value) -> Bytes {
-    let mut line = Vec::with_capacity(256);
+/// One watch event line, around the object's JSON text.
+fn watch_line(kind: &str, object: &[u8]) -> Bytes {
+    let mut line = Vec::with_capacity(object.len() + 32);
     line.extend_from_slice(b"{\"type\":\"");
     line.extend_from_slice(kind.as_bytes());
     line.extend_from_slice(b"\",\"object\":");
-    let _ = serde_json::to_writer(&mut line, object);
+    line.extend_from_slice(object);
     line.extend_from_slice(b"}\n");
     Bytes::from(line)
+}
+
+/// A watch event line for a value the server makes up (bookmarks).
+fn watch_value_line(kind: &str, object: &Value) -> Bytes {
+    watch_line(kind, &serde_json::to_vec(object).unwrap_or_default())
 }
 
 struct WatchFilter {
@@ -734,8 +757,9 @@ impl WatchFilter {
             && self.object_matches(&event.object)
     }
 
-    fn object_matches(&self, object: &Value) -> bool {
-        self.labels.matches(&object["metadata"]["labels"]) && self.fields.matches(object)
+    fn object_matches(&self, object: &Stored) -> bool {
+        self.labels.matches_with(|key| object.label(key))
+            && (self.fields.is_empty() || self.fields.matches(&object.value()))
     }
 }
 
@@ -763,7 +787,7 @@ fn watch(
     let (initial, start_revision, backlog, mut receiver) =
         if requested.is_empty() || requested == "0" || send_initial {
             let (objects, revision, receiver) = state.store.watch_current(resource, namespace);
-            let objects: Vec<Arc<Value>> = objects
+            let objects: Vec<Arc<Stored>> = objects
                 .into_iter()
                 .filter(|object| filter.object_matches(object))
                 .collect();
@@ -781,9 +805,15 @@ fn watch(
     let interval = state.options.bookmark_interval;
     let view = query.1;
     let shown = resource.clone();
-    let show = move |object: &Arc<Value>| -> Value {
+    let show = move |object: &Arc<Stored>| -> Bytes {
+        if view == View::Object {
+            return object.json.clone();
+        }
+        let object = Arc::new(object.value());
         let version = json!({"resourceVersion": object["metadata"]["resourceVersion"]});
-        render(&shown, view, object, &version)
+        Bytes::from(
+            serde_json::to_vec(&render(&shown, view, &object, &version)).unwrap_or_default(),
+        )
     };
     tokio::spawn(async move {
         let deadline = tokio::time::sleep(timeout);
@@ -811,7 +841,7 @@ fn watch(
             let bookmark = json!({"kind": kind, "apiVersion": api_version, "metadata": {"resourceVersion": start_revision.to_string(),
                                    "annotations": {"k8s.io/initial-events-end": "true"}}});
             if sender
-                .send(watch_line("BOOKMARK", &bookmark))
+                .send(watch_value_line("BOOKMARK", &bookmark))
                 .await
                 .is_err()
             {
@@ -839,7 +869,7 @@ fn watch(
                 () = &mut deadline => return,
                 _ = ticker.tick(), if bookmarks => {
                     let bookmark = json!({"kind": kind, "apiVersion": api_version, "metadata": {"resourceVersion": last.to_string()}});
-                    if sender.send(watch_line("BOOKMARK", &bookmark)).await.is_err() {
+                    if sender.send(watch_value_line("BOOKMARK", &bookmark)).await.is_err() {
                         return;
                     }
                 }
@@ -1043,7 +1073,7 @@ fn metrics_request(
             .map(|item| object_response(StatusCode::OK, &item))
             .ok_or_else(|| ApiError::not_found(&resource.group_resource(), name)),
         ("list", None) => {
-            let items: Vec<Arc<Value>> = items.into_iter().map(Arc::new).collect();
+            let items: Vec<Arc<Stored>> = items.iter().map(Stored::new).collect();
             Ok(list_response(
                 resource,
                 &items,

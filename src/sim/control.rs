@@ -279,6 +279,15 @@ fn map_selector(selector: &Value) -> Option<LabelSelector> {
     LabelSelector::parse(&terms.join(",")).ok()
 }
 
+/// The objects of a type (in a namespace), parsed.
+fn current(state: &SimState, resource: &ResourceType, namespace: Option<&str>) -> Vec<Arc<Value>> {
+    let (stored, _, _) = state.store.watch_current(resource, namespace);
+    stored
+        .iter()
+        .map(|object| Arc::new(object.value()))
+        .collect()
+}
+
 /// The controllers: they follow the store's events for as long as the simulator runs.
 pub(crate) async fn run(state: Arc<SimState>) {
     let mut events = state.store.subscribe();
@@ -303,7 +312,7 @@ fn kind(state: &SimState, group: &str, version: &str, plural: &str) -> Option<Ar
 }
 
 fn react(state: &Arc<SimState>, event: &Event) {
-    let object = &event.object;
+    let object = &event.object.value();
     let namespace = event.namespace.as_str();
     let name = object["metadata"]["name"].as_str().unwrap_or_default();
     let deleting = !object["metadata"]["deletionTimestamp"].is_null();
@@ -351,7 +360,7 @@ fn react(state: &Arc<SimState>, event: &Event) {
             collect_garbage(state, uid);
         }
     } else if deleting {
-        finish_propagation(state, event);
+        finish_propagation(state, event, object);
     }
 }
 
@@ -359,7 +368,7 @@ fn resync(state: &Arc<SimState>) {
     let Some(deployments) = kind(state, "apps", "v1", "deployments") else {
         return;
     };
-    let (objects, _, _) = state.store.watch_current(&deployments, None);
+    let objects = current(state, &deployments, None);
     for object in objects {
         reconcile_deployment(
             state,
@@ -397,7 +406,7 @@ fn controller_uid(object: &Value) -> Option<&str> {
 
 /// Objects of a type in a namespace whose controller is `uid`, not being deleted.
 fn owned(state: &SimState, resource: &ResourceType, namespace: &str, uid: &str) -> Vec<Arc<Value>> {
-    let (objects, _, _) = state.store.watch_current(resource, Some(namespace));
+    let objects = current(state, resource, Some(namespace));
     objects
         .into_iter()
         .filter(|object| {
@@ -701,7 +710,7 @@ fn reconcile_daemonset(state: &SimState, namespace: &str, name: &str) {
         return;
     }
     let uid = set["metadata"]["uid"].as_str().unwrap_or_default();
-    let (node_list, _, _) = state.store.watch_current(&nodes, None);
+    let node_list = current(state, &nodes, None);
     let members = owned(state, &pods, namespace, uid);
     for node in &node_list {
         let node_name = node["metadata"]["name"].as_str().unwrap_or_default();
@@ -824,7 +833,7 @@ fn schedule_pod(state: &Arc<SimState>, namespace: &str, name: &str) {
     if pod["status"]["phase"] != "Pending" || !pod["status"]["podIP"].is_null() {
         return;
     }
-    let (node_list, _, _) = state.store.watch_current(&nodes, None);
+    let node_list = current(state, &nodes, None);
     let node_name = match pod["spec"]["nodeName"].as_str() {
         Some(node) => node.to_owned(),
         None if node_list.is_empty() => return,
@@ -979,7 +988,7 @@ fn reconcile_services(state: &SimState, namespace: &str) {
     let Some(services) = kind(state, "", "v1", "services") else {
         return;
     };
-    let (list, _, _) = state.store.watch_current(&services, Some(namespace));
+    let list = current(state, &services, Some(namespace));
     for service in list {
         reconcile_service(
             state,
@@ -1020,7 +1029,7 @@ fn reconcile_service(state: &SimState, namespace: &str, name: &str) {
     let Some(selector) = map_selector(&service["spec"]["selector"]) else {
         return;
     };
-    let (pod_list, _, _) = state.store.watch_current(&pods, Some(namespace));
+    let pod_list = current(state, &pods, Some(namespace));
     let members: Vec<&Arc<Value>> = pod_list
         .iter()
         .filter(|pod| {
@@ -1185,8 +1194,7 @@ fn gc() -> Writer {
 }
 
 /// Orphan and foreground deletion: the garbage collector's finalizers.
-fn finish_propagation(state: &SimState, event: &Event) {
-    let object = &event.object;
+fn finish_propagation(state: &SimState, event: &Event, object: &Value) {
     let finalizers: Vec<&str> = object["metadata"]["finalizers"]
         .as_array()
         .into_iter()
@@ -1442,7 +1450,7 @@ pub(crate) fn pod_metrics(state: &SimState, namespace: Option<&str>) -> Vec<Valu
     let Some(pods) = kind(state, "", "v1", "pods") else {
         return Vec::new();
     };
-    let (list, _, _) = state.store.watch_current(&pods, namespace);
+    let list = current(state, &pods, namespace);
     let seconds = epoch_seconds();
     let stamp = now();
     list.iter()
@@ -1469,7 +1477,7 @@ pub(crate) fn node_metrics(state: &SimState) -> Vec<Value> {
     let Some(nodes) = kind(state, "", "v1", "nodes") else {
         return Vec::new();
     };
-    let (list, _, _) = state.store.watch_current(&nodes, None);
+    let list = current(state, &nodes, None);
     let pods = pod_metrics_by_node(state);
     let stamp = now();
     list.iter()
@@ -1488,7 +1496,7 @@ fn pod_metrics_by_node(state: &SimState) -> BTreeMap<String, (f64, f64)> {
     let Some(pods) = kind(state, "", "v1", "pods") else {
         return BTreeMap::new();
     };
-    let (list, _, _) = state.store.watch_current(&pods, None);
+    let list = current(state, &pods, None);
     let seconds = epoch_seconds();
     let mut totals: BTreeMap<String, (f64, f64)> = BTreeMap::new();
     for pod in list

@@ -33,7 +33,11 @@ impl LabelSelector {
 
     /// Whether `labels` (an object's `metadata.labels`, or null) satisfy every requirement.
     pub(crate) fn matches(&self, labels: &Value) -> bool {
-        let get = |key: &str| labels.get(key).and_then(Value::as_str);
+        self.matches_with(|key| labels.get(key).and_then(Value::as_str))
+    }
+
+    /// Whether the labels `get` looks up satisfy every requirement.
+    pub(crate) fn matches_with<'a>(&self, get: impl Fn(&str) -> Option<&'a str>) -> bool {
         self.0.iter().all(|requirement| match requirement {
             Requirement::Equals(key, value) => get(key) == Some(value.as_str()),
             Requirement::NotEquals(key, value) => get(key) != Some(value.as_str()),
@@ -200,6 +204,13 @@ impl FieldSelector {
             };
             (have == *value) != *negated
         })
+    }
+}
+
+impl FieldSelector {
+    /// Whether it matches everything.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 }
 

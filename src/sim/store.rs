@@ -1,7 +1,7 @@
 //! zen-sim's storage: objects by resource, namespace and name, one resourceVersion counter, a
 //! bounded event history for watches, and the write semantics of the API server.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use base64::Engine as _;
@@ -39,10 +39,60 @@ pub(crate) struct Event {
     pub(crate) resource: String,
     pub(crate) namespace: String,
     pub(crate) change: Change,
-    pub(crate) object: Arc<Value>,
+    pub(crate) object: Arc<Stored>,
 }
 
 type Key = (String, String, String);
+
+/// An object as stored: its JSON text, which GET, LIST and WATCH send as it is, and the few facts
+/// reads filter and index on. Text, because a `serde_json::Value` of a small `ConfigMap` costs
+/// ~10 KB (a B-tree node per map) where its text costs ~400 bytes.
+#[derive(Debug)]
+pub(crate) struct Stored {
+    pub(crate) json: bytes::Bytes,
+    labels: Box<[(Box<str>, Box<str>)]>,
+    uid: Box<str>,
+    owners: Box<[Box<str>]>,
+    deleting: bool,
+}
+
+impl Stored {
+    pub(crate) fn new(object: &Value) -> Arc<Self> {
+        let metadata = &object["metadata"];
+        let labels = metadata["labels"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter_map(|(key, value)| Some((key.as_str().into(), value.as_str()?.into())))
+            .collect();
+        let owners = metadata["ownerReferences"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|owner| owner["uid"].as_str().map(Into::into))
+            .collect();
+        Arc::new(Self {
+            json: serde_json::to_vec(object).unwrap_or_default().into(),
+            labels,
+            uid: metadata["uid"].as_str().unwrap_or_default().into(),
+            owners,
+            deleting: !metadata["deletionTimestamp"].is_null(),
+        })
+    }
+
+    /// The object, parsed.
+    pub(crate) fn value(&self) -> Value {
+        serde_json::from_slice(&self.json).unwrap_or(Value::Null)
+    }
+
+    /// The value of a label.
+    pub(crate) fn label(&self, key: &str) -> Option<&str> {
+        self.labels
+            .iter()
+            .find(|(name, _)| &**name == key)
+            .map(|(_, value)| &**value)
+    }
+}
 
 /// Events since a revision, and the receiver of those to come.
 type Backlog = (Vec<Arc<Event>>, broadcast::Receiver<Arc<Event>>);
@@ -50,11 +100,51 @@ type Backlog = (Vec<Arc<Event>>, broadcast::Receiver<Arc<Event>>);
 /// The state behind the lock.
 pub(crate) struct Inner {
     pub(crate) registry: Registry,
-    objects: BTreeMap<Key, Arc<Value>>,
+    objects: BTreeMap<Key, Arc<Stored>>,
+    /// Keys by uid, and the keys of each owner's dependents: garbage collection without scans.
+    uids: HashMap<Box<str>, Key>,
+    dependents: HashMap<Box<str>, BTreeSet<Key>>,
     revision: u64,
     history: VecDeque<Arc<Event>>,
     /// The oldest revision a watch or continue token may still start from.
     compacted: u64,
+}
+
+impl Inner {
+    /// Stores an object, keeping the indexes.
+    fn put(&mut self, key: &Key, stored: &Arc<Stored>) {
+        if let Some(old) = self.objects.insert(key.clone(), Arc::clone(stored)) {
+            self.unindex(key, &old);
+        }
+        self.uids.insert(stored.uid.clone(), key.clone());
+        for owner in &stored.owners {
+            self.dependents
+                .entry(owner.clone())
+                .or_default()
+                .insert(key.clone());
+        }
+    }
+
+    /// Removes an object, keeping the indexes.
+    fn take(&mut self, key: &Key) -> Option<Arc<Stored>> {
+        let old = self.objects.remove(key)?;
+        self.unindex(key, &old);
+        Some(old)
+    }
+
+    fn unindex(&mut self, key: &Key, stored: &Stored) {
+        if self.uids.get(&stored.uid) == Some(key) {
+            self.uids.remove(&stored.uid);
+        }
+        for owner in &stored.owners {
+            if let Some(keys) = self.dependents.get_mut(owner) {
+                keys.remove(key);
+                if keys.is_empty() {
+                    self.dependents.remove(owner);
+                }
+            }
+        }
+    }
 }
 
 /// The store.
@@ -89,7 +179,7 @@ pub(crate) struct Writer {
 
 /// A page of a list.
 pub(crate) struct Page {
-    pub(crate) items: Vec<Arc<Value>>,
+    pub(crate) items: Vec<Arc<Stored>>,
     pub(crate) revision: u64,
     pub(crate) next: Option<String>,
     pub(crate) remaining: Option<u64>,
@@ -170,6 +260,8 @@ impl Store {
             inner: RwLock::new(Inner {
                 registry: Registry::builtin(),
                 objects: BTreeMap::new(),
+                uids: HashMap::new(),
+                dependents: HashMap::new(),
                 revision: 1,
                 history: VecDeque::new(),
                 compacted: 1,
@@ -230,14 +322,20 @@ impl Store {
         namespace: &str,
         name: &str,
     ) -> Result<Arc<Value>, ApiError> {
-        let key = (
-            resource.group_resource(),
-            namespace.to_owned(),
-            name.to_owned(),
-        );
+        self.get_stored(resource, namespace, name)
+            .map(|stored| Arc::new(stored.value()))
+    }
+
+    /// The stored form of an object.
+    pub(crate) fn get_stored(
+        &self,
+        resource: &ResourceType,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Arc<Stored>, ApiError> {
         self.read()
             .objects
-            .get(&key)
+            .get(&key_of(resource, namespace, name))
             .cloned()
             .ok_or_else(|| ApiError::not_found(&resource.group_resource(), name))
     }
@@ -285,7 +383,9 @@ impl Store {
             {
                 break;
             }
-            if !labels.matches(&object["metadata"]["labels"]) || !fields.matches(object) {
+            if !labels.matches_with(|key| object.label(key))
+                || (!fields.is_empty() && !fields.matches(&object.value()))
+            {
                 continue;
             }
             if limit.is_some_and(|limit| items.len() >= limit) {
@@ -342,7 +442,7 @@ impl Store {
         &self,
         resource: &ResourceType,
         namespace: Option<&str>,
-    ) -> (Vec<Arc<Value>>, u64, broadcast::Receiver<Arc<Event>>) {
+    ) -> (Vec<Arc<Stored>>, u64, broadcast::Receiver<Arc<Event>>) {
         let inner = self.read();
         let group_resource = resource.group_resource();
         let from: Key = (
@@ -366,12 +466,14 @@ impl Store {
         inner: &mut Inner,
         resource: &ResourceType,
         change: Change,
-        object: Arc<Value>,
-    ) {
+        object: &Value,
+    ) -> Arc<Stored> {
         let namespace = object["metadata"]["namespace"]
             .as_str()
             .unwrap_or_default()
             .to_owned();
+        let object = Stored::new(object);
+        let stored = Arc::clone(&object);
         let event = Arc::new(Event {
             revision: inner.revision,
             resource: resource.group_resource(),
@@ -387,6 +489,7 @@ impl Store {
         inner.history.push_back(Arc::clone(&event));
         // Nobody listening is fine.
         let _ = self.events.send(event);
+        stored
     }
 
     /// Creates an object.
@@ -465,7 +568,7 @@ impl Store {
             let namespace_key: Key = ("namespaces".into(), String::new(), namespace.to_owned());
             match inner.objects.get(&namespace_key) {
                 None => return Err(ApiError::not_found("namespaces", namespace)),
-                Some(existing) if !existing["metadata"]["deletionTimestamp"].is_null() => {
+                Some(existing) if existing.deleting => {
                     return Err(ApiError::new(
                         403,
                         "Forbidden",
@@ -546,10 +649,9 @@ impl Store {
         }
         inner.revision += 1;
         object["metadata"]["resourceVersion"] = json!(inner.revision.to_string());
-        let object = Arc::new(object);
-        inner.objects.insert(key, Arc::clone(&object));
-        self.record(&mut inner, resource, Change::Added, Arc::clone(&object));
-        Ok(object)
+        let stored = self.record(&mut inner, resource, Change::Added, &object);
+        inner.put(&key, &stored);
+        Ok(Arc::new(object))
     }
 
     /// Replaces an object (PUT), or its status.
@@ -564,7 +666,11 @@ impl Store {
     ) -> Result<Arc<Value>, ApiError> {
         let mut inner = self.write();
         let key = key_of(resource, namespace, name);
-        let Some(old) = inner.objects.get(&key).cloned() else {
+        let Some(old) = inner
+            .objects
+            .get(&key)
+            .map(|stored| Arc::new(stored.value()))
+        else {
             return Err(ApiError::not_found(&resource.group_resource(), name));
         };
         let given = object["metadata"]["resourceVersion"]
@@ -608,7 +714,7 @@ impl Store {
                 .get(&key_of(resource, namespace, name))
                 .cloned()
         };
-        let Some(old) = existing else {
+        let Some(stored) = existing else {
             return match kind {
                 PatchKind::Apply { force } if part == Part::Main => {
                     let created = fields::apply(
@@ -630,6 +736,7 @@ impl Store {
                 _ => Err(ApiError::not_found(&resource.group_resource(), name)),
             };
         };
+        let old = Arc::new(stored.value());
         let patched = match kind {
             PatchKind::Json => {
                 let patch: json_patch::Patch = serde_json::from_value(body.clone())
@@ -686,11 +793,12 @@ impl Store {
             .cloned();
         match current {
             // Patches apply to the latest version: if it moved meanwhile, patch again.
-            Some(current) if !Arc::ptr_eq(&current, &old) => {
+            Some(current) if !Arc::ptr_eq(&current, &stored) => {
                 drop(inner);
                 self.patch(resource, namespace, name, kind, body, part, writer)
             }
-            Some(current) => {
+            Some(_) => {
+                let current = old;
                 let given = patched["metadata"]["resourceVersion"]
                     .as_str()
                     .unwrap_or_default()
@@ -832,16 +940,15 @@ impl Store {
             && new["metadata"]["finalizers"]
                 .as_array()
                 .is_none_or(Vec::is_empty);
-        let new = Arc::new(new);
         if finalized {
-            inner.objects.remove(&key);
+            inner.take(&key);
             after_removal(inner, resource, &new);
-            self.record(inner, resource, Change::Deleted, Arc::clone(&new));
+            self.record(inner, resource, Change::Deleted, &new);
         } else {
-            inner.objects.insert(key, Arc::clone(&new));
-            self.record(inner, resource, Change::Modified, Arc::clone(&new));
+            let stored = self.record(inner, resource, Change::Modified, &new);
+            inner.put(&key, &stored);
         }
-        Ok(new)
+        Ok(Arc::new(new))
     }
 
     /// Deletes an object: at once, or marked when finalizers hold it.
@@ -854,7 +961,11 @@ impl Store {
     ) -> Result<Deleted, ApiError> {
         let mut inner = self.write();
         let key = key_of(resource, namespace, name);
-        let Some(old) = inner.objects.get(&key).cloned() else {
+        let Some(old) = inner
+            .objects
+            .get(&key)
+            .map(|stored| Arc::new(stored.value()))
+        else {
             return Err(ApiError::not_found(&resource.group_resource(), name));
         };
         if options
@@ -907,10 +1018,10 @@ impl Store {
         let mut marked = (*old).clone();
         marked["metadata"]["resourceVersion"] = json!(inner.revision.to_string());
         if finalizers.is_empty() && !is_namespace {
-            inner.objects.remove(&key);
+            inner.take(&key);
+            after_removal(&mut inner, resource, &marked);
+            self.record(&mut inner, resource, Change::Deleted, &marked);
             let gone = Arc::new(marked);
-            after_removal(&mut inner, resource, &gone);
-            self.record(&mut inner, resource, Change::Deleted, Arc::clone(&gone));
             return Ok(Deleted::Gone(gone));
         }
         marked["metadata"]["deletionTimestamp"] = json!(now());
@@ -921,9 +1032,9 @@ impl Store {
         if is_namespace {
             marked["status"]["phase"] = json!("Terminating");
         }
+        let stored = self.record(&mut inner, resource, Change::Modified, &marked);
+        inner.put(&key, &stored);
         let marked = Arc::new(marked);
-        inner.objects.insert(key, Arc::clone(&marked));
-        self.record(&mut inner, resource, Change::Modified, Arc::clone(&marked));
         Ok(Deleted::Pending(marked))
     }
 
@@ -938,7 +1049,7 @@ impl Store {
             return false;
         }
         let key: Key = ("namespaces".into(), String::new(), name.to_owned());
-        let Some(old) = inner.objects.get(&key).cloned() else {
+        let Some(old) = inner.objects.get(&key).map(|stored| stored.value()) else {
             return true;
         };
         let blocked = old["metadata"]["finalizers"]
@@ -948,12 +1059,12 @@ impl Store {
             return false;
         }
         inner.revision += 1;
-        let mut gone = (*old).clone();
+        let mut gone = old;
         gone["metadata"]["resourceVersion"] = json!(inner.revision.to_string());
-        inner.objects.remove(&key);
+        inner.take(&key);
         let namespaces = inner.registry.get("", "v1", "namespaces");
         if let Some(namespaces) = namespaces {
-            self.record(&mut inner, &namespaces, Change::Deleted, Arc::new(gone));
+            self.record(&mut inner, &namespaces, Change::Deleted, &gone);
         }
         true
     }
@@ -982,38 +1093,27 @@ impl Store {
     /// Every stored object that names `uid` among its owners, with its type.
     pub(crate) fn dependents(&self, uid: &str) -> Vec<(Arc<ResourceType>, Arc<Value>)> {
         let inner = self.read();
+        let Some(keys) = inner.dependents.get(uid) else {
+            return Vec::new();
+        };
         let types: BTreeMap<String, Arc<ResourceType>> = inner
             .registry
             .all()
             .filter(|resource| !resource.read_only)
             .map(|resource| (resource.group_resource(), Arc::clone(resource)))
             .collect();
-        inner
-            .objects
-            .iter()
-            .filter(|(_, object)| {
-                object["metadata"]["ownerReferences"]
-                    .as_array()
-                    .is_some_and(|owners| {
-                        owners
-                            .iter()
-                            .any(|owner| owner["uid"].as_str() == Some(uid))
-                    })
-            })
-            .filter_map(|((resource, _, _), object)| {
-                types
-                    .get(resource)
-                    .map(|resource| (Arc::clone(resource), Arc::clone(object)))
+        keys.iter()
+            .filter_map(|key| {
+                let resource = types.get(&key.0)?;
+                let object = inner.objects.get(key)?;
+                Some((Arc::clone(resource), Arc::new(object.value())))
             })
             .collect()
     }
 
     /// Whether an object with this uid exists.
     pub(crate) fn uid_exists(&self, uid: &str) -> bool {
-        self.read()
-            .objects
-            .values()
-            .any(|object| object["metadata"]["uid"].as_str() == Some(uid))
+        self.read().uids.contains_key(uid)
     }
 }
 
@@ -1026,9 +1126,15 @@ fn after_removal(inner: &mut Inner, resource: &ResourceType, object: &Value) {
             .as_str()
             .unwrap_or_default();
         let group_resource = format!("{plural}.{group}");
-        inner
+        let doomed: Vec<Key> = inner
             .objects
-            .retain(|(key, _, _), _| *key != group_resource);
+            .keys()
+            .filter(|(key, _, _)| *key == group_resource)
+            .cloned()
+            .collect();
+        for key in doomed {
+            inner.take(&key);
+        }
     }
 }
 
