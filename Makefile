@@ -45,9 +45,10 @@ python-test: build python ## Python tests, the stub checked against the native m
 dist: ## the krew release archive, its sha256 and the rendered krew manifest, in dist/
 	CARGO="$(CARGO)" bash scripts/dist.sh
 
-bench: ## criterion benchmarks (release build), then the CEL ratio table
-	$(CARGO) bench --locked --bench table --bench cel --bench graph
+bench: ## criterion benchmarks (release build), the CEL ratio table, zen-sim's capacity (100,000 objects)
+	$(CARGO) bench --locked --bench table --bench cel --bench graph --bench cluster
 	$(PYTHON) benches/cel_report.py
+	$(CARGO) bench --locked --bench sim
 
 bench-python: python ## kubezen against cel-python, common-expression-language and networkx
 	$(PIP_INSTALL) cel-python common-expression-language networkx

@@ -38,6 +38,30 @@ kubectl zen graph validate "$rgd/broken.yaml" || true
 step "kubectl zen graph export examples/rgd/database.yaml -o mermaid"
 kubectl zen graph export "$rgd/database.yaml" -o mermaid
 
+# zen-sim: a Kubernetes API in the background, for the cluster steps.
+sim_dir="$(mktemp -d)"
+kubectl zen sim --write-kubeconfig "$sim_dir/kubeconfig" 2>"$sim_dir/log" &
+sim_pid=$!
+trap 'kill "$sim_pid" 2>/dev/null || true; rm -rf "$sim_dir"' EXIT
+for _ in $(seq 50); do [ -s "$sim_dir/kubeconfig" ] && break; sleep 0.1; done
+kc=(--kubeconfig "$sim_dir/kubeconfig" --cache-dir "$sim_dir/cache")
+
+step "kubectl zen sim --write-kubeconfig \$KUBECONFIG &"
+cat "$sim_dir/log"
+
+step "kubectl apply -f examples/sim/web.yaml && kubectl wait --for=condition=Available deploy/web"
+kubectl "${kc[@]}" apply -f "$(dirname "${BASH_SOURCE[0]}")/sim/web.yaml"
+kubectl "${kc[@]}" wait --for=condition=Available deploy/web --timeout=30s
+
+step "kubectl get deploy,pods,endpointslices -o wide"
+kubectl "${kc[@]}" get deploy,pods,endpointslices -o wide
+
+step "kubectl get --raw /apis/metrics.k8s.io/v1beta1/namespaces/default/pods   # the usage model"
+kubectl "${kc[@]}" get --raw /apis/metrics.k8s.io/v1beta1/namespaces/default/pods | "$python" -c '
+import json, sys
+for pod in json.load(sys.stdin)["items"]:
+    print(pod["metadata"]["name"], pod["containers"][0]["usage"])'
+
 step "$python -c 'import kubezen; print(kubezen.version_info())'"
 "$python" -c 'import kubezen; print(kubezen.version_info())'
 
@@ -46,3 +70,10 @@ step "$python -c 'from kubezen import cel; print(cel.eval(...))'"
 
 step "$python -c 'from kubezen.graph import Graph; print(Graph.from_file(...).order())'"
 "$python" -c "from kubezen.graph import Graph; print(Graph.from_file('$rgd/platform.yaml').order())"
+
+step "$python -c 'from kubezen import sim; ...'   # zen-sim from Python"
+"$python" -c '
+from kubezen import sim
+with sim.start() as cluster:
+    print(cluster)
+    print(open(cluster.kubeconfig).read().splitlines()[0], "...")'

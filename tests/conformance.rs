@@ -32,6 +32,19 @@ fn config_map(name: &str, labels: &serde_json::Value) -> ConfigMap {
     object(json!({"metadata": {"name": name, "labels": labels}, "data": {"key": "value"}}))
 }
 
+/// Creates `count` config maps `<prefix>-<index>` labelled `set=<set>`.
+async fn create_set(maps: &Api<ConfigMap>, prefix: &str, set: &str, count: usize) {
+    for index in 0..count {
+        let name = format!("{prefix}-{index}");
+        maps.create(
+            &PostParams::default(),
+            &config_map(&name, &json!({"set": set})),
+        )
+        .await
+        .unwrap();
+    }
+}
+
 fn deployment(name: &str, replicas: i32) -> Deployment {
     object(json!({
         "metadata": {"name": name, "labels": {"app": name}},
@@ -440,14 +453,7 @@ async fn label_and_field_selectors_filter_lists() {
 async fn lists_page_with_limit_and_continue() {
     let test = cluster().await;
     let maps: Api<ConfigMap> = test.api();
-    for index in 0..7 {
-        maps.create(
-            &PostParams::default(),
-            &config_map(&format!("page-{index}"), &json!({"set": "pages"})),
-        )
-        .await
-        .unwrap();
-    }
+    create_set(&maps, "page", "pages", 7).await;
     let mut seen = Vec::new();
     let mut params = ListParams::default().labels("set=pages").limit(3);
     let mut pages = 0;
@@ -993,6 +999,227 @@ async fn protobuf_only_requests_get_406_or_protobuf() {
         assert!(
             status.is_success() && content_type.contains("protobuf"),
             "{status}: {content_type}"
+        );
+    }
+    test.cleanup().await;
+}
+
+#[tokio::test]
+async fn foreground_and_orphan_propagation() {
+    let test = cluster().await;
+    let maps: Api<ConfigMap> = test.api();
+    for (owner_name, child_name) in [("fg-owner", "fg-child"), ("or-owner", "or-child")] {
+        let owner = maps
+            .create(&PostParams::default(), &config_map(owner_name, &json!({})))
+            .await
+            .unwrap();
+        let child: ConfigMap = object(
+            json!({"metadata": {"name": child_name, "ownerReferences": [{
+            "apiVersion": "v1", "kind": "ConfigMap", "name": owner_name, "uid": owner.metadata.uid, "blockOwnerDeletion": true}]}}),
+        );
+        maps.create(&PostParams::default(), &child).await.unwrap();
+    }
+    maps.delete("fg-owner", &DeleteParams::foreground())
+        .await
+        .unwrap();
+    eventually(
+        WAIT,
+        "the foreground owner and its dependent to go",
+        || async {
+            let left: Vec<String> = maps
+                .list(&ListParams::default())
+                .await
+                .ok()?
+                .items
+                .iter()
+                .map(ResourceExt::name_any)
+                .collect();
+            (!left.iter().any(|name| name.starts_with("fg-"))).then_some(())
+        },
+    )
+    .await;
+    maps.delete("or-owner", &DeleteParams::orphan())
+        .await
+        .unwrap();
+    eventually(WAIT, "the orphaning owner to go", || async {
+        maps.get_opt("or-owner").await.ok()?.is_none().then_some(())
+    })
+    .await;
+    let orphan = maps.get("or-child").await.expect("the orphan stays");
+    assert!(
+        orphan.owner_references().is_empty(),
+        "its ownerReference is removed"
+    );
+    test.cleanup().await;
+}
+
+/// A workload named and labelled `app`, one pause container; `extra` merges into its spec.
+fn workload(app: &str, extra: &serde_json::Value) -> serde_json::Value {
+    let mut spec = json!({"selector": {"matchLabels": {"app": app}},
+                          "template": {"metadata": {"labels": {"app": app}},
+                                       "spec": {"containers": [{"name": app, "image": "registry.k8s.io/pause:3.9"}]}}});
+    json_patch::merge(&mut spec, extra);
+    json!({"metadata": {"name": app}, "spec": spec})
+}
+
+#[tokio::test]
+async fn statefulsets_daemonsets_and_jobs_run_their_pods() {
+    let test = cluster().await;
+    let stateful: k8s_openapi::api::apps::v1::StatefulSet =
+        object(workload("db", &json!({"replicas": 2, "serviceName": "db"})));
+    test.api::<k8s_openapi::api::apps::v1::StatefulSet>()
+        .create(&PostParams::default(), &stateful)
+        .await
+        .unwrap();
+    let daemon: k8s_openapi::api::apps::v1::DaemonSet = object(workload("agent", &json!({})));
+    test.api::<k8s_openapi::api::apps::v1::DaemonSet>()
+        .create(&PostParams::default(), &daemon)
+        .await
+        .unwrap();
+    let job: k8s_openapi::api::batch::v1::Job = object(json!({
+        "metadata": {"name": "once"},
+        "spec": {"template": {"spec": {"restartPolicy": "Never",
+                 "containers": [{"name": "once", "image": "busybox:1.36", "command": ["true"]}]}}}
+    }));
+    test.api::<k8s_openapi::api::batch::v1::Job>()
+        .create(&PostParams::default(), &job)
+        .await
+        .unwrap();
+
+    let pods: Api<Pod> = test.api();
+    let names = eventually(
+        Duration::from_secs(120),
+        "both StatefulSet pods",
+        || async {
+            let mut names: Vec<String> = pods
+                .list(&ListParams::default().labels("app=db"))
+                .await
+                .ok()?
+                .items
+                .iter()
+                .map(ResourceExt::name_any)
+                .collect();
+            names.sort();
+            (names.len() == 2).then_some(names)
+        },
+    )
+    .await;
+    assert_eq!(names, ["db-0", "db-1"]);
+    let nodes = Api::<k8s_openapi::api::core::v1::Node>::all(test.client.clone())
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .len();
+    eventually(
+        Duration::from_secs(120),
+        "a DaemonSet pod per node",
+        || async {
+            let status = test
+                .api::<k8s_openapi::api::apps::v1::DaemonSet>()
+                .get("agent")
+                .await
+                .ok()?
+                .status?;
+            (usize::try_from(status.desired_number_scheduled).ok()? == nodes
+                && status.current_number_scheduled == status.desired_number_scheduled)
+                .then_some(())
+        },
+    )
+    .await;
+    eventually(Duration::from_secs(180), "the Job to complete", || async {
+        let status = test
+            .api::<k8s_openapi::api::batch::v1::Job>()
+            .get("once")
+            .await
+            .ok()?
+            .status?;
+        status
+            .conditions?
+            .iter()
+            .any(|condition| condition.type_ == "Complete" && condition.status == "True")
+            .then_some(())
+    })
+    .await;
+    test.cleanup().await;
+}
+
+#[tokio::test]
+async fn streaming_lists_end_with_the_initial_events_bookmark() {
+    let test = cluster().await;
+    let maps: Api<ConfigMap> = test.api();
+    create_set(&maps, "stream", "stream", 3).await;
+    let config = kube::runtime::watcher::Config::default()
+        .labels("set=stream")
+        .streaming_lists();
+    let mut events = kube::runtime::watcher(maps, config).boxed();
+    let mut initial = 0;
+    loop {
+        match tokio::time::timeout(WAIT, events.try_next())
+            .await
+            .expect("events in time")
+            .unwrap()
+        {
+            Some(kube::runtime::watcher::Event::InitApply(_)) => initial += 1,
+            Some(kube::runtime::watcher::Event::InitDone) => break,
+            Some(_) => {}
+            None => panic!("the watch ended"),
+        }
+    }
+    assert_eq!(initial, 3);
+    test.cleanup().await;
+}
+
+#[tokio::test]
+async fn metrics_follow_the_pods() {
+    let test = cluster().await;
+    let pods: Api<Pod> = test.api();
+    let pod: Pod = object(
+        json!({"metadata": {"name": "busy", "annotations": {"zen-sim.kubezen.io/cpu": "250m"}},
+        "spec": {"containers": [{"name": "app", "image": "registry.k8s.io/pause:3.9",
+                                 "resources": {"requests": {"cpu": "500m", "memory": "256Mi"}}}]}}),
+    );
+    pods.create(&PostParams::default(), &pod).await.unwrap();
+    let resource = ApiResource {
+        group: "metrics.k8s.io".into(),
+        version: "v1beta1".into(),
+        api_version: "metrics.k8s.io/v1beta1".into(),
+        kind: "PodMetrics".into(),
+        plural: "pods".into(),
+    };
+    let metrics: Api<DynamicObject> =
+        Api::namespaced_with(test.client.clone(), &test.namespace, &resource);
+    if let Err(kube::Error::Api(status)) = metrics.list(&ListParams::default()).await
+        && status.code == 404
+        && test.sim.is_none()
+    {
+        support::skip("this cluster serves no metrics.k8s.io (metrics-server is not installed)");
+        return test.cleanup().await;
+    }
+    let usage = eventually(
+        Duration::from_secs(180),
+        "metrics for the running pod",
+        || async {
+            let item = metrics.get("busy").await.ok()?;
+            item.data["containers"][0]["usage"].as_object().cloned()
+        },
+    )
+    .await;
+    assert!(
+        usage.contains_key("cpu") && usage.contains_key("memory"),
+        "{usage:?}"
+    );
+    if test.sim.is_some() {
+        let nanocores: f64 = usage["cpu"]
+            .as_str()
+            .unwrap()
+            .trim_end_matches('n')
+            .parse()
+            .unwrap();
+        let millicores = nanocores / 1e6;
+        assert!(
+            (200.0..=300.0).contains(&millicores),
+            "the annotation's 250m +-20 %: {millicores}"
         );
     }
     test.cleanup().await;

@@ -359,8 +359,33 @@ fn react(state: &Arc<SimState>, event: &Event) {
         if let Some(uid) = object["metadata"]["uid"].as_str() {
             collect_garbage(state, uid);
         }
+        // An owner in foreground deletion may have been waiting for this dependent.
+        for owner in object["metadata"]["ownerReferences"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            let Some((resource, owner)) = owner["uid"]
+                .as_str()
+                .and_then(|uid| state.store.by_uid(uid))
+            else {
+                continue;
+            };
+            if !owner["metadata"]["deletionTimestamp"].is_null() {
+                finish_propagation(state, &resource, &owner);
+            }
+        }
     } else if deleting {
-        finish_propagation(state, event, object);
+        let resource = state
+            .store
+            .read()
+            .registry
+            .all()
+            .find(|resource| resource.group_resource() == event.resource && !resource.read_only)
+            .cloned();
+        if let Some(resource) = resource {
+            finish_propagation(state, &resource, object);
+        }
     }
 }
 
@@ -1194,7 +1219,7 @@ fn gc() -> Writer {
 }
 
 /// Orphan and foreground deletion: the garbage collector's finalizers.
-fn finish_propagation(state: &SimState, event: &Event, object: &Value) {
+fn finish_propagation(state: &SimState, resource: &ResourceType, object: &Value) {
     let finalizers: Vec<&str> = object["metadata"]["finalizers"]
         .as_array()
         .into_iter()
@@ -1202,17 +1227,7 @@ fn finish_propagation(state: &SimState, event: &Event, object: &Value) {
         .filter_map(Value::as_str)
         .collect();
     let uid = object["metadata"]["uid"].as_str().unwrap_or_default();
-    let Some(resource) = state
-        .store
-        .read()
-        .registry
-        .all()
-        .find(|resource| resource.group_resource() == event.resource && !resource.read_only)
-        .cloned()
-    else {
-        return;
-    };
-    let namespace = event.namespace.as_str();
+    let namespace = object["metadata"]["namespace"].as_str().unwrap_or_default();
     let name = object["metadata"]["name"].as_str().unwrap_or_default();
     let drop_finalizer = |finalizer: &str| {
         let remaining: Vec<&str> = finalizers
@@ -1222,7 +1237,7 @@ fn finish_propagation(state: &SimState, event: &Event, object: &Value) {
             .collect();
         let patch = json!({"metadata": {"finalizers": remaining, "resourceVersion": object["metadata"]["resourceVersion"]}});
         let _ = state.store.patch(
-            &resource,
+            resource,
             namespace,
             name,
             super::store::PatchKind::Merge,

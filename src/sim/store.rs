@@ -1111,6 +1111,19 @@ impl Store {
             .collect()
     }
 
+    /// The object with this uid, and its type.
+    pub(crate) fn by_uid(&self, uid: &str) -> Option<(Arc<ResourceType>, Value)> {
+        let inner = self.read();
+        let key = inner.uids.get(uid)?;
+        let object = inner.objects.get(key)?.value();
+        let resource = inner
+            .registry
+            .all()
+            .find(|resource| resource.group_resource() == key.0 && !resource.read_only)
+            .cloned()?;
+        Some((resource, object))
+    }
+
     /// Whether an object with this uid exists.
     pub(crate) fn uid_exists(&self, uid: &str) -> bool {
         self.read().uids.contains_key(uid)

@@ -103,6 +103,12 @@ fn columns(resource: &ResourceType) -> Vec<Column> {
             ("Age", "string", 0),
         ],
         ("coordination.k8s.io", "Lease") => vec![("Holder", "string", 0), ("Age", "string", 0)],
+        ("discovery.k8s.io", "EndpointSlice") => vec![
+            ("AddressType", "string", 0),
+            ("Ports", "string", 0),
+            ("Endpoints", "string", 0),
+            ("Age", "string", 0),
+        ],
         ("apiextensions.k8s.io", "CustomResourceDefinition") => vec![("Created At", "date", 0)],
         _ => vec![("Age", "string", 0)],
     });
@@ -278,6 +284,39 @@ fn cells(
             json!(spec["holderIdentity"].as_str().unwrap_or("")),
             json!(age),
         ],
+        ("discovery.k8s.io", "EndpointSlice") => {
+            let ports: Vec<String> = object["ports"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|port| count(&port["port"]).to_string())
+                .collect();
+            let addresses: Vec<&str> = object["endpoints"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .flat_map(|endpoint| {
+                    endpoint["addresses"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(Value::as_str)
+                })
+                .collect();
+            let none = |list: String| {
+                if list.is_empty() {
+                    "<unset>".to_owned()
+                } else {
+                    list
+                }
+            };
+            vec![
+                object["addressType"].clone(),
+                json!(none(ports.join(","))),
+                json!(none(addresses.join(","))),
+                json!(age),
+            ]
+        }
         ("apiextensions.k8s.io", "CustomResourceDefinition") => {
             vec![object["metadata"]["creationTimestamp"].clone()]
         }

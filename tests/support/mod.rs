@@ -73,10 +73,9 @@ pub async fn cluster_with(mut options: ClusterOptions) -> TestCluster {
 impl TestCluster {
     /// The simulator, or `None` (with a note on stderr) on a real cluster, for tests of what
     /// only zen-sim can do (fault injection, forced compaction).
-    #[allow(clippy::print_stderr)]
     pub fn sim_only(&self, what: &str) -> Option<&Sim> {
         if self.sim.is_none() {
-            eprintln!("skipped on a real cluster: {what} needs zen-sim");
+            skip(&format!("on a real cluster, {what} needs zen-sim"));
         }
         self.sim.as_ref()
     }
@@ -101,6 +100,12 @@ impl TestCluster {
     pub fn kubeconfig(&self) -> &Path {
         &self.kubeconfig
     }
+}
+
+/// Says on stderr that a test skips part of itself, and why.
+#[allow(clippy::print_stderr)]
+pub fn skip(why: &str) {
+    eprintln!("skipped: {why}");
 }
 
 /// Polls `check` until it returns `Some` or `timeout` passes.
