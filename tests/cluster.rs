@@ -475,3 +475,35 @@ async fn tls_and_bearer_tokens_work_and_a_wrong_token_is_refused() {
         "{error:?}"
     );
 }
+
+#[tokio::test]
+async fn a_relist_drops_cached_objects_deleted_while_unwatched() {
+    let test = cluster().await;
+    let maps: Api<ConfigMap> = test.api();
+    maps.create(&PostParams::default(), &config_map("kept"))
+        .await
+        .unwrap();
+    let cache = Arc::new(ObjectCache::<ConfigMap>::new(
+        test.client.clone(),
+        &CacheOptions::default(),
+    ));
+    cache.get(&test.namespace, "kept").await.unwrap();
+    // An object the cache holds but the server no longer has (deleted while nobody watched).
+    let mut ghost = config_map("ghost");
+    ghost.metadata.namespace = Some(test.namespace.clone());
+    cache.insert(ghost);
+    assert!(cache.peek(&test.namespace, "ghost").is_some());
+    let namespace = test.namespace.clone();
+    let follower = Arc::clone(&cache);
+    let watch = tokio::spawn(async move { follower.watch(Some(&namespace), false).await });
+    eventually(WAIT, "the list to drop the ghost", || async {
+        cache.peek(&test.namespace, "ghost").is_none().then_some(())
+    })
+    .await;
+    assert!(
+        cache.peek(&test.namespace, "kept").is_some(),
+        "listed objects stay"
+    );
+    watch.abort();
+    test.cleanup().await;
+}

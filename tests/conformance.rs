@@ -1224,3 +1224,65 @@ async fn metrics_follow_the_pods() {
     }
     test.cleanup().await;
 }
+
+#[tokio::test]
+async fn watches_with_selectors_see_objects_enter_and_leave() {
+    let test = cluster().await;
+    let maps: Api<ConfigMap> = test.api();
+    let from = maps
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .metadata
+        .resource_version
+        .unwrap();
+    let mut stream = maps
+        .watch(
+            &WatchParams::default().labels("tier=web").timeout(20),
+            &from,
+        )
+        .await
+        .unwrap()
+        .boxed();
+    maps.create(
+        &PostParams::default(),
+        &config_map("mover", &json!({"tier": "db"})),
+    )
+    .await
+    .unwrap();
+    let relabel = |tier: &str| Patch::Merge(json!({"metadata": {"labels": {"tier": tier}}}));
+    maps.patch("mover", &PatchParams::default(), &relabel("web"))
+        .await
+        .unwrap();
+    maps.patch(
+        "mover",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"data": {"k": "2"}})),
+    )
+    .await
+    .unwrap();
+    maps.patch("mover", &PatchParams::default(), &relabel("db"))
+        .await
+        .unwrap();
+    let mut kinds = Vec::new();
+    while kinds.len() < 3 {
+        match tokio::time::timeout(WAIT, stream.try_next())
+            .await
+            .expect("an event in time")
+            .unwrap()
+            .expect("the stream goes on")
+        {
+            WatchEvent::Added(_) => kinds.push("ADDED"),
+            WatchEvent::Modified(_) => kinds.push("MODIFIED"),
+            WatchEvent::Deleted(_) => kinds.push("DELETED"),
+            WatchEvent::Bookmark(_) => {}
+            WatchEvent::Error(error) => panic!("watch error {error:?}"),
+        }
+    }
+    assert_eq!(
+        kinds,
+        ["ADDED", "MODIFIED", "DELETED"],
+        "entering and leaving the selector"
+    );
+    test.cleanup().await;
+}

@@ -117,7 +117,7 @@ impl PySim {
         })
     }
 
-    /// Marks a pod Ready or NotReady.
+    /// Marks a pod ready or not ready, as a readiness probe would.
     fn set_pod_ready(&self, namespace: &str, name: &str, ready: bool) -> PyResult<()> {
         self.with(|sim| {
             sim.sim()

@@ -216,15 +216,52 @@ where
         };
         let events = watcher(api, watcher::Config::default()).default_backoff();
         let mut events = std::pin::pin!(events);
+        // The objects of a (re-)list: after a 410 or a reconnect, whatever the list no longer
+        // holds was deleted meanwhile and must go from the cache too.
+        let mut listed: Option<std::collections::HashSet<(String, String)>> = None;
         while let Some(event) = events.next().await {
             match event {
                 Ok(watcher::Event::Apply(object)) => self.refresh(object, true),
-                Ok(watcher::Event::InitApply(object)) => self.refresh(object, warm),
+                Ok(watcher::Event::InitApply(object)) => {
+                    if let Some(listed) = listed.as_mut() {
+                        listed.insert((object.namespace().unwrap_or_default(), object.name_any()));
+                    }
+                    self.refresh(object, warm);
+                }
                 Ok(watcher::Event::Delete(object)) => {
                     self.counters.invalidations.fetch_add(1, Ordering::Relaxed);
                     self.invalidate(&object.namespace().unwrap_or_default(), &object.name_any());
                 }
-                Ok(watcher::Event::Init | watcher::Event::InitDone) | Err(_) => {}
+                Ok(watcher::Event::Init) => listed = Some(std::collections::HashSet::new()),
+                Ok(watcher::Event::InitDone) => {
+                    if let Some(listed) = listed.take() {
+                        self.forget_unlisted(namespace, &listed);
+                    }
+                }
+                Err(_) => {}
+            }
+        }
+    }
+
+    /// Drops cached objects (of `namespace`, or all) that a fresh list did not return.
+    fn forget_unlisted(
+        &self,
+        namespace: Option<&str>,
+        listed: &std::collections::HashSet<(String, String)>,
+    ) {
+        let shards = self
+            .shards
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for (shard_namespace, shard) in shards.iter() {
+            if namespace.is_some_and(|wanted| wanted != shard_namespace) {
+                continue;
+            }
+            for (name, _) in shard {
+                if !listed.contains(&(shard_namespace.clone(), (*name).clone())) {
+                    self.counters.invalidations.fetch_add(1, Ordering::Relaxed);
+                    shard.invalidate(name.as_str());
+                }
             }
         }
     }

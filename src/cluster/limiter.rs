@@ -5,6 +5,9 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+/// The longest wait one request is ever given.
+const MAX_WAIT: Duration = Duration::from_secs(3600);
+
 /// A token bucket shared by every request of one client.
 ///
 /// A request takes one token; when none is left it waits its turn. Waiting requests reserve
@@ -77,7 +80,9 @@ impl RateLimiter {
         if bucket.tokens >= 0.0 {
             return Duration::ZERO;
         }
-        let wait = Duration::from_secs_f64(-bucket.tokens / self.qps);
+        // An absurdly small qps would ask for an absurd wait: an hour is the most.
+        let wait = Duration::try_from_secs_f64(-bucket.tokens / self.qps)
+            .map_or(MAX_WAIT, |wait| wait.min(MAX_WAIT));
         drop(bucket);
         self.throttled.fetch_add(1, Ordering::Relaxed);
         self.throttled_nanos.fetch_add(
@@ -128,6 +133,14 @@ mod tests {
         // Half a token's time later, the debt is half paid.
         let wait = limiter.reserve(later + Duration::from_millis(50));
         assert_eq!(wait, Duration::from_millis(150));
+    }
+
+    #[test]
+    fn a_tiny_qps_waits_at_most_an_hour() {
+        let limiter = RateLimiter::new(1e-300, 1);
+        let now = Instant::now();
+        assert_eq!(limiter.reserve(now), Duration::ZERO);
+        assert_eq!(limiter.reserve(now), MAX_WAIT);
     }
 
     #[test]

@@ -23,6 +23,7 @@ pub(crate) struct Counters {
     succeeded_after_retry: AtomicU64,
     gave_up: AtomicU64,
     timeouts: AtomicU64,
+    transport_errors: AtomicU64,
     throttled_by_server: AtomicU64,
     server_errors: AtomicU64,
     pub(crate) conflict_retries: AtomicU64,
@@ -41,6 +42,8 @@ pub struct ClientStats {
     pub gave_up: u64,
     /// Attempts that got no response within the request timeout.
     pub timeouts: u64,
+    /// Attempts that failed in the connection (refused, reset, TLS) rather than with a status.
+    pub transport_errors: u64,
     /// 429 responses.
     pub throttled_by_server: u64,
     /// 5xx responses.
@@ -63,6 +66,7 @@ impl Counters {
             succeeded_after_retry: load(&self.succeeded_after_retry),
             gave_up: load(&self.gave_up),
             timeouts: load(&self.timeouts),
+            transport_errors: load(&self.transport_errors),
             throttled_by_server: load(&self.throttled_by_server),
             server_errors: load(&self.server_errors),
             conflict_retries: load(&self.conflict_retries),
@@ -183,10 +187,17 @@ impl Governor {
                     self.counters.timeouts.fetch_add(1, Ordering::Relaxed);
                     Outcome::of_failure(OutcomeKind::TimedOut)
                 }
-                Err(Failure::Error(error)) if is_connect_error(error.as_ref()) => {
-                    Outcome::of_failure(OutcomeKind::ConnectFailed)
+                Err(Failure::Error(error)) => {
+                    self.counters
+                        .transport_errors
+                        .fetch_add(1, Ordering::Relaxed);
+                    if is_connect_error(error.as_ref()) {
+                        Outcome::of_failure(OutcomeKind::ConnectFailed)
+                    } else {
+                        // Sent, perhaps acted on, no answer: treated as a timeout.
+                        Outcome::of_failure(OutcomeKind::TimedOut)
+                    }
                 }
-                Err(Failure::Error(_)) => Outcome::of_failure(OutcomeKind::TimedOut),
             };
             let wait = if spare.is_some() {
                 self.policy

@@ -19,7 +19,7 @@ use super::error::ApiError;
 use super::faults::{FaultAction, delay_of};
 use super::registry::ResourceType;
 use super::select::{FieldSelector, LabelSelector, supported_fields};
-use super::store::{DeleteOptions, Deleted, Event, Part, PatchKind, Stored, Writer};
+use super::store::{Change, DeleteOptions, Deleted, Event, Part, PatchKind, Stored, Writer};
 use super::table::{self, View};
 
 /// A response body: whole, or a stream of watch events.
@@ -317,7 +317,16 @@ fn parse_body(bytes: &[u8], content_type: &str) -> Result<Value, ApiError> {
         ));
     }
     let parsed = if content_type.contains("yaml") {
-        serde_norway::from_slice::<Value>(bytes).map_err(|error| error.to_string())
+        // JSON is YAML, and what kubectl and kube send; real YAML must not expand aliases.
+        match serde_json::from_slice::<Value>(bytes) {
+            Ok(value) => Ok(value),
+            Err(_) if has_yaml_alias(bytes) => {
+                return Err(ApiError::bad_request(
+                    "YAML anchors and aliases are not accepted in request bodies: send them expanded, or send JSON",
+                ));
+            }
+            Err(_) => serde_norway::from_slice::<Value>(bytes).map_err(|error| error.to_string()),
+        }
     } else {
         serde_json::from_slice::<Value>(bytes).map_err(|error| error.to_string())
     };
@@ -326,6 +335,17 @@ fn parse_body(bytes: &[u8], content_type: &str) -> Result<Value, ApiError> {
             "the body of the request could not be decoded: {error}"
         ))
     })
+}
+
+/// Whether YAML text may hold an anchor (`&name`) or an alias (`*name`): one of those after a
+/// line start, a space, a flow bracket or a comma, followed by a name character. Anchors inside
+/// quoted strings count too; the caller refuses rather than risk an alias bomb.
+fn has_yaml_alias(bytes: &[u8]) -> bool {
+    bytes.windows(3).any(|window| {
+        matches!(window[0], b'\n' | b' ' | b'\t' | b'[' | b'{' | b',')
+            && matches!(window[1], b'&' | b'*')
+            && (window[2].is_ascii_alphanumeric() || matches!(window[2], b'_' | b'-'))
+    }) || matches!(bytes, [b'&' | b'*', next, ..] if next.is_ascii_alphanumeric())
 }
 
 fn verb_of(method: &Method, target: &Target, query: &Query) -> &'static str {
@@ -724,6 +744,23 @@ fn render(
     }
 }
 
+/// A streaming JSON response (a watch).
+fn stream_response<S>(stream: S) -> Response<Body>
+where
+    S: futures::Stream<Item = Result<Frame<Bytes>, Infallible>> + Send + Sync + 'static,
+{
+    let mut response = Response::new(BoxBody::new(StreamBody::new(stream)));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, private"),
+    );
+    response
+}
+
 /// One watch event line, around the object's JSON text.
 fn watch_line(kind: &str, object: &[u8]) -> Bytes {
     let mut line = Vec::with_capacity(object.len() + 32);
@@ -748,13 +785,31 @@ struct WatchFilter {
 }
 
 impl WatchFilter {
-    fn admits(&self, event: &Event) -> bool {
-        event.resource == self.resource
-            && self
+    /// The type of the event this watch sees, if any: a modification that makes the object
+    /// start or stop matching the selectors is an ADDED or a DELETED, as the API server sends.
+    fn admits(&self, event: &Event) -> Option<&'static str> {
+        if event.resource != self.resource
+            || self
                 .namespace
                 .as_deref()
-                .is_none_or(|namespace| namespace == event.namespace)
-            && self.object_matches(&event.object)
+                .is_some_and(|namespace| namespace != event.namespace)
+        {
+            return None;
+        }
+        let now = self.object_matches(&event.object);
+        if event.change != Change::Modified {
+            return now.then(|| event.change.as_str());
+        }
+        let before = event
+            .previous
+            .as_ref()
+            .map_or(now, |previous| self.object_matches(previous));
+        match (before, now) {
+            (true, true) => Some("MODIFIED"),
+            (false, true) => Some("ADDED"),
+            (true, false) => Some("DELETED"),
+            (false, false) => None,
+        }
     }
 
     fn object_matches(&self, object: &Stored) -> bool {
@@ -796,8 +851,20 @@ fn watch(
             let revision: u64 = requested.parse().map_err(|_| {
                 ApiError::bad_request(format!("invalid resource version: {requested}"))
             })?;
-            let (backlog, receiver) = state.store.watch_from(resource, revision)?;
-            (Vec::new(), revision, backlog, receiver)
+            // A version from the future (a client that outlived an earlier simulator) starts now.
+            let revision = revision.min(state.store.revision());
+            match state.store.watch_from(resource, revision) {
+                Ok((backlog, receiver)) => (Vec::new(), revision, backlog, receiver),
+                // As the API server does: the watch starts, then says 410 Gone in an ERROR event,
+                // which tells watchers to list again.
+                Err(error) if error.code == 410 => {
+                    let line = watch_value_line("ERROR", &error.status());
+                    return Ok(stream_response(futures::stream::once(async move {
+                        Ok::<_, Infallible>(Frame::data(line))
+                    })));
+                }
+                Err(error) => return Err(error),
+            }
         };
     let (sender, mut lines) = tokio::sync::mpsc::channel::<Bytes>(256);
     let kind = resource.kind.clone();
@@ -848,10 +915,13 @@ fn watch(
                 return;
             }
         }
-        for event in backlog.iter().filter(|event| filter.admits(event)) {
+        for (event, seen) in backlog
+            .iter()
+            .filter_map(|event| Some((event, filter.admits(event)?)))
+        {
             last = event.revision;
             if sender
-                .send(watch_line(event.change.as_str(), &show(&event.object)))
+                .send(watch_line(seen, &show(&event.object)))
                 .await
                 .is_err()
             {
@@ -878,11 +948,12 @@ fn watch(
                         // Lagged or closed: end the watch; the client re-lists or re-watches.
                         return;
                     };
-                    if event.revision <= last || !filter.admits(&event) {
+                    let seen = filter.admits(&event);
+                    let Some(seen) = seen.filter(|_| event.revision > last) else {
                         continue;
-                    }
+                    };
                     last = event.revision;
-                    if sender.send(watch_line(event.change.as_str(), &show(&event.object))).await.is_err() {
+                    if sender.send(watch_line(seen, &show(&event.object))).await.is_err() {
                         return;
                     }
                     sent += 1;
@@ -898,16 +969,7 @@ fn watch(
             .poll_recv(cx)
             .map(|line| line.map(|line| Ok::<_, Infallible>(Frame::data(line))))
     });
-    let mut response = Response::new(BoxBody::new(StreamBody::new(stream)));
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response.headers_mut().insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("no-cache, private"),
-    );
-    Ok(response)
+    Ok(stream_response(stream))
 }
 
 fn json_path_get<'a>(object: &'a Value, path: &str) -> &'a Value {
@@ -1195,6 +1257,29 @@ mod tests {
         assert!(query.flag("watch"));
         assert_eq!(query.get("bad"), Some("%zz"));
         assert_eq!(query.get("end"), Some("%4"));
+    }
+
+    #[test]
+    fn yaml_with_aliases_is_refused_and_plain_yaml_read() {
+        let bomb = b"a: &a [0, 0]\nb: [*a, *a, *a]\n";
+        assert!(has_yaml_alias(bomb));
+        let error = parse_body(bomb, "application/apply-patch+yaml").unwrap_err();
+        assert!(
+            error.message.contains("anchors and aliases"),
+            "{}",
+            error.message
+        );
+        let plain = b"metadata:\n  name: x\ndata: {a: '5 * 3', b: \"x&y\"}\n";
+        assert!(!has_yaml_alias(plain));
+        assert_eq!(
+            parse_body(plain, "application/yaml").unwrap()["data"]["a"],
+            "5 * 3"
+        );
+        assert_eq!(
+            parse_body(b"{\"a\": \"*b\"}", "application/apply-patch+yaml").unwrap()["a"],
+            "*b",
+            "JSON is read as JSON"
+        );
     }
 
     #[test]

@@ -6,7 +6,6 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::Duration;
 
 use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
@@ -20,6 +19,8 @@ use super::store::{
 };
 
 static CLUSTER_IPS: AtomicU32 = AtomicU32::new(10);
+/// The most pods a controller creates in one pass.
+const BATCH: usize = 500;
 static POD_IPS: AtomicU32 = AtomicU32::new(10);
 
 /// Server-side defaults of a new object, as the built-in registries set them.
@@ -49,7 +50,7 @@ pub(crate) fn default_new(resource: &ResourceType, object: &mut Value, _inner: &
                 spec["sessionAffinity"] = json!("None");
             }
             if let Some(ports) = spec["ports"].as_array_mut() {
-                for port in ports {
+                for port in ports.iter_mut().filter(|port| port.is_object()) {
                     if port["protocol"].is_null() {
                         port["protocol"] = json!("TCP");
                     }
@@ -175,6 +176,14 @@ pub(crate) fn validate(
             if object["spec"]["selector"].is_null() {
                 required("spec.selector");
             }
+            if let Some(problem) = workload_shape(&object["spec"]) {
+                return Err(ApiError::invalid(
+                    &resource.kind,
+                    &resource.group,
+                    name,
+                    &[problem],
+                ));
+            }
             check_pod_spec(
                 &object["spec"]["template"]["spec"],
                 "spec.template.spec",
@@ -191,6 +200,15 @@ pub(crate) fn validate(
                         "FieldValueInvalid",
                     ));
             }
+        }
+        ("batch", "Job") if workload_shape(&object["spec"]).is_some() => {
+            let problem = workload_shape(&object["spec"]).unwrap_or_default();
+            return Err(ApiError::invalid(
+                &resource.kind,
+                &resource.group,
+                name,
+                &[problem],
+            ));
         }
         ("batch", "Job") => check_pod_spec(
             &object["spec"]["template"]["spec"],
@@ -223,6 +241,60 @@ pub(crate) fn validate(
             &causes,
         ))
     }
+}
+
+/// The first structural problem of a workload's selector, replicas or pod template: what the
+/// API server's decoding and validation refuse before the controllers could trip on it.
+fn workload_shape(spec: &Value) -> Option<(String, String, &'static str)> {
+    let invalid = |field: &str, why: &str| {
+        Some((
+            field.to_owned(),
+            format!("{field}: Invalid value: {why}"),
+            "FieldValueInvalid",
+        ))
+    };
+    let strings = |value: &Value| {
+        value.is_null()
+            || value
+                .as_object()
+                .is_some_and(|map| map.values().all(Value::is_string))
+    };
+    let selector = &spec["selector"];
+    if !selector.is_null() {
+        if !selector.is_object() || !strings(&selector["matchLabels"]) {
+            return invalid("spec.selector", "must be a label selector");
+        }
+        let labels = selector["matchLabels"]
+            .as_object()
+            .is_some_and(|map| !map.is_empty());
+        let expressions = selector["matchExpressions"]
+            .as_array()
+            .is_some_and(|list| !list.is_empty());
+        if !labels && !expressions {
+            return invalid("spec.selector", "empty selector is invalid for a workload");
+        }
+    }
+    let replicas = &spec["replicas"];
+    if !replicas.is_null()
+        && !replicas
+            .as_i64()
+            .is_some_and(|count| (0..=i64::from(i32::MAX)).contains(&count))
+    {
+        return invalid("spec.replicas", "must be an integer from 0 to 2147483647");
+    }
+    let template = &spec["template"];
+    if !template.is_null()
+        && (!template.is_object()
+            || !(template["metadata"].is_null() || template["metadata"].is_object())
+            || !strings(&template["metadata"]["labels"])
+            || !(template["spec"].is_null() || template["spec"].is_object()))
+    {
+        return invalid(
+            "spec.template",
+            "must be a pod template with metadata.labels a map of strings",
+        );
+    }
+    None
 }
 
 fn check_pod_spec(spec: &Value, at: &str, required: &mut impl FnMut(&str)) {
@@ -293,7 +365,15 @@ pub(crate) async fn run(state: Arc<SimState>) {
     let mut events = state.store.subscribe();
     loop {
         match events.recv().await {
-            Ok(event) => react(&state, &event),
+            Ok(event) => {
+                // A bug of the simulator's own must not stop its control plane.
+                let reacted = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    react(&state, &event);
+                }));
+                if reacted.is_err() {
+                    resync(&state);
+                }
+            }
             Err(RecvError::Lagged(_)) => resync(&state),
             Err(RecvError::Closed) => return,
         }
@@ -359,6 +439,14 @@ fn react(state: &Arc<SimState>, event: &Event) {
         if let Some(uid) = object["metadata"]["uid"].as_str() {
             collect_garbage(state, uid);
         }
+        // The last object of a terminating namespace takes the namespace with it.
+        let terminating = !namespace.is_empty()
+            && kind(state, "", "v1", "namespaces")
+                .and_then(|namespaces| state.store.get_stored(&namespaces, "", namespace).ok())
+                .is_some_and(|stored| stored.deleting());
+        if terminating {
+            state.store.finish_namespace(namespace);
+        }
         // An owner in foreground deletion may have been waiting for this dependent.
         for owner in object["metadata"]["ownerReferences"]
             .as_array()
@@ -389,17 +477,53 @@ fn react(state: &Arc<SimState>, event: &Event) {
     }
 }
 
+/// After missed events: every workload, service, unscheduled pod and terminating namespace
+/// is looked at again.
 fn resync(state: &Arc<SimState>) {
-    let Some(deployments) = kind(state, "apps", "v1", "deployments") else {
-        return;
+    let named = |group: &str, plural: &str| -> Vec<(String, String)> {
+        kind(state, group, "v1", plural).map_or_else(Vec::new, |resource| {
+            current(state, &resource, None)
+                .iter()
+                .map(|object| {
+                    let field = |key: &str| {
+                        object["metadata"][key]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_owned()
+                    };
+                    (field("namespace"), field("name"))
+                })
+                .collect()
+        })
     };
-    let objects = current(state, &deployments, None);
-    for object in objects {
-        reconcile_deployment(
-            state,
-            object["metadata"]["namespace"].as_str().unwrap_or_default(),
-            object["metadata"]["name"].as_str().unwrap_or_default(),
-        );
+    for (namespace, name) in named("apps", "deployments") {
+        reconcile_deployment(state, &namespace, &name);
+    }
+    for (namespace, name) in named("apps", "replicasets") {
+        reconcile_replicaset(state, &namespace, &name);
+    }
+    for (namespace, name) in named("apps", "statefulsets") {
+        reconcile_statefulset(state, &namespace, &name);
+    }
+    for (namespace, name) in named("apps", "daemonsets") {
+        reconcile_daemonset(state, &namespace, &name);
+    }
+    for (namespace, name) in named("batch", "jobs") {
+        reconcile_job(state, &namespace, &name);
+    }
+    for (namespace, name) in named("", "services") {
+        reconcile_service(state, &namespace, &name);
+    }
+    for (namespace, name) in named("", "pods") {
+        schedule_pod(state, &namespace, &name);
+    }
+    for (_, name) in named("", "namespaces") {
+        let deleting = kind(state, "", "v1", "namespaces")
+            .and_then(|namespaces| state.store.get_stored(&namespaces, "", &name).ok())
+            .is_some_and(|namespace| namespace.deleting());
+        if deleting {
+            terminate_namespace(state, &name);
+        }
     }
 }
 
@@ -626,7 +750,10 @@ fn reconcile_replicaset(state: &SimState, namespace: &str, name: &str) {
     let uid = set["metadata"]["uid"].as_str().unwrap_or_default();
     let mut members = owned(state, &pods, namespace, uid);
     let wanted = replicas(&set);
-    while members.len() < wanted {
+    // At most a batch per pass: each new pod's event brings the next pass.
+    let mut created = 0;
+    while members.len() < wanted && created < BATCH {
+        created += 1;
         let pod = pod_from_template(
             &set,
             &set["spec"]["template"],
@@ -687,11 +814,15 @@ fn reconcile_statefulset(state: &SimState, namespace: &str, name: &str) {
     let uid = set["metadata"]["uid"].as_str().unwrap_or_default();
     let wanted = replicas(&set);
     let members = owned(state, &pods, namespace, uid);
-    for ordinal in 0..wanted {
-        let pod_name = format!("{name}-{ordinal}");
-        if !members
-            .iter()
-            .any(|pod| pod["metadata"]["name"] == pod_name.as_str())
+    let existing: std::collections::HashSet<&str> = members
+        .iter()
+        .filter_map(|pod| pod["metadata"]["name"].as_str())
+        .collect();
+    let missing = (0..wanted)
+        .map(|ordinal| (ordinal, format!("{name}-{ordinal}")))
+        .filter(|(_, pod_name)| !existing.contains(pod_name.as_str()));
+    // At most a batch per pass: each new pod's event brings the next pass.
+    for (ordinal, pod_name) in missing.take(BATCH) {
         {
             let mut pod = pod_from_template(&set, &set["spec"]["template"], &pod_name);
             pod["metadata"]["labels"]["statefulset.kubernetes.io/pod-name"] = json!(pod_name);
@@ -793,7 +924,7 @@ fn reconcile_job(state: &SimState, namespace: &str, name: &str) {
         })
         .count();
     if succeeded < completions {
-        for _ in active..parallelism.min(completions - succeeded) {
+        for _ in active..parallelism.min(completions - succeeded).min(active + BATCH) {
             let mut pod = pod_from_template(
                 &job,
                 &job["spec"]["template"],
@@ -1302,18 +1433,8 @@ fn terminate_namespace(state: &Arc<SimState>, name: &str) {
                 .store
                 .delete(&resource, name, &object_name, &DeleteOptions::default());
     }
-    if !state.store.finish_namespace(name) {
-        let state = Arc::clone(state);
-        let name = name.to_owned();
-        tokio::spawn(async move {
-            for _ in 0..600 {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                if state.store.finish_namespace(&name) {
-                    return;
-                }
-            }
-        });
-    }
+    // When objects held by finalizers go later, their DELETED events try again.
+    state.store.finish_namespace(name);
 }
 
 /// The nodes a fresh simulator has.

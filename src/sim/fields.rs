@@ -109,6 +109,19 @@ fn custom_list_type(resource: &ResourceType, path: &[Elem]) -> ListType {
     }
 }
 
+/// Lists longer than this merge and own as a whole: item-by-item merging and ownership cost
+/// the square of the length.
+const MAX_MERGED_ITEMS: usize = 1000;
+
+/// [`list_type`], but atomic for lists too long to merge item by item.
+fn list_type_sized(resource: &ResourceType, path: &[Elem], length: usize) -> ListType {
+    if length > MAX_MERGED_ITEMS {
+        ListType::Atomic
+    } else {
+        list_type(resource, path)
+    }
+}
+
 /// The key of a list-map item: the JSON of its key fields (those it has), sorted by name.
 fn item_key(item: &Value, keys: &[String]) -> Option<String> {
     let object = item.as_object()?;
@@ -178,32 +191,34 @@ fn collect(value: &Value, path: &mut Path, resource: &ResourceType, set: &mut Fi
                 path.pop();
             }
         }
-        Value::Array(items) if !items.is_empty() => match list_type(resource, path) {
-            ListType::Atomic => {
-                set.insert(path.clone());
-            }
-            ListType::Set => {
-                for item in items {
-                    let mut leaf = path.clone();
-                    leaf.push(Elem::Value(item.to_string()));
-                    set.insert(leaf);
-                }
-            }
-            ListType::Map(keys) => {
-                for item in items {
-                    let Some(key) = item_key(item, &keys) else {
-                        set.insert(path.clone());
-                        continue;
-                    };
-                    path.push(Elem::Key(key));
-                    path.push(Elem::Itself);
+        Value::Array(items) if !items.is_empty() => {
+            match list_type_sized(resource, path, items.len()) {
+                ListType::Atomic => {
                     set.insert(path.clone());
-                    path.pop();
-                    collect(item, path, resource, set);
-                    path.pop();
+                }
+                ListType::Set => {
+                    for item in items {
+                        let mut leaf = path.clone();
+                        leaf.push(Elem::Value(item.to_string()));
+                        set.insert(leaf);
+                    }
+                }
+                ListType::Map(keys) => {
+                    for item in items {
+                        let Some(key) = item_key(item, &keys) else {
+                            set.insert(path.clone());
+                            continue;
+                        };
+                        path.push(Elem::Key(key));
+                        path.push(Elem::Itself);
+                        set.insert(path.clone());
+                        path.pop();
+                        collect(item, path, resource, set);
+                        path.pop();
+                    }
                 }
             }
-        },
+        }
         _ => {
             set.insert(path.clone());
         }
@@ -307,7 +322,7 @@ fn merge_applied(live: &mut Value, applied: &Value, path: &mut Path, resource: &
             }
         }
         (Value::Array(live_items), Value::Array(applied_items)) => {
-            match list_type(resource, path) {
+            match list_type_sized(resource, path, live_items.len().max(applied_items.len())) {
                 ListType::Atomic => live_items.clone_from(applied_items),
                 ListType::Set => {
                     for item in applied_items {
@@ -710,7 +725,7 @@ fn merge_list(
             .collect();
         return;
     }
-    match list_type(resource, path) {
+    match list_type_sized(resource, path, existing.len().max(items.len())) {
         ListType::Atomic => {
             let mut replacement = Value::Array(items.to_vec());
             strip_directives(&mut replacement);
@@ -931,6 +946,36 @@ mod tests {
             &resource,
         );
         assert_eq!(live["spec"]["template"], json!({"spec": {}}));
+    }
+
+    #[test]
+    fn very_long_lists_merge_and_own_as_a_whole() {
+        let resource = deployments();
+        let many: Vec<Value> = (0..5000)
+            .map(|index| json!({"name": format!("c{index}"), "image": "x"}))
+            .collect();
+        let object = json!({"spec": {"template": {"spec": {"containers": many}}}});
+        let start = std::time::Instant::now();
+        let set = field_set(&object, &resource, false);
+        assert_eq!(set.len(), 1, "one leaf for the whole list");
+        let mut live = object.clone();
+        strategic_merge(
+            &mut live,
+            &json!({"spec": {"template": {"spec": {"containers": [{"name": "only"}]}}}}),
+            &resource,
+        );
+        assert_eq!(
+            live["spec"]["template"]["spec"]["containers"]
+                .as_array()
+                .unwrap()
+                .len(),
+            1
+        );
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(2),
+            "{:?}",
+            start.elapsed()
+        );
     }
 
     #[test]

@@ -478,6 +478,18 @@ impl Registry {
             Some("Cluster") => false,
             _ => return Err("spec.scope: Unsupported value: must be Namespaced or Cluster".into()),
         };
+        let builtin = BUILTINS.iter().any(|row| row.0 == group);
+        if !group.contains('.') || builtin {
+            return Err(format!(
+                "spec.group: Invalid value: {group:?}: should be a domain with at least one dot, and not a built-in group"
+            ));
+        }
+        let expected = format!("{plural}.{group}");
+        if crd["metadata"]["name"].as_str() != Some(expected.as_str()) {
+            return Err(format!(
+                "metadata.name: Invalid value: must be spec.names.plural+\".\"+spec.group: {expected:?}"
+            ));
+        }
         let versions = spec["versions"]
             .as_array()
             .ok_or("spec.versions: Required value")?;
@@ -515,6 +527,12 @@ impl Registry {
                     .to_owned(),
                 label_selector: scale["labelSelectorPath"].as_str().map(str::to_owned),
             });
+            let schema = version["schema"].get("openAPIV3Schema");
+            if schema.is_some_and(|schema| !schema.is_object()) {
+                return Err(format!(
+                    "spec.versions[{name}].schema.openAPIV3Schema: Invalid value: must be an object"
+                ));
+            }
             let resource = ResourceType {
                 group: group.to_owned(),
                 version: name.to_owned(),
@@ -592,7 +610,7 @@ mod tests {
     #[test]
     fn a_crd_serves_its_versions_and_removing_it_stops_them() {
         let mut registry = Registry::builtin();
-        let crd = json!({"spec": {"group": "example.com", "scope": "Namespaced",
+        let crd = json!({"metadata": {"name": "widgets.example.com"}, "spec": {"group": "example.com", "scope": "Namespaced",
             "names": {"plural": "widgets", "kind": "Widget", "shortNames": ["wd"]},
             "versions": [
                 {"name": "v1", "served": true, "storage": true, "subresources": {"status": {}},
@@ -607,5 +625,26 @@ mod tests {
         assert!(registry.get("example.com", "v1", "widgets").is_none());
         let bad = json!({"spec": {"group": "example.com", "scope": "Galaxy", "names": {"plural": "w", "kind": "W"}, "versions": []}});
         assert!(registry.add_crd(&bad).unwrap_err().contains("spec.scope"));
+        // A CRD cannot take over a built-in group, and its name is plural.group.
+        let shadow = json!({"metadata": {"name": "deployments.apps"}, "spec": {"group": "apps", "scope": "Namespaced",
+            "names": {"plural": "deployments", "kind": "Deployment"}, "versions": [{"name": "v1", "served": true}]}});
+        assert!(
+            registry
+                .add_crd(&shadow)
+                .unwrap_err()
+                .contains("spec.group")
+        );
+        let misnamed = json!({"metadata": {"name": "gadgets.example.com"}, "spec": {"group": "example.com", "scope": "Cluster",
+            "names": {"plural": "widgets", "kind": "Widget"}, "versions": [{"name": "v1", "served": true}]}});
+        assert!(
+            registry
+                .add_crd(&misnamed)
+                .unwrap_err()
+                .contains("metadata.name")
+        );
+        assert_eq!(
+            registry.get("apps", "v1", "deployments").unwrap().kind,
+            "Deployment"
+        );
     }
 }

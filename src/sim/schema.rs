@@ -257,7 +257,7 @@ fn check_constraints(value: &Value, schema: &Value, path: &str, invalid: &mut Ve
             );
         }
         if let Some(pattern) = schema.get("pattern").and_then(Value::as_str)
-            && regex::Regex::new(pattern).is_ok_and(|regex| !regex.is_match(text))
+            && compiled(pattern).is_some_and(|regex| !regex.is_match(text))
         {
             fail(
                 format!("Invalid value: {value}: {path} in body should match '{pattern}'"),
@@ -286,6 +286,23 @@ fn check_constraints(value: &Value, schema: &Value, path: &str, invalid: &mut Ve
             );
         }
     }
+}
+
+/// A schema pattern, compiled once (a bounded cache: schemas have few patterns).
+fn compiled(pattern: &str) -> Option<regex::Regex> {
+    type Cache = std::collections::HashMap<String, Option<regex::Regex>>;
+    static CACHE: std::sync::Mutex<Option<Cache>> = std::sync::Mutex::new(None);
+    let mut guard = CACHE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let cache = guard.get_or_insert_with(Cache::new);
+    if cache.len() > 256 {
+        cache.clear();
+    }
+    cache
+        .entry(pattern.to_owned())
+        .or_insert_with(|| regex::Regex::new(pattern).ok())
+        .clone()
 }
 
 fn type_name(schema: &Value) -> &str {

@@ -40,6 +40,9 @@ pub(crate) struct Event {
     pub(crate) namespace: String,
     pub(crate) change: Change,
     pub(crate) object: Arc<Stored>,
+    /// The version before a modification: watches with selectors turn a modification into
+    /// ADDED or DELETED when the object starts or stops matching.
+    pub(crate) previous: Option<Arc<Stored>>,
 }
 
 type Key = (String, String, String);
@@ -83,6 +86,11 @@ impl Stored {
     /// The object, parsed.
     pub(crate) fn value(&self) -> Value {
         serde_json::from_slice(&self.json).unwrap_or(Value::Null)
+    }
+
+    /// Whether the object is being deleted (it has a deletionTimestamp).
+    pub(crate) fn deleting(&self) -> bool {
+        self.deleting
     }
 
     /// The value of a label.
@@ -407,7 +415,8 @@ impl Store {
         let remaining = next.is_some().then_some(remaining);
         Ok(Page {
             items,
-            revision: inner.revision,
+            // Every page of one list reports the first page's version, as etcd's snapshot does.
+            revision,
             next,
             remaining,
         })
@@ -467,6 +476,7 @@ impl Store {
         resource: &ResourceType,
         change: Change,
         object: &Value,
+        previous: Option<Arc<Stored>>,
     ) -> Arc<Stored> {
         let namespace = object["metadata"]["namespace"]
             .as_str()
@@ -480,6 +490,7 @@ impl Store {
             namespace,
             change,
             object,
+            previous,
         });
         if inner.history.len() >= self.history_capacity
             && let Some(dropped) = inner.history.pop_front()
@@ -621,6 +632,8 @@ impl Store {
         {
             map.remove("status");
         }
+        check_shape(resource, &object)?;
+        check_size(&object)?;
         super::control::default_new(resource, &mut object, &inner);
         admit(resource, &name, &mut object)?;
         if resource.group == "apiextensions.k8s.io" && !writer.dry_run {
@@ -649,7 +662,7 @@ impl Store {
         }
         inner.revision += 1;
         object["metadata"]["resourceVersion"] = json!(inner.revision.to_string());
-        let stored = self.record(&mut inner, resource, Change::Added, &object);
+        let stored = self.record(&mut inner, resource, Change::Added, &object, None);
         inner.put(&key, &stored);
         Ok(Arc::new(object))
     }
@@ -697,7 +710,7 @@ impl Store {
 
     /// Patches an object; an apply patch creates it when missing.
     #[allow(clippy::too_many_arguments, clippy::too_many_lines)] // one arm per patch kind
-    pub(crate) fn patch(
+    fn patch_try(
         &self,
         resource: &ResourceType,
         namespace: &str,
@@ -706,6 +719,7 @@ impl Store {
         body: &Value,
         part: Part,
         writer: &Writer,
+        attempts_left: u32,
     ) -> Result<Arc<Value>, ApiError> {
         let existing = {
             let inner = self.read();
@@ -714,6 +728,9 @@ impl Store {
                 .get(&key_of(resource, namespace, name))
                 .cloned()
         };
+        if matches!(kind, PatchKind::Apply { .. }) {
+            check_shape(resource, body)?;
+        }
         let Some(stored) = existing else {
             return match kind {
                 PatchKind::Apply { force } if part == Part::Main => {
@@ -738,14 +755,7 @@ impl Store {
         };
         let old = Arc::new(stored.value());
         let patched = match kind {
-            PatchKind::Json => {
-                let patch: json_patch::Patch = serde_json::from_value(body.clone())
-                    .map_err(|error| ApiError::bad_request(format!("the server rejected our request due to an error in our request: {error}")))?;
-                let mut patched = (*old).clone();
-                json_patch::patch(&mut patched, &patch)
-                    .map_err(|error| ApiError::new(422, "Invalid", error.to_string()))?;
-                patched
-            }
+            PatchKind::Json => json_patch_bounded(&old, body)?,
             PatchKind::Merge => {
                 let mut patched = (*old).clone();
                 json_patch::merge(&mut patched, body);
@@ -795,7 +805,23 @@ impl Store {
             // Patches apply to the latest version: if it moved meanwhile, patch again.
             Some(current) if !Arc::ptr_eq(&current, &stored) => {
                 drop(inner);
-                self.patch(resource, namespace, name, kind, body, part, writer)
+                if attempts_left == 0 {
+                    return Err(ApiError::conflict(
+                        &resource.group_resource(),
+                        name,
+                        "the object changed under every attempt to patch it; try again",
+                    ));
+                }
+                self.patch_try(
+                    resource,
+                    namespace,
+                    name,
+                    kind,
+                    body,
+                    part,
+                    writer,
+                    attempts_left - 1,
+                )
             }
             Some(_) => {
                 let current = old;
@@ -820,6 +846,22 @@ impl Store {
         }
     }
 
+    /// Patches an object; an apply patch creates it when missing. A patch applies to the latest
+    /// version: when the object changes between reading and writing, it is patched again.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn patch(
+        &self,
+        resource: &ResourceType,
+        namespace: &str,
+        name: &str,
+        kind: PatchKind,
+        body: &Value,
+        part: Part,
+        writer: &Writer,
+    ) -> Result<Arc<Value>, ApiError> {
+        self.patch_try(resource, namespace, name, kind, body, part, writer, 50)
+    }
+
     /// Writes `new` over `old`: server-owned metadata kept, spec/status separation, generation,
     /// schema admission, field ownership, no-op detection, finalization.
     #[allow(clippy::too_many_arguments, clippy::too_many_lines)] // every rule of a write, in order
@@ -837,11 +879,8 @@ impl Store {
             .as_str()
             .unwrap_or_default()
             .to_owned();
-        if !new.is_object() || (!new["metadata"].is_object() && !new["metadata"].is_null()) {
-            return Err(ApiError::bad_request(
-                "the body of the request was in an unknown format",
-            ));
-        }
+        check_shape(resource, &new)?;
+        check_size(&new)?;
         if resource.has_status() {
             match part {
                 Part::Main => set_field(&mut new, "status", old.get("status").cloned()),
@@ -942,10 +981,11 @@ impl Store {
                 .is_none_or(Vec::is_empty);
         if finalized {
             inner.take(&key);
-            after_removal(inner, resource, &new);
-            self.record(inner, resource, Change::Deleted, &new);
+            self.after_removal(inner, resource, &new);
+            self.record(inner, resource, Change::Deleted, &new, None);
         } else {
-            let stored = self.record(inner, resource, Change::Modified, &new);
+            let previous = inner.objects.get(&key).cloned();
+            let stored = self.record(inner, resource, Change::Modified, &new, previous);
             inner.put(&key, &stored);
         }
         Ok(Arc::new(new))
@@ -1019,8 +1059,8 @@ impl Store {
         marked["metadata"]["resourceVersion"] = json!(inner.revision.to_string());
         if finalizers.is_empty() && !is_namespace {
             inner.take(&key);
-            after_removal(&mut inner, resource, &marked);
-            self.record(&mut inner, resource, Change::Deleted, &marked);
+            self.after_removal(&mut inner, resource, &marked);
+            self.record(&mut inner, resource, Change::Deleted, &marked, None);
             let gone = Arc::new(marked);
             return Ok(Deleted::Gone(gone));
         }
@@ -1032,10 +1072,45 @@ impl Store {
         if is_namespace {
             marked["status"]["phase"] = json!("Terminating");
         }
-        let stored = self.record(&mut inner, resource, Change::Modified, &marked);
+        let previous = inner.objects.get(&key).cloned();
+        let stored = self.record(&mut inner, resource, Change::Modified, &marked, previous);
         inner.put(&key, &stored);
         let marked = Arc::new(marked);
         Ok(Deleted::Pending(marked))
+    }
+
+    /// Stops serving a deleted CRD's kinds and deletes their objects, telling watchers.
+    fn after_removal(&self, inner: &mut Inner, resource: &ResourceType, object: &Value) {
+        if resource.group != "apiextensions.k8s.io" {
+            return;
+        }
+        let group = object["spec"]["group"].as_str().unwrap_or_default();
+        let plural = object["spec"]["names"]["plural"]
+            .as_str()
+            .unwrap_or_default();
+        let served: Vec<Arc<ResourceType>> = inner
+            .registry
+            .all()
+            .filter(|served| served.custom && served.group == group && served.plural == plural)
+            .cloned()
+            .collect();
+        inner.registry.remove_crd(object);
+        let Some(served) = served.first() else { return };
+        let group_resource = served.group_resource();
+        let doomed: Vec<Key> = inner
+            .objects
+            .keys()
+            .filter(|(key, _, _)| *key == group_resource)
+            .cloned()
+            .collect();
+        for key in doomed {
+            if let Some(gone) = inner.take(&key) {
+                inner.revision += 1;
+                let mut gone = gone.value();
+                gone["metadata"]["resourceVersion"] = json!(inner.revision.to_string());
+                self.record(inner, served, Change::Deleted, &gone, None);
+            }
+        }
     }
 
     /// Removes a namespace whose contents are gone (the namespace controller's last step).
@@ -1064,7 +1139,7 @@ impl Store {
         inner.take(&key);
         let namespaces = inner.registry.get("", "v1", "namespaces");
         if let Some(namespaces) = namespaces {
-            self.record(&mut inner, &namespaces, Change::Deleted, &gone);
+            self.record(&mut inner, &namespaces, Change::Deleted, &gone, None);
         }
         true
     }
@@ -1130,25 +1205,134 @@ impl Store {
     }
 }
 
-/// Stops serving a deleted CRD's kinds and drops their objects.
-fn after_removal(inner: &mut Inner, resource: &ResourceType, object: &Value) {
-    if resource.group == "apiextensions.k8s.io" {
-        inner.registry.remove_crd(object);
-        let group = object["spec"]["group"].as_str().unwrap_or_default();
-        let plural = object["spec"]["names"]["plural"]
-            .as_str()
-            .unwrap_or_default();
-        let group_resource = format!("{plural}.{group}");
-        let doomed: Vec<Key> = inner
-            .objects
-            .keys()
-            .filter(|(key, _, _)| *key == group_resource)
-            .cloned()
-            .collect();
-        for key in doomed {
-            inner.take(&key);
+/// The deepest nesting a stored object may have (the JSON parser's own limit is 128).
+pub(crate) const MAX_DEPTH: usize = 100;
+/// The most values a stored object may hold.
+const MAX_NODES: usize = 1_000_000;
+/// The most operations of one JSON patch, as the API server's limit.
+const MAX_PATCH_OPERATIONS: usize = 10_000;
+
+/// The depth and the number of values of a JSON value, without recursion.
+pub(crate) fn measure(value: &Value) -> (usize, usize) {
+    let mut deepest = 0;
+    let mut nodes = 0;
+    let mut stack = vec![(value, 1_usize)];
+    while let Some((node, depth)) = stack.pop() {
+        nodes += 1;
+        deepest = deepest.max(depth);
+        match node {
+            Value::Array(items) => stack.extend(items.iter().map(|item| (item, depth + 1))),
+            Value::Object(map) => stack.extend(map.values().map(|item| (item, depth + 1))),
+            _ => {}
         }
     }
+    (deepest, nodes)
+}
+
+/// Refuses objects whose standard fields have the wrong shape: `metadata` and (for built-in
+/// kinds) `spec` and `status` must be objects, labels and annotations maps of strings.
+fn check_shape(resource: &ResourceType, object: &Value) -> Result<(), ApiError> {
+    let wrong = |field: &str, wanted: &str| {
+        let kind = &resource.kind;
+        Err(ApiError::bad_request(format!(
+            "{kind} in version {:?} cannot be handled as a {kind}: {field} must be {wanted}",
+            resource.version
+        )))
+    };
+    if !object.is_object() {
+        return wrong("the body", "an object");
+    }
+    let metadata = &object["metadata"];
+    if !metadata.is_object() && !metadata.is_null() {
+        return wrong("metadata", "an object");
+    }
+    for field in ["labels", "annotations"] {
+        let map = &metadata[field];
+        if !map.is_null()
+            && !map
+                .as_object()
+                .is_some_and(|map| map.values().all(Value::is_string))
+        {
+            return wrong(&format!("metadata.{field}"), "a map of strings");
+        }
+    }
+    let finalizers = &metadata["finalizers"];
+    if !finalizers.is_null()
+        && !finalizers
+            .as_array()
+            .is_some_and(|items| items.iter().all(Value::is_string))
+    {
+        return wrong("metadata.finalizers", "a list of strings");
+    }
+    let owners = &metadata["ownerReferences"];
+    if !owners.is_null()
+        && !owners
+            .as_array()
+            .is_some_and(|items| items.iter().all(Value::is_object))
+    {
+        return wrong("metadata.ownerReferences", "a list of objects");
+    }
+    if !resource.custom {
+        for field in ["spec", "status"] {
+            if !object[field].is_null() && !object[field].is_object() {
+                return wrong(field, "an object");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Refuses objects nested too deep or too big to store and parse back.
+pub(crate) fn check_size(value: &Value) -> Result<(), ApiError> {
+    let (depth, nodes) = measure(value);
+    if depth > MAX_DEPTH {
+        return Err(ApiError::new(
+            422,
+            "Invalid",
+            format!("the object nests {depth} levels deep; at most {MAX_DEPTH} are accepted"),
+        ));
+    }
+    if nodes > MAX_NODES {
+        return Err(ApiError::new(
+            413,
+            "RequestEntityTooLarge",
+            format!("the object holds {nodes} values; at most {MAX_NODES} are accepted"),
+        ));
+    }
+    Ok(())
+}
+
+/// Applies a JSON patch one operation at a time, checking after each that the result stays
+/// within the size limits (a `copy` of a subtree into itself doubles it every time).
+fn json_patch_bounded(old: &Value, body: &Value) -> Result<Value, ApiError> {
+    let patch: json_patch::Patch = serde_json::from_value(body.clone()).map_err(|error| {
+        ApiError::bad_request(format!(
+            "the server rejected our request due to an error in our request: {error}"
+        ))
+    })?;
+    if patch.0.len() > MAX_PATCH_OPERATIONS {
+        return Err(ApiError::new(
+            422,
+            "Invalid",
+            format!(
+                "the JSON patch has {} operations; at most {MAX_PATCH_OPERATIONS} are accepted",
+                patch.0.len()
+            ),
+        ));
+    }
+    let mut patched = old.clone();
+    for operation in patch.0 {
+        let grows = matches!(
+            operation,
+            json_patch::PatchOperation::Copy(_) | json_patch::PatchOperation::Add(_)
+        );
+        json_patch::patch(&mut patched, &[operation])
+            .map_err(|error| ApiError::new(422, "Invalid", error.to_string()))?;
+        if grows {
+            check_size(&patched)?;
+        }
+    }
+    Ok(patched)
 }
 
 fn set_field(object: &mut Value, key: &str, value: Option<Value>) {
