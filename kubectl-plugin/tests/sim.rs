@@ -107,4 +107,14 @@ fn a_busy_port_and_a_bad_duration_are_explained() {
         .unwrap();
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("not a duration"));
+    let usage = Command::new(BIN)
+        .args(["sim", "--usage-noise", "2"])
+        .output()
+        .unwrap();
+    assert_eq!(usage.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&usage.stderr).contains("noise"),
+        "{}",
+        String::from_utf8_lossy(&usage.stderr)
+    );
 }

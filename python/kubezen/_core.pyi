@@ -274,6 +274,9 @@ class NativeSim:
         token: str | None = None,
         ready_delay: float = 0.2,
         nodes: int = 3,
+        usage_cpu: float = 0.4,
+        usage_memory: float = 0.6,
+        usage_noise: float = 0.2,
     ) -> NativeSim: ...
     @property
     def url(self) -> str:

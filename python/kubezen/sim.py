@@ -158,6 +158,9 @@ def start(
     ready_delay: float = 0.2,
     nodes: int = 3,
     kubeconfig: str | None = None,
+    usage_cpu: float = 0.4,
+    usage_memory: float = 0.6,
+    usage_noise: float = 0.2,
 ) -> Sim:
     """Starts zen-sim and writes a kubeconfig for it.
 
@@ -165,8 +168,20 @@ def start(
     carries; ``token`` requires that bearer token. Pods become Ready ``ready_delay`` seconds
     after they are scheduled; ``nodes`` nodes exist from the start. The kubeconfig goes to
     ``kubeconfig`` (mode 0600) or to a temporary file removed by :meth:`Sim.stop`.
+
+    metrics.k8s.io reports each container using ``usage_cpu`` of its CPU request and
+    ``usage_memory`` of its memory request, swinging by ``usage_noise`` over five minutes; a
+    pod's annotations ``zen-sim.kubezen.io/cpu`` and ``zen-sim.kubezen.io/memory`` set it outright.
     """
     native = NativeSim(
-        host=host, port=port, tls=tls, token=token, ready_delay=ready_delay, nodes=nodes
+        host=host,
+        port=port,
+        tls=tls,
+        token=token,
+        ready_delay=ready_delay,
+        nodes=nodes,
+        usage_cpu=usage_cpu,
+        usage_memory=usage_memory,
+        usage_noise=usage_noise,
     )
     return Sim(native, kubeconfig)

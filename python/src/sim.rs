@@ -3,7 +3,7 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
-use kubezen::sim::{BackgroundSim, Fault, SimOptions};
+use kubezen::sim::{BackgroundSim, Fault, SimOptions, UsageModel};
 use pyo3::{
     exceptions::{PyRuntimeError, PyValueError},
     prelude::*,
@@ -35,7 +35,8 @@ impl PySim {
 impl PySim {
     /// Starts a simulator on its own threads.
     #[new]
-    #[pyo3(signature = (*, host = "127.0.0.1", port = 0, tls = false, token = None, ready_delay = 0.2, nodes = 3))]
+    #[pyo3(signature = (*, host = "127.0.0.1", port = 0, tls = false, token = None, ready_delay = 0.2, nodes = 3, usage_cpu = 0.4, usage_memory = 0.6, usage_noise = 0.2))]
+    #[allow(clippy::too_many_arguments)] // Python's keyword arguments
     fn new(
         py: Python<'_>,
         host: &str,
@@ -44,7 +45,12 @@ impl PySim {
         token: Option<String>,
         ready_delay: f64,
         nodes: usize,
+        usage_cpu: f64,
+        usage_memory: f64,
+        usage_noise: f64,
     ) -> PyResult<Self> {
+        let usage = UsageModel::with_levels(usage_cpu, usage_memory, usage_noise)
+            .map_err(PyValueError::new_err)?;
         let host = host
             .parse()
             .map_err(|_| PyValueError::new_err(format!("not an IP address: {host:?}")))?;
@@ -54,6 +60,7 @@ impl PySim {
             ))
         })?;
         let options = SimOptions {
+            usage,
             host,
             port,
             tls,

@@ -64,6 +64,38 @@ pub struct UsageModel {
     pub period: Duration,
 }
 
+impl UsageModel {
+    /// The default model with these levels: CPU and memory used as fractions of the requests
+    /// (each above 0 and at most 10) and the swing around them (from 0 to below 1).
+    ///
+    /// # Errors
+    /// A level or swing outside those ranges, said in words.
+    pub fn with_levels(
+        cpu_fraction: f64,
+        memory_fraction: f64,
+        noise: f64,
+    ) -> Result<Self, String> {
+        for (name, value) in [("cpu", cpu_fraction), ("memory", memory_fraction)] {
+            if !(value > 0.0 && value <= 10.0) {
+                return Err(format!(
+                    "the {name} usage fraction must be above 0 and at most 10, not {value}"
+                ));
+            }
+        }
+        if !(0.0..1.0).contains(&noise) {
+            return Err(format!(
+                "the usage noise must be from 0 to below 1, not {noise}"
+            ));
+        }
+        Ok(Self {
+            cpu_fraction,
+            memory_fraction,
+            noise,
+            ..Self::default()
+        })
+    }
+}
+
 impl Default for UsageModel {
     fn default() -> Self {
         Self {
@@ -468,5 +500,34 @@ impl BackgroundSim {
 impl Drop for BackgroundSim {
     fn drop(&mut self) {
         self.shutdown();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usage_levels_are_checked() {
+        let model = UsageModel::with_levels(0.7, 0.5, 0.1).unwrap();
+        assert_eq!(
+            (model.cpu_fraction, model.memory_fraction, model.noise),
+            (0.7, 0.5, 0.1)
+        );
+        assert!(
+            UsageModel::with_levels(0.0, 0.5, 0.1)
+                .unwrap_err()
+                .contains("cpu usage fraction")
+        );
+        assert!(
+            UsageModel::with_levels(0.5, f64::NAN, 0.1)
+                .unwrap_err()
+                .contains("memory usage fraction")
+        );
+        assert!(
+            UsageModel::with_levels(0.5, 0.5, 1.0)
+                .unwrap_err()
+                .contains("noise")
+        );
     }
 }

@@ -43,6 +43,8 @@ pub(crate) struct ResourceType {
     pub(crate) custom: bool,
     /// The CRD's `openAPIV3Schema` for this version.
     pub(crate) schema: Option<Arc<Value>>,
+    /// The CRD's `additionalPrinterColumns`: name, type, JSON path, priority.
+    pub(crate) printer_columns: Vec<(String, String, String, u8)>,
 }
 
 impl ResourceType {
@@ -403,6 +405,7 @@ impl Registry {
                 read_only: group == "metrics.k8s.io",
                 custom: false,
                 schema: None,
+                printer_columns: Vec::new(),
             };
             types.insert(
                 (group.into(), version.into(), plural.into()),
@@ -552,6 +555,7 @@ impl Registry {
                     .get("openAPIV3Schema")
                     .cloned()
                     .map(Arc::new),
+                printer_columns: printer_columns(version),
             };
             self.types.insert(
                 (group.to_owned(), name.to_owned(), plural.to_owned()),
@@ -575,6 +579,25 @@ impl Registry {
         self.types
             .retain(|(g, _, p), resource| !(resource.custom && g == group && p == plural));
     }
+}
+
+/// A CRD version's `additionalPrinterColumns`: name, type, JSON path, priority (0 or 1).
+fn printer_columns(version: &Value) -> Vec<(String, String, String, u8)> {
+    version["additionalPrinterColumns"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|column| {
+            let text = |key: &str| column[key].as_str().map(str::to_owned);
+            let priority = u8::from(column["priority"].as_u64().unwrap_or(0) > 0);
+            Some((
+                text("name")?,
+                text("type").unwrap_or_else(|| "string".into()),
+                text("jsonPath")?,
+                priority,
+            ))
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -44,7 +44,24 @@ pub(crate) fn metadata_list(items: &[std::sync::Arc<Value>], list_metadata: &Val
 
 type Column = (&'static str, &'static str, u8);
 
-fn columns(resource: &ResourceType) -> Vec<Column> {
+fn columns(resource: &ResourceType) -> Vec<(String, String, u8)> {
+    if resource.custom {
+        let mut columns = vec![("Name".to_owned(), "string".to_owned(), 0)];
+        columns.extend(
+            resource
+                .printer_columns
+                .iter()
+                .map(|(name, kind, _, priority)| (name.clone(), kind.clone(), *priority)),
+        );
+        if !resource
+            .printer_columns
+            .iter()
+            .any(|(name, ..)| name.eq_ignore_ascii_case("age"))
+        {
+            columns.push(("Age".to_owned(), "date".to_owned(), 0));
+        }
+        return columns;
+    }
     let mut columns: Vec<Column> = vec![("Name", "string", 0)];
     columns.extend(match (resource.group.as_str(), resource.kind.as_str()) {
         ("", "Pod") => vec![
@@ -113,6 +130,9 @@ fn columns(resource: &ResourceType) -> Vec<Column> {
         _ => vec![("Age", "string", 0)],
     });
     columns
+        .into_iter()
+        .map(|(name, kind, priority)| (name.to_owned(), kind.to_owned(), priority))
+        .collect()
 }
 
 fn count(value: &Value) -> i64 {
@@ -130,6 +150,25 @@ fn cells(
     let status = &object["status"];
     let spec = &object["spec"];
     let mut cells = vec![name];
+    if resource.custom {
+        cells.extend(resource.printer_columns.iter().map(|(_, kind, path, _)| {
+            let cell = printer_cell(object, path);
+            // Dates print as ages, as the API server's CRD printer does.
+            if kind == "date" && cell.is_string() {
+                json!(self::age(&cell, now))
+            } else {
+                cell
+            }
+        }));
+        if !resource
+            .printer_columns
+            .iter()
+            .any(|(name, ..)| name.eq_ignore_ascii_case("age"))
+        {
+            cells.push(json!(age));
+        }
+        return cells;
+    }
     cells.extend(match (resource.group.as_str(), resource.kind.as_str()) {
         ("", "Pod") => {
             let containers = spec["containers"].as_array().map_or(0, Vec::len);
@@ -325,6 +364,33 @@ fn cells(
     cells
 }
 
+/// A printer column's value at a simple JSON path (`.spec.replicas`, `.status.items[0].name`);
+/// paths with filters print empty.
+fn printer_cell(object: &Value, path: &str) -> Value {
+    let mut node = object;
+    for part in path
+        .trim_start_matches('.')
+        .split('.')
+        .filter(|part| !part.is_empty())
+    {
+        let (key, index) = match part.split_once('[') {
+            Some((key, rest)) => (key, Some(rest.trim_end_matches(']'))),
+            None => (part, None),
+        };
+        node = &node[key];
+        if let Some(index) = index {
+            match index.parse::<usize>() {
+                Ok(index) => node = &node[index],
+                Err(_) => return json!(""),
+            }
+        }
+    }
+    match node {
+        Value::Null => json!(""),
+        other => other.clone(),
+    }
+}
+
 /// kubectl's short age: `45s`, `3m12s`, `45m`, `3h12m`, `23h`, `2d5h`, `45d`, `2y`.
 fn age(created: &Value, now: chrono::DateTime<chrono::Utc>) -> String {
     let Some(created) = created
@@ -422,6 +488,37 @@ mod tests {
             assert_eq!(age(&at(seconds), now), expected, "{seconds}");
         }
         assert_eq!(age(&Value::Null, now), "<unknown>");
+    }
+
+    #[test]
+    fn custom_resources_print_their_printer_columns() {
+        let mut registry = Registry::builtin();
+        registry
+            .add_crd(&json!({"metadata": {"name": "widgets.example.com"}, "spec": {"group": "example.com", "scope": "Namespaced",
+                "names": {"plural": "widgets", "kind": "Widget"},
+                "versions": [{"name": "v1", "served": true, "storage": true, "additionalPrinterColumns": [
+                    {"name": "Size", "type": "integer", "jsonPath": ".spec.size"},
+                    {"name": "First", "type": "string", "jsonPath": ".status.items[0].name"},
+                    {"name": "Ready", "type": "string", "jsonPath": ".status.conditions[?(@.type==\"Ready\")].status", "priority": 1}]}]}}))
+            .unwrap();
+        let widgets = registry.get("example.com", "v1", "widgets").unwrap();
+        let widget = std::sync::Arc::new(
+            json!({"metadata": {"name": "w", "creationTimestamp": chrono::Utc::now().to_rfc3339()},
+            "spec": {"size": 3}, "status": {"items": [{"name": "a"}]}}),
+        );
+        let table = table(&widgets, &[widget], &json!({}));
+        let names: Vec<&str> = table["columnDefinitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["Name", "Size", "First", "Ready", "Age"]);
+        let cells = &table["rows"][0]["cells"];
+        assert_eq!(
+            (&cells[1], &cells[2], &cells[3]),
+            (&json!(3), &json!("a"), &json!(""))
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import stat
+import time
 import subprocess
 import urllib.error
 import urllib.request
@@ -142,3 +143,34 @@ def test_bad_arguments_are_refused_and_a_stopped_sim_says_so() -> None:
     cluster.stop()
     with pytest.raises(RuntimeError, match="stopped"):
         cluster.stats()
+
+
+def test_the_usage_model_is_configurable() -> None:
+    with sim.start(usage_cpu=0.5, usage_noise=0.0, ready_delay=0.01) as cluster:
+        pod = {
+            "metadata": {"name": "p"},
+            "spec": {"containers": [{"name": "c", "image": "i", "resources": {"requests": {"cpu": "1"}}}]},
+        }
+        request = urllib.request.Request(
+            cluster.url + "/api/v1/namespaces/default/pods",
+            data=json.dumps(pod).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        urllib.request.urlopen(request, timeout=10).close()
+        url = cluster.url + "/apis/metrics.k8s.io/v1beta1/namespaces/default/pods/p"
+        for _ in range(200):
+            try:
+                metrics = get_json(url)
+                break
+            except urllib.error.HTTPError:
+                time.sleep(0.05)
+        else:
+            raise AssertionError("no metrics for the running pod")
+        containers = metrics["containers"]
+        assert isinstance(containers, list)
+        assert containers[0]["usage"]["cpu"] == "500000000n"  # half of 1 CPU, no noise
+    with pytest.raises(ValueError, match="cpu usage fraction"):
+        sim.start(usage_cpu=0)
+    with pytest.raises(ValueError, match="noise"):
+        sim.start(usage_noise=1.5)

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
-use kubezen::sim::{BackgroundSim, SimOptions};
+use kubezen::sim::{BackgroundSim, SimOptions, UsageModel};
 
 use crate::{
     cli::GlobalArgs,
@@ -34,8 +34,11 @@ Examples:
   # HTTPS with a bearer token, on a fixed port
   kubectl zen sim --tls --token s3cret --port 6443 --write-kubeconfig ~/.kube/zen-sim
 
-  # Pods that take 2 s to become Ready
-  kubectl zen sim --ready-delay 2s --write-kubeconfig /tmp/zen-sim.yaml"
+  # Pods that take 2 s to become Ready and use 70 % of their CPU requests (+-10 %)
+  kubectl zen sim --ready-delay 2s --usage-cpu 0.7 --usage-noise 0.1 --write-kubeconfig /tmp/zen-sim.yaml
+
+A pod's annotations zen-sim.kubezen.io/cpu and zen-sim.kubezen.io/memory (e.g. 250m, 300Mi)
+set its usage outright."
 )]
 pub struct SimArgs {
     /// The port to listen on; 0 picks a free one
@@ -65,6 +68,33 @@ pub struct SimArgs {
     /// How long a scheduled pod takes to become Ready, e.g. 200ms, 2s
     #[arg(long, default_value = "200ms", value_parser = parse_duration, value_name = "DURATION")]
     pub ready_delay: Duration,
+
+    /// metrics.k8s.io: CPU used, as a fraction of each container's CPU request
+    #[arg(
+        long,
+        default_value_t = 0.4,
+        value_name = "FRACTION",
+        help_heading = "Usage model"
+    )]
+    pub usage_cpu: f64,
+
+    /// metrics.k8s.io: memory used, as a fraction of each container's memory request
+    #[arg(
+        long,
+        default_value_t = 0.6,
+        value_name = "FRACTION",
+        help_heading = "Usage model"
+    )]
+    pub usage_memory: f64,
+
+    /// metrics.k8s.io: how far usage swings around its level over 5 minutes (0.2 = +-20 %)
+    #[arg(
+        long,
+        default_value_t = 0.2,
+        value_name = "FRACTION",
+        help_heading = "Usage model"
+    )]
+    pub usage_noise: f64,
 }
 
 /// Parses `200ms`, `2s`, `1m`, or a number of seconds.
@@ -92,7 +122,10 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 
 /// Runs the simulator until Ctrl-C or SIGTERM.
 pub fn run(args: &SimArgs, global: &GlobalArgs) -> Result<ExitCode, Failure> {
+    let usage = UsageModel::with_levels(args.usage_cpu, args.usage_memory, args.usage_noise)
+        .map_err(Failure::usage)?;
     let options = SimOptions {
+        usage,
         host: args.address,
         port: args.port,
         tls: args.tls,
