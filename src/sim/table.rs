@@ -490,6 +490,15 @@ mod tests {
         assert_eq!(age(&Value::Null, now), "<unknown>");
     }
 
+    fn column_names(table: &Value) -> Vec<&str> {
+        table["columnDefinitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap())
+            .collect()
+    }
+
     #[test]
     fn custom_resources_print_their_printer_columns() {
         let mut registry = Registry::builtin();
@@ -507,12 +516,7 @@ mod tests {
             "spec": {"size": 3}, "status": {"items": [{"name": "a"}]}}),
         );
         let table = table(&widgets, &[widget], &json!({}));
-        let names: Vec<&str> = table["columnDefinitions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|c| c["name"].as_str().unwrap())
-            .collect();
+        let names = column_names(&table);
         assert_eq!(names, ["Name", "Size", "First", "Ready", "Age"]);
         let cells = &table["rows"][0]["cells"];
         assert_eq!(
@@ -530,12 +534,7 @@ mod tests {
             "status": {"phase": "Running", "podIP": "10.0.0.1", "containerStatuses": [{"ready": true, "restartCount": 2}, {"ready": false, "restartCount": 1}]}}),
         );
         let table = table(&pods, &[pod], &json!({}));
-        let names: Vec<&str> = table["columnDefinitions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|c| c["name"].as_str().unwrap())
-            .collect();
+        let names = column_names(&table);
         assert_eq!(
             names,
             ["Name", "Ready", "Status", "Restarts", "Age", "IP", "Node"]
