@@ -744,6 +744,33 @@ fn render(
     }
 }
 
+/// Where a watch's lines go, and how many events it may still send (a `dropWatch` fault).
+struct Outbox {
+    sender: tokio::sync::mpsc::Sender<Bytes>,
+    sent: u64,
+    drop_after: Option<u64>,
+}
+
+impl Outbox {
+    /// Sends an event; false when the watch is over (the client left, or the fault drops it).
+    async fn event(&mut self, line: Bytes) -> bool {
+        if self.sender.send(line).await.is_err() {
+            return false;
+        }
+        self.sent += 1;
+        !self.exhausted()
+    }
+
+    /// Sends a bookmark, which no fault counts; false when the client left.
+    async fn bookmark(&mut self, line: Bytes) -> bool {
+        self.sender.send(line).await.is_ok()
+    }
+
+    fn exhausted(&self) -> bool {
+        self.drop_after.is_some_and(|limit| self.sent >= limit)
+    }
+}
+
 /// A streaming JSON response (a watch).
 fn stream_response<S>(stream: S) -> Response<Body>
 where
@@ -885,32 +912,26 @@ fn watch(
     tokio::spawn(async move {
         let deadline = tokio::time::sleep(timeout);
         tokio::pin!(deadline);
-        let mut sent = 0_u64;
+        let mut outbox = Outbox {
+            sender,
+            sent: 0,
+            drop_after,
+        };
         let mut last = start_revision;
-        let budget = |sent: u64| drop_after.is_some_and(|limit| sent >= limit);
-        if budget(sent) {
+        if outbox.exhausted() {
             return;
         }
         for object in &initial {
-            if sender
-                .send(watch_line("ADDED", &show(object)))
-                .await
-                .is_err()
-            {
-                return;
-            }
-            sent += 1;
-            if budget(sent) {
+            if !outbox.event(watch_line("ADDED", &show(object))).await {
                 return;
             }
         }
         if send_initial && bookmarks {
             let bookmark = json!({"kind": kind, "apiVersion": api_version, "metadata": {"resourceVersion": start_revision.to_string(),
                                    "annotations": {"k8s.io/initial-events-end": "true"}}});
-            if sender
-                .send(watch_value_line("BOOKMARK", &bookmark))
+            if !outbox
+                .bookmark(watch_value_line("BOOKMARK", &bookmark))
                 .await
-                .is_err()
             {
                 return;
             }
@@ -920,15 +941,7 @@ fn watch(
             .filter_map(|event| Some((event, filter.admits(event)?)))
         {
             last = event.revision;
-            if sender
-                .send(watch_line(seen, &show(&event.object)))
-                .await
-                .is_err()
-            {
-                return;
-            }
-            sent += 1;
-            if budget(sent) {
+            if !outbox.event(watch_line(seen, &show(&event.object))).await {
                 return;
             }
         }
@@ -939,7 +952,7 @@ fn watch(
                 () = &mut deadline => return,
                 _ = ticker.tick(), if bookmarks => {
                     let bookmark = json!({"kind": kind, "apiVersion": api_version, "metadata": {"resourceVersion": last.to_string()}});
-                    if sender.send(watch_value_line("BOOKMARK", &bookmark)).await.is_err() {
+                    if !outbox.bookmark(watch_value_line("BOOKMARK", &bookmark)).await {
                         return;
                     }
                 }
@@ -953,11 +966,7 @@ fn watch(
                         continue;
                     };
                     last = event.revision;
-                    if sender.send(watch_line(seen, &show(&event.object))).await.is_err() {
-                        return;
-                    }
-                    sent += 1;
-                    if budget(sent) {
+                    if !outbox.event(watch_line(seen, &show(&event.object))).await {
                         return;
                     }
                 }

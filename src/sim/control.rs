@@ -527,6 +527,32 @@ fn resync(state: &Arc<SimState>) {
     }
 }
 
+/// A workload's type and the workload itself, unless it is gone or being deleted.
+fn live(
+    state: &SimState,
+    group: &str,
+    plural: &str,
+    namespace: &str,
+    name: &str,
+) -> Option<(Arc<ResourceType>, Arc<Value>)> {
+    let resource = kind(state, group, "v1", plural)?;
+    let object = state.store.get(&resource, namespace, name).ok()?;
+    object["metadata"]["deletionTimestamp"]
+        .is_null()
+        .then_some((resource, object))
+}
+
+/// Leaves out the counters that are zero, as the controllers' statuses do.
+fn drop_zeros(status: &mut Value, fields: &[&str]) {
+    if let Some(map) = status.as_object_mut() {
+        for field in fields {
+            if map.get(*field).is_some_and(|value| value == 0) {
+                map.remove(*field);
+            }
+        }
+    }
+}
+
 fn ensure_default_service_account(state: &SimState, namespace: &str) {
     if let Some(accounts) = kind(state, "", "v1", "serviceaccounts") {
         let _ = state.store.create(
@@ -612,18 +638,13 @@ fn template_hash(template: &Value) -> String {
 
 #[allow(clippy::too_many_lines)] // the ReplicaSets, then the status with its conditions
 fn reconcile_deployment(state: &SimState, namespace: &str, name: &str) {
-    let (Some(deployments), Some(sets)) = (
-        kind(state, "apps", "v1", "deployments"),
-        kind(state, "apps", "v1", "replicasets"),
-    ) else {
+    let Some((deployments, deployment)) = live(state, "apps", "deployments", namespace, name)
+    else {
         return;
     };
-    let Ok(deployment) = state.store.get(&deployments, namespace, name) else {
+    let Some(sets) = kind(state, "apps", "v1", "replicasets") else {
         return;
     };
-    if !deployment["metadata"]["deletionTimestamp"].is_null() {
-        return;
-    }
     let uid = deployment["metadata"]["uid"].as_str().unwrap_or_default();
     let template = &deployment["spec"]["template"];
     let hash = template_hash(template);
@@ -709,18 +730,15 @@ fn reconcile_deployment(state: &SimState, namespace: &str, name: &str) {
     if ready < i64::try_from(wanted).unwrap_or(0) {
         status["unavailableReplicas"] = json!(i64::try_from(wanted).unwrap_or(0) - ready);
     }
-    for field in [
-        "readyReplicas",
-        "availableReplicas",
-        "updatedReplicas",
-        "replicas",
-    ] {
-        if status[field] == 0
-            && let Some(map) = status.as_object_mut()
-        {
-            map.remove(field);
-        }
-    }
+    drop_zeros(
+        &mut status,
+        &[
+            "readyReplicas",
+            "availableReplicas",
+            "updatedReplicas",
+            "replicas",
+        ],
+    );
     write_status(state, &deployments, &deployment, status);
 }
 
@@ -735,18 +753,12 @@ fn pod_from_template(owner: &Value, template: &Value, name: &str) -> Value {
 }
 
 fn reconcile_replicaset(state: &SimState, namespace: &str, name: &str) {
-    let (Some(sets), Some(pods)) = (
-        kind(state, "apps", "v1", "replicasets"),
-        kind(state, "", "v1", "pods"),
-    ) else {
+    let Some((sets, set)) = live(state, "apps", "replicasets", namespace, name) else {
         return;
     };
-    let Ok(set) = state.store.get(&sets, namespace, name) else {
+    let Some(pods) = kind(state, "", "v1", "pods") else {
         return;
     };
-    if !set["metadata"]["deletionTimestamp"].is_null() {
-        return;
-    }
     let uid = set["metadata"]["uid"].as_str().unwrap_or_default();
     let mut members = owned(state, &pods, namespace, uid);
     let wanted = replicas(&set);
@@ -788,29 +800,20 @@ fn reconcile_replicaset(state: &SimState, namespace: &str, name: &str) {
     let ready = members.iter().filter(|pod| is_ready(pod)).count();
     let mut status = json!({"replicas": members.len(), "fullyLabeledReplicas": members.len(), "readyReplicas": ready,
                             "availableReplicas": ready, "observedGeneration": set["metadata"]["generation"]});
-    for field in ["readyReplicas", "availableReplicas", "fullyLabeledReplicas"] {
-        if status[field] == 0
-            && let Some(map) = status.as_object_mut()
-        {
-            map.remove(field);
-        }
-    }
+    drop_zeros(
+        &mut status,
+        &["readyReplicas", "availableReplicas", "fullyLabeledReplicas"],
+    );
     write_status(state, &sets, &set, status);
 }
 
 fn reconcile_statefulset(state: &SimState, namespace: &str, name: &str) {
-    let (Some(sets), Some(pods)) = (
-        kind(state, "apps", "v1", "statefulsets"),
-        kind(state, "", "v1", "pods"),
-    ) else {
+    let Some((sets, set)) = live(state, "apps", "statefulsets", namespace, name) else {
         return;
     };
-    let Ok(set) = state.store.get(&sets, namespace, name) else {
+    let Some(pods) = kind(state, "", "v1", "pods") else {
         return;
     };
-    if !set["metadata"]["deletionTimestamp"].is_null() {
-        return;
-    }
     let uid = set["metadata"]["uid"].as_str().unwrap_or_default();
     let wanted = replicas(&set);
     let members = owned(state, &pods, namespace, uid);
@@ -852,19 +855,15 @@ fn reconcile_statefulset(state: &SimState, namespace: &str, name: &str) {
 }
 
 fn reconcile_daemonset(state: &SimState, namespace: &str, name: &str) {
-    let (Some(sets), Some(pods), Some(nodes)) = (
-        kind(state, "apps", "v1", "daemonsets"),
+    let Some((sets, set)) = live(state, "apps", "daemonsets", namespace, name) else {
+        return;
+    };
+    let (Some(pods), Some(nodes)) = (
         kind(state, "", "v1", "pods"),
         kind(state, "", "v1", "nodes"),
     ) else {
         return;
     };
-    let Ok(set) = state.store.get(&sets, namespace, name) else {
-        return;
-    };
-    if !set["metadata"]["deletionTimestamp"].is_null() {
-        return;
-    }
     let uid = set["metadata"]["uid"].as_str().unwrap_or_default();
     let node_list = current(state, &nodes, None);
     let members = owned(state, &pods, namespace, uid);
@@ -892,18 +891,12 @@ fn reconcile_daemonset(state: &SimState, namespace: &str, name: &str) {
 }
 
 fn reconcile_job(state: &SimState, namespace: &str, name: &str) {
-    let (Some(jobs), Some(pods)) = (
-        kind(state, "batch", "v1", "jobs"),
-        kind(state, "", "v1", "pods"),
-    ) else {
+    let Some((jobs, job)) = live(state, "batch", "jobs", namespace, name) else {
         return;
     };
-    let Ok(job) = state.store.get(&jobs, namespace, name) else {
+    let Some(pods) = kind(state, "", "v1", "pods") else {
         return;
     };
-    if !job["metadata"]["deletionTimestamp"].is_null() {
-        return;
-    }
     let uid = job["metadata"]["uid"].as_str().unwrap_or_default();
     let completions =
         usize::try_from(job["spec"]["completions"].as_i64().unwrap_or(1)).unwrap_or(1);
