@@ -660,10 +660,7 @@ impl Store {
         if writer.dry_run {
             return Ok(Arc::new(object));
         }
-        inner.revision += 1;
-        object["metadata"]["resourceVersion"] = json!(inner.revision.to_string());
-        let stored = self.record(&mut inner, resource, Change::Added, &object, None);
-        inner.put(&key, &stored);
+        self.store_change(&mut inner, resource, &key, Change::Added, &mut object);
         Ok(Arc::new(object))
     }
 
@@ -973,20 +970,18 @@ impl Store {
             old["metadata"]["namespace"].as_str().unwrap_or_default(),
             &name,
         );
-        inner.revision += 1;
-        new["metadata"]["resourceVersion"] = json!(inner.revision.to_string());
         let finalized = !new["metadata"]["deletionTimestamp"].is_null()
             && new["metadata"]["finalizers"]
                 .as_array()
                 .is_none_or(Vec::is_empty);
-        if finalized {
-            inner.take(&key);
-            self.after_removal(inner, resource, &new);
-            self.record(inner, resource, Change::Deleted, &new, None);
+        let change = if finalized {
+            Change::Deleted
         } else {
-            let previous = inner.objects.get(&key).cloned();
-            let stored = self.record(inner, resource, Change::Modified, &new, previous);
-            inner.put(&key, &stored);
+            Change::Modified
+        };
+        self.store_change(inner, resource, &key, change, &mut new);
+        if finalized {
+            self.after_removal(inner, resource, &new);
         }
         Ok(Arc::new(new))
     }
@@ -1054,15 +1049,11 @@ impl Store {
                 Deleted::Pending(old)
             });
         }
-        inner.revision += 1;
         let mut marked = (*old).clone();
-        marked["metadata"]["resourceVersion"] = json!(inner.revision.to_string());
         if finalizers.is_empty() && !is_namespace {
-            inner.take(&key);
+            self.store_change(&mut inner, resource, &key, Change::Deleted, &mut marked);
             self.after_removal(&mut inner, resource, &marked);
-            self.record(&mut inner, resource, Change::Deleted, &marked, None);
-            let gone = Arc::new(marked);
-            return Ok(Deleted::Gone(gone));
+            return Ok(Deleted::Gone(Arc::new(marked)));
         }
         marked["metadata"]["deletionTimestamp"] = json!(now());
         marked["metadata"]["deletionGracePeriodSeconds"] = json!(0);
@@ -1072,11 +1063,37 @@ impl Store {
         if is_namespace {
             marked["status"]["phase"] = json!("Terminating");
         }
-        let previous = inner.objects.get(&key).cloned();
-        let stored = self.record(&mut inner, resource, Change::Modified, &marked, previous);
-        inner.put(&key, &stored);
-        let marked = Arc::new(marked);
-        Ok(Deleted::Pending(marked))
+        self.store_change(&mut inner, resource, &key, Change::Modified, &mut marked);
+        Ok(Deleted::Pending(Arc::new(marked)))
+    }
+
+    /// Stores a change: a new resourceVersion on the object, the event watchers see, the object
+    /// map and its indexes. Every write goes through here.
+    fn store_change(
+        &self,
+        inner: &mut Inner,
+        resource: &ResourceType,
+        key: &Key,
+        change: Change,
+        object: &mut Value,
+    ) {
+        inner.revision += 1;
+        object["metadata"]["resourceVersion"] = json!(inner.revision.to_string());
+        let previous = match change {
+            Change::Modified => inner.objects.get(key).cloned(),
+            Change::Deleted => inner.take(key),
+            Change::Added => None,
+        };
+        let stored = self.record(
+            inner,
+            resource,
+            change,
+            object,
+            previous.filter(|_| change == Change::Modified),
+        );
+        if change != Change::Deleted {
+            inner.put(key, &stored);
+        }
     }
 
     /// Stops serving a deleted CRD's kinds and deletes their objects, telling watchers.
@@ -1104,11 +1121,8 @@ impl Store {
             .cloned()
             .collect();
         for key in doomed {
-            if let Some(gone) = inner.take(&key) {
-                inner.revision += 1;
-                let mut gone = gone.value();
-                gone["metadata"]["resourceVersion"] = json!(inner.revision.to_string());
-                self.record(inner, served, Change::Deleted, &gone, None);
+            if let Some(mut gone) = inner.objects.get(&key).map(|stored| stored.value()) {
+                self.store_change(inner, served, &key, Change::Deleted, &mut gone);
             }
         }
     }
@@ -1133,13 +1147,9 @@ impl Store {
         if blocked {
             return false;
         }
-        inner.revision += 1;
         let mut gone = old;
-        gone["metadata"]["resourceVersion"] = json!(inner.revision.to_string());
-        inner.take(&key);
-        let namespaces = inner.registry.get("", "v1", "namespaces");
-        if let Some(namespaces) = namespaces {
-            self.record(&mut inner, &namespaces, Change::Deleted, &gone, None);
+        if let Some(namespaces) = inner.registry.get("", "v1", "namespaces") {
+            self.store_change(&mut inner, &namespaces, &key, Change::Deleted, &mut gone);
         }
         true
     }
