@@ -131,6 +131,7 @@ pub enum Command {
     /// Evaluate or check CEL expressions, as KRO's resource graphs use them
     Cel(commands::cel::CelArgs),
     /// Run zen-sim, a Kubernetes API server for tests, demos and notebooks
+    #[command(long_about = commands::sim::LONG_ABOUT)]
     Sim(commands::sim::SimArgs),
     /// Print the version, git commit and build target
     Version(commands::version::VersionArgs),

@@ -118,3 +118,19 @@ fn a_busy_port_and_a_bad_duration_are_explained() {
         String::from_utf8_lossy(&usage.stderr)
     );
 }
+
+#[test]
+fn help_says_what_it_is_and_shows_examples() {
+    let help = Command::new(BIN).args(["sim", "--help"]).output().unwrap();
+    assert!(help.status.success());
+    let text = String::from_utf8_lossy(&help.stdout);
+    assert!(
+        text.contains("Kubernetes-API-compatible server")
+            && text.contains("Everything lives in memory"),
+        "{text}"
+    );
+    assert!(
+        text.contains("--usage-cpu") && text.contains("Examples:"),
+        "{text}"
+    );
+}

@@ -14,18 +14,19 @@ use crate::{
     output::Output,
 };
 
-/// Run zen-sim, a Kubernetes API server for tests, demos and notebooks, until Ctrl-C.
-#[derive(Debug, Args)]
-#[command(
-    long_about = "Run zen-sim, a Kubernetes-API-compatible server, until Ctrl-C.\n\n\
+/// What `kubectl zen sim --help` says first (the subcommand's one line is in the CLI's list).
+pub const LONG_ABOUT: &str = "Run zen-sim, a Kubernetes-API-compatible server, until Ctrl-C.\n\n\
         kubectl and the kube client work against it unchanged: discovery, CRUD, patches, \
         server-side apply, watches, selectors, paging, status/scale subresources, finalizers, \
         garbage collection, CRDs, and a small control plane (Deployments -> ReplicaSets -> Pods \
         that become Ready, Endpoints, metrics.k8s.io). Everything lives in memory and is gone \
         when it stops.\n\n\
         Without --write-kubeconfig the kubeconfig is printed on standard output; the address and \
-        how to use it go to standard error.",
-    after_help = "\
+        how to use it go to standard error.";
+
+/// Run zen-sim, a Kubernetes API server for tests, demos and notebooks, until Ctrl-C.
+#[derive(Debug, Args)]
+#[command(after_help = "\
 Examples:
   # Start it and point kubectl at it
   kubectl zen sim --write-kubeconfig /tmp/zen-sim.yaml &
@@ -35,11 +36,10 @@ Examples:
   kubectl zen sim --tls --token s3cret --port 6443 --write-kubeconfig ~/.kube/zen-sim
 
   # Pods that take 2 s to become Ready and use 70 % of their CPU requests (+-10 %)
-  kubectl zen sim --ready-delay 2s --usage-cpu 0.7 --usage-noise 0.1 --write-kubeconfig /tmp/zen-sim.yaml
+  kubectl zen sim --ready-delay 2s --usage-cpu 0.7 --usage-noise 0.1 --write-kubeconfig kc.yaml
 
 A pod's annotations zen-sim.kubezen.io/cpu and zen-sim.kubezen.io/memory (e.g. 250m, 300Mi)
-set its usage outright."
-)]
+set its usage outright.")]
 pub struct SimArgs {
     /// The port to listen on; 0 picks a free one
     #[arg(long, default_value_t = 0, value_name = "PORT")]
