@@ -683,25 +683,8 @@ impl Store {
         else {
             return Err(ApiError::not_found(&resource.group_resource(), name));
         };
-        let given = object["metadata"]["resourceVersion"]
-            .as_str()
-            .unwrap_or_default();
-        if !given.is_empty()
-            && given
-                != old["metadata"]["resourceVersion"]
-                    .as_str()
-                    .unwrap_or_default()
-        {
-            return Err(ApiError::stale(&resource.group_resource(), name));
-        }
-        if object["metadata"]["name"]
-            .as_str()
-            .is_some_and(|given| given != name)
-        {
-            return Err(ApiError::bad_request(
-                "the name of the object does not match the name on the URL",
-            ));
-        }
+        check_version(resource, name, &object, &old)?;
+        check_name(name, &object)?;
         self.commit(&mut inner, resource, &old, object, part, writer, true)
     }
 
@@ -771,14 +754,7 @@ impl Store {
                 patched
             }
             PatchKind::Apply { force } => {
-                if body["metadata"]["name"]
-                    .as_str()
-                    .is_some_and(|given| given != name)
-                {
-                    return Err(ApiError::bad_request(
-                        "the name of the object does not match the name on the URL",
-                    ));
-                }
+                check_name(name, body)?;
                 fields::apply(
                     &old,
                     body,
@@ -822,18 +798,7 @@ impl Store {
             }
             Some(_) => {
                 let current = old;
-                let given = patched["metadata"]["resourceVersion"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_owned();
-                if !given.is_empty()
-                    && given
-                        != current["metadata"]["resourceVersion"]
-                            .as_str()
-                            .unwrap_or_default()
-                {
-                    return Err(ApiError::stale(&resource.group_resource(), name));
-                }
+                check_version(resource, name, &patched, &current)?;
                 let tracked = !matches!(kind, PatchKind::Apply { .. });
                 self.commit(
                     &mut inner, resource, &current, patched, part, writer, tracked,
@@ -1221,6 +1186,36 @@ pub(crate) const MAX_DEPTH: usize = 100;
 const MAX_NODES: usize = 1_000_000;
 /// The most operations of one JSON patch, as the API server's limit.
 const MAX_PATCH_OPERATIONS: usize = 10_000;
+
+/// Optimistic concurrency: a write naming a resourceVersion must name the current one.
+fn check_version(
+    resource: &ResourceType,
+    name: &str,
+    written: &Value,
+    current: &Value,
+) -> Result<(), ApiError> {
+    let given = written["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap_or_default();
+    if given.is_empty() || Some(given) == current["metadata"]["resourceVersion"].as_str() {
+        Ok(())
+    } else {
+        Err(ApiError::stale(&resource.group_resource(), name))
+    }
+}
+
+/// A body naming an object must name the one on the URL.
+fn check_name(name: &str, body: &Value) -> Result<(), ApiError> {
+    if body["metadata"]["name"]
+        .as_str()
+        .is_some_and(|given| given != name)
+    {
+        return Err(ApiError::bad_request(
+            "the name of the object does not match the name on the URL",
+        ));
+    }
+    Ok(())
+}
 
 /// The depth and the number of values of a JSON value, without recursion.
 pub(crate) fn measure(value: &Value) -> (usize, usize) {
