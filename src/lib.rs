@@ -8,6 +8,7 @@
 //! - [`cel`]: a KRO-compatible, cached CEL engine.
 //! - [`cluster`]: the client every capability shares: kubeconfig, rate limit, retries, cache.
 //! - [`graph`]: KRO resource graphs, parsed, validated, ordered and measured offline.
+//! - [`reconcile`]: KRO's runtime: render a graph instance and apply it in dependency order.
 //! - [`sim`]: zen-sim, a Kubernetes-API-compatible server for tests, demos and notebooks.
 //! - [`version`]: what build this is.
 //! - [`table`]: the tabular form every result can take, rendered as text by the plugin.
@@ -15,7 +16,9 @@
 pub mod cel;
 pub mod cluster;
 pub mod graph;
+pub mod reconcile;
 pub mod sim;
+mod structural;
 pub mod table;
 pub mod version;
 

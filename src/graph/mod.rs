@@ -44,7 +44,7 @@ mod render;
 mod schema;
 mod source;
 mod synthetic;
-mod template;
+pub(crate) mod template;
 #[cfg(test)]
 mod tests;
 
@@ -58,7 +58,9 @@ use crate::cel::{CostClass, Engine, Inspection, Reference, Shape};
 pub use catalog::Catalog;
 use dag::Dag;
 use schema::FieldSchema;
-pub use source::{LoadError, MAX_INPUT_BYTES, load_path, load_reader, parse_str};
+pub use source::{
+    LoadError, MAX_INPUT_BYTES, load_path, load_reader, parse_documents, parse_str, read_documents,
+};
 pub use synthetic::synthetic_rgd;
 pub use template::{FieldExpressions, FieldForm, NESTED_EXPRESSION};
 
@@ -306,6 +308,9 @@ pub struct ResourceGraph {
     pub diagnostics: Vec<Diagnostic>,
     /// Size and shape.
     pub metrics: Metrics,
+    /// The instance's `status` as written: expressions the reconciler evaluates.
+    #[serde(skip)]
+    pub(crate) status_template: Json,
     #[serde(skip)]
     dag: Dag,
 }
@@ -425,6 +430,7 @@ impl ResourceGraph {
             resources,
             diagnostics: Vec::new(),
             metrics: Metrics::default(),
+            status_template: Json::Null,
             dag,
         };
         analysis.order(&mut graph);
@@ -671,6 +677,7 @@ impl<'c> Analysis<'c> {
             schema: schema.clone(),
             diagnostics: Vec::new(),
             metrics: Metrics::default(),
+            status_template: schema_doc.get("status").cloned().unwrap_or(Json::Null),
         };
         self.expressions(&mut graph, &schema.spec);
         schema.status = self.status(&graph, schema_doc.get("status"), &schema.spec);

@@ -163,6 +163,40 @@ pub fn load_reader(
     name: &str,
     catalog: &Catalog,
 ) -> Result<Vec<ResourceGraph>, LoadError> {
+    let graphs: Vec<ResourceGraph> = documents(&read_all(reader, name)?, name)?
+        .into_iter()
+        .filter(|(_, document)| is_graph(document))
+        .map(|(origin, document)| ResourceGraph::from_json(document, origin, catalog))
+        .collect();
+    if graphs.is_empty() {
+        return Err(LoadError::NoGraphs {
+            path: name.to_owned(),
+        });
+    }
+    Ok(graphs)
+}
+
+/// Every YAML or JSON document of a file, or of standard input when `path` is `-`, under the
+/// same size limit as graphs: what reads a graph instance or any other manifest.
+///
+/// # Errors
+/// [`LoadError`] when the input cannot be read, is too large, not UTF-8 or not YAML.
+pub fn read_documents(path: &Path) -> Result<Vec<(Origin, Json)>, LoadError> {
+    if path == Path::new("-") {
+        return documents(&read_all(io::stdin().lock(), "-")?, "-");
+    }
+    documents(&read_limited(path)?, &path.display().to_string())
+}
+
+/// Every YAML or JSON document of `text`, named `name` in errors.
+///
+/// # Errors
+/// [`LoadError::Yaml`] for a document that does not parse.
+pub fn parse_documents(text: &str, name: &str) -> Result<Vec<(Origin, Json)>, LoadError> {
+    text_documents(text, name)
+}
+
+fn read_all(reader: impl Read, name: &str) -> Result<Vec<u8>, LoadError> {
     let mut bytes = Vec::new();
     reader
         .take(MAX_INPUT_BYTES + 1)
@@ -177,17 +211,7 @@ pub fn load_reader(
             limit: MAX_INPUT_BYTES,
         });
     }
-    let graphs: Vec<ResourceGraph> = documents(&bytes, name)?
-        .into_iter()
-        .filter(|(_, document)| is_graph(document))
-        .map(|(origin, document)| ResourceGraph::from_json(document, origin, catalog))
-        .collect();
-    if graphs.is_empty() {
-        return Err(LoadError::NoGraphs {
-            path: name.to_owned(),
-        });
-    }
-    Ok(graphs)
+    Ok(bytes)
 }
 
 fn collect_files(dir: &Path, depth: usize, files: &mut Vec<PathBuf>) -> Result<(), LoadError> {
@@ -228,20 +252,7 @@ fn read_limited(path: &Path) -> Result<Vec<u8>, LoadError> {
         path: name.clone(),
         source,
     })?;
-    let mut bytes = Vec::new();
-    file.take(MAX_INPUT_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|source| LoadError::Io {
-            path: name.clone(),
-            source,
-        })?;
-    if bytes.len() as u64 > MAX_INPUT_BYTES {
-        return Err(LoadError::TooLarge {
-            path: name,
-            limit: MAX_INPUT_BYTES,
-        });
-    }
-    Ok(bytes)
+    read_all(file, &name)
 }
 
 /// The documents of `bytes`, which must be UTF-8 text.

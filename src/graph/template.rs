@@ -114,25 +114,44 @@ impl FieldExpressions {
     /// else the concatenation of the literal parts and the parenthesised expressions.
     #[must_use]
     pub fn cel(&self) -> String {
-        if self.form == FieldForm::Standalone {
-            return self.expressions[0].clone();
+        to_cel(&self.text)
+            .ok()
+            .flatten()
+            .map(|(cel, _)| cel)
+            .unwrap_or_default()
+    }
+}
+
+/// The CEL expression a string field evaluates, and whether it is standalone: `None` when
+/// the text holds no expression.
+///
+/// # Errors
+/// The scanner's error for nested expressions.
+pub(crate) fn to_cel(text: &str) -> Result<Option<(String, bool)>, &'static str> {
+    if !text.contains("${") {
+        return Ok(None);
+    }
+    let matches = scan(text)?;
+    match matches.as_slice() {
+        [] => Ok(None),
+        [only] if only.start == 0 && only.end == text.len() => {
+            Ok(Some((only.expression.to_owned(), true)))
         }
-        let mut parts = Vec::new();
-        let mut rest = self.text.as_str();
-        for expression in &self.expressions {
-            let marker = format!("${{{expression}}}");
-            if let Some(at) = rest.find(&marker) {
-                if at > 0 {
-                    parts.push(quote(&rest[..at]));
+        _ => {
+            let mut parts = Vec::with_capacity(2 * matches.len() + 1);
+            let mut from = 0;
+            for found in &matches {
+                if found.start > from {
+                    parts.push(quote(&text[from..found.start]));
                 }
-                parts.push(format!("({expression})"));
-                rest = &rest[at + marker.len()..];
+                parts.push(format!("({})", found.expression));
+                from = found.end;
             }
+            if from < text.len() {
+                parts.push(quote(&text[from..]));
+            }
+            Ok(Some((parts.join(" + "), false)))
         }
-        if !rest.is_empty() {
-            parts.push(quote(rest));
-        }
-        parts.join(" + ")
     }
 }
 

@@ -27,7 +27,6 @@ mod faults;
 mod fields;
 mod openapi;
 mod registry;
-mod schema;
 mod select;
 mod store;
 mod table;

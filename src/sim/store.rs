@@ -11,8 +11,8 @@ use tokio::sync::broadcast;
 use super::error::ApiError;
 use super::fields;
 use super::registry::{Registry, ResourceType};
-use super::schema;
 use super::select::{FieldSelector, LabelSelector};
+use crate::structural as schema;
 
 /// What kind of change an event reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

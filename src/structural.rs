@@ -1,5 +1,6 @@
-//! Structural-schema handling for custom resources: defaulting, pruning of unknown fields and
-//! validation, with the API server's error texts.
+//! Structural-schema handling: defaulting, pruning of unknown fields and validation, with the
+//! API server's error texts. zen-sim admits custom resources with it; reconcile admits graph
+//! instances against their SimpleSchema with it, so both say the same about the same input.
 
 use serde_json::{Map, Value};
 
@@ -332,7 +333,7 @@ fn type_matches(value: &Value, schema: &Value) -> bool {
     }
 }
 
-fn json_type(value: &Value) -> &'static str {
+pub(crate) fn json_type(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "boolean",

@@ -1,0 +1,1 @@
+//! Unit tests of rendering, admission and the ownership helpers.
