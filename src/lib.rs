@@ -8,6 +8,7 @@
 //! - [`cel`]: a KRO-compatible, cached CEL engine.
 //! - [`cluster`]: the client every capability shares: kubeconfig, rate limit, retries, cache.
 //! - [`graph`]: KRO resource graphs, parsed, validated, ordered and measured offline.
+//! - [`metrics`]: the Prometheus and health endpoint of long-running commands.
 //! - [`reconcile`]: KRO's runtime: render a graph instance and apply it in dependency order.
 //! - [`sim`]: zen-sim, a Kubernetes-API-compatible server for tests, demos and notebooks.
 //! - [`version`]: what build this is.
@@ -16,6 +17,7 @@
 pub mod cel;
 pub mod cluster;
 pub mod graph;
+pub mod metrics;
 pub mod reconcile;
 pub mod sim;
 mod structural;

@@ -103,13 +103,6 @@ pub struct GlobalArgs {
 
 impl GlobalArgs {
     /// How to reach the cluster: kubeconfig, context and namespace, rate limit and timeout.
-    #[cfg_attr(
-        not(test),
-        expect(
-            dead_code,
-            reason = "the cluster commands (reconcile, tune, bench, lead, forward) call it"
-        )
-    )]
     pub fn cluster_options(&self) -> kubezen::cluster::ClusterOptions {
         kubezen::cluster::ClusterOptions {
             kubeconfig: self.kubeconfig.clone(),
@@ -130,6 +123,9 @@ pub enum Command {
     Graph(commands::graph::GraphArgs),
     /// Evaluate or check CEL expressions, as KRO's resource graphs use them
     Cel(commands::cel::CelArgs),
+    /// Apply, diff, delete or render a resource graph instance in dependency order
+    #[command(long_about = commands::reconcile::LONG_ABOUT)]
+    Reconcile(commands::reconcile::ReconcileArgs),
     /// Run zen-sim, a Kubernetes API server for tests, demos and notebooks
     #[command(long_about = commands::sim::LONG_ABOUT)]
     Sim(commands::sim::SimArgs),

@@ -198,7 +198,7 @@ fn decide_colour(
 
 /// Paints table cells with ANSI colours. Used only once [`colour_enabled`] said yes, so the
 /// `colored` crate's own environment checks are switched off in `main`.
-struct Colour;
+pub struct Colour;
 
 impl Painter for Colour {
     fn paint(&self, out: &mut dyn Write, text: &str, tone: Tone) -> io::Result<()> {

@@ -33,9 +33,9 @@ const ID_LABEL: &str = "applyset.kubernetes.io/id";
 
 /// A kind the cluster serves.
 #[derive(Debug, Clone)]
-struct Kind {
-    resource: ApiResource,
-    namespaced: bool,
+pub(super) struct Kind {
+    pub(super) resource: ApiResource,
+    pub(super) namespaced: bool,
 }
 
 impl Kind {
@@ -943,12 +943,24 @@ impl Reconciler {
             Ok(live) => live.map(|l| to_json(&l)),
             Err(_) => return,
         };
-        if !live
-            .as_ref()
-            .is_some_and(|l| contained(&instance.object, l))
-        {
+        // The instance as its author wrote it: what the server manages left out.
+        let metadata = &instance.object["metadata"];
+        let mut desired = json!({
+            "apiVersion": plan.api_version, "kind": plan.kind,
+            "metadata": {"name": instance.name},
+            "spec": instance.object["spec"],
+        });
+        if let Some(namespace) = &instance.namespace {
+            desired["metadata"]["namespace"] = json!(namespace);
+        }
+        for key in ["labels", "annotations"] {
+            if metadata.get(key).is_some_and(|v| !v.is_null()) {
+                desired["metadata"][key] = metadata[key].clone();
+            }
+        }
+        if !live.as_ref().is_some_and(|l| contained(&desired, l)) {
             match api
-                .patch(&instance.name, &params, &Patch::Apply(&instance.object))
+                .patch(&instance.name, &params, &Patch::Apply(&desired))
                 .await
             {
                 Ok(_) => run.wrote(),
@@ -1182,8 +1194,17 @@ impl Reconciler {
         self.kind(text("apiVersion"), text("kind")).await
     }
 
+    /// A kind discovery already found.
+    pub(super) fn cached_kind(&self, api_version: &str, kind: &str) -> Option<Kind> {
+        self.kinds
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&format!("{api_version}/{kind}"))
+            .cloned()
+    }
+
     /// Discovery of one kind, remembered.
-    async fn kind(&self, api_version: &str, kind: &str) -> Result<Kind, String> {
+    pub(super) async fn kind(&self, api_version: &str, kind: &str) -> Result<Kind, String> {
         let key = format!("{api_version}/{kind}");
         if let Some(found) = self
             .kinds

@@ -48,6 +48,7 @@
 //! instance records which kinds the set holds, so a re-run finds every object it made,
 //! including those of resources since removed from the graph, and prunes them.
 
+mod controller;
 mod live;
 mod plan;
 
@@ -59,6 +60,7 @@ use serde::Serialize;
 use serde_json::Value as Json;
 use sha2::Digest as _;
 
+pub use controller::{ControllerOptions, FINALIZER, run_controller};
 pub use live::{ObjectDiff, Reconciler};
 pub use plan::{Instance, MAX_COLLECTION_ITEMS, Plan, RenderedResource, Rendering};
 
@@ -463,6 +465,77 @@ fn contained(desired: &Json, live: &Json) -> bool {
         }
         (Json::Number(want), Json::Number(have)) => want.as_f64() == have.as_f64(),
         (want, have) => want == have,
+    }
+}
+
+/// Reads a ResourceGraphDefinition from the cluster (`kubectl get rgd NAME`) and analyses it
+/// as a file would be.
+///
+/// # Errors
+/// [`ReconcileError::Api`] when it cannot be read (not found, KRO's CRD not installed).
+pub async fn fetch_graph(
+    cluster: &crate::cluster::Cluster,
+    name: &str,
+    catalog: &crate::graph::Catalog,
+) -> Result<crate::graph::ResourceGraph, ReconcileError> {
+    let gvk = kube::api::GroupVersionKind::gvk("kro.run", "v1alpha1", "ResourceGraphDefinition");
+    let resource = kube::api::ApiResource::from_gvk(&gvk);
+    let api: kube::Api<kube::api::DynamicObject> = kube::Api::all_with(cluster.client(), &resource);
+    let object = api.get(name).await.map_err(|error| {
+        ReconcileError::Api(format!(
+            "cannot read rgd/{name} from {}: {}",
+            cluster.server(),
+            live::api_message(&error)
+        ))
+    })?;
+    let document = serde_json::to_value(&object).unwrap_or(Json::Null);
+    Ok(crate::graph::ResourceGraph::from_json(
+        document,
+        crate::graph::Origin {
+            file: format!("rgd/{name}"),
+            document: 1,
+        },
+        catalog,
+    ))
+}
+
+impl crate::Tabular for Report {
+    fn to_table(&self) -> crate::Table {
+        use crate::{Cell, Column, Tone};
+        let mut table = crate::Table::new(vec![
+            Column::new("LEVEL").right(),
+            Column::new("RESOURCE"),
+            Column::new("OBJECT"),
+            Column::wide("NAMESPACE"),
+            Column::new("OUTCOME"),
+            Column::new("READY"),
+            Column::new("TIME").right(),
+            Column::new("MESSAGE"),
+        ]);
+        for object in &self.objects {
+            let tone = if object.outcome.is_failure() {
+                Tone::Bad
+            } else if object.outcome.is_write() {
+                Tone::Good
+            } else {
+                Tone::Muted
+            };
+            table.push_row(vec![
+                Cell::from((object.level + 1).to_string()),
+                Cell::from(object.id.as_str()),
+                Cell::from(object.object()),
+                Cell::from(object.namespace.as_deref().unwrap_or("-")),
+                Cell::toned(object.outcome.as_str(), tone),
+                Cell::from(match object.ready {
+                    Some(true) => "yes",
+                    Some(false) => "no",
+                    None => "-",
+                }),
+                Cell::from(format!("{} ms", object.millis)),
+                Cell::toned(object.message.as_deref().unwrap_or(""), Tone::Muted),
+            ]);
+        }
+        table
     }
 }
 

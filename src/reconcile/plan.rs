@@ -278,7 +278,7 @@ pub struct Plan {
     /// KRO's waves: deletion runs them last first.
     pub(crate) waves: Vec<Vec<usize>>,
     status: Option<Node>,
-    crd: Json,
+    pub(crate) crd: Json,
 }
 
 impl Plan {
@@ -529,10 +529,24 @@ impl Plan {
     /// The variables every expression of an instance starts from: `schema`.
     pub(crate) fn variables(instance: &Instance) -> Variables {
         let mut variables = Variables::new();
+        let metadata = &instance.object["metadata"];
+        let mut slim = Map::new();
+        for key in [
+            "name",
+            "namespace",
+            "labels",
+            "annotations",
+            "uid",
+            "generation",
+        ] {
+            if let Some(value) = metadata.get(key).filter(|v| !v.is_null()) {
+                slim.insert(key.to_owned(), value.clone());
+            }
+        }
         let schema = json!({
             "apiVersion": instance.object["apiVersion"],
             "kind": instance.object["kind"],
-            "metadata": instance.object["metadata"],
+            "metadata": slim,
             "spec": instance.object["spec"],
         });
         // Admitted instances are shallow enough to convert.

@@ -4,6 +4,7 @@
 pub mod cel;
 pub mod completion;
 pub mod graph;
+pub mod reconcile;
 pub mod sim;
 pub mod version;
 
@@ -25,6 +26,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, Failure> {
         Command::Version(args) => {
             version::run(&args, &cli.global).map(|()| ExitCode::from(EXIT_OK))
         }
+        Command::Reconcile(args) => reconcile::run(&args, &cli.global),
         Command::Sim(args) => sim::run(&args, &cli.global),
         Command::Completion(args) => completion::run(&args).map(|()| ExitCode::from(EXIT_OK)),
     }

@@ -1,0 +1,409 @@
+//! The graph's controller: the instance CRD installed, every instance reconciled with the same
+//! engine as a one-off run, a finalizer for ordered deletion, and Prometheus metrics.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt as _;
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use kube::runtime::controller::{self, Action, Controller};
+use kube::runtime::reflector::Store;
+use kube::runtime::watcher;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use serde_json::{Value as Json, json};
+use tokio_util::sync::CancellationToken;
+
+use super::live::api_message;
+use super::{FIELD_MANAGER, Options, Plan, ReconcileError, Reconciler};
+use crate::cluster::Cluster;
+use crate::metrics::{Endpoint, serve};
+
+/// The finalizer that holds an instance until its objects are deleted in order.
+pub const FINALIZER: &str = "zen.kubezen.io/finalizer";
+
+/// How the controller runs.
+#[derive(Debug, Clone)]
+pub struct ControllerOptions {
+    /// Each reconcile's options (timeout, conflicts, pruning; `workers` objects at once).
+    pub run: Options,
+    /// Instances reconciled at once.
+    pub workers: usize,
+    /// Every instance is reconciled again after this long.
+    pub resync: Duration,
+    /// Where to serve metrics and health checks; `None` serves none.
+    pub metrics_addr: Option<SocketAddr>,
+    /// Only instances in this namespace; `None` for all.
+    pub namespace: Option<String>,
+}
+
+impl Default for ControllerOptions {
+    fn default() -> Self {
+        Self {
+            run: Options::default(),
+            workers: 4,
+            resync: Duration::from_secs(300),
+            metrics_addr: None,
+            namespace: None,
+        }
+    }
+}
+
+/// The controller's metrics.
+#[derive(Debug, Clone)]
+pub struct ControllerMetrics {
+    duration: Family<Vec<(String, String)>, Histogram>,
+    errors: Counter,
+    queue_depth: Gauge,
+    applied: Family<Vec<(String, String)>, Counter>,
+}
+
+impl ControllerMetrics {
+    fn new(endpoint: &Endpoint) -> Self {
+        let metrics = Self {
+            duration: Family::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(0.005, 2.0, 14))
+            }),
+            errors: Counter::default(),
+            queue_depth: Gauge::default(),
+            applied: Family::default(),
+        };
+        let mut registry = endpoint
+            .registry
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let registry = registry.sub_registry_with_prefix("kubezen_reconcile");
+        registry.register(
+            "duration_seconds",
+            "Time one reconcile of an instance took, by action (apply, delete)",
+            metrics.duration.clone(),
+        );
+        registry.register("errors", "Reconciles that failed", metrics.errors.clone());
+        registry.register(
+            "queue_depth",
+            "Instances changed since they were last reconciled",
+            metrics.queue_depth.clone(),
+        );
+        registry.register(
+            "applied_objects",
+            "Objects written, by outcome (created, configured, pruned, deleted)",
+            metrics.applied.clone(),
+        );
+        metrics
+    }
+}
+
+/// What each reconcile shares.
+struct Context {
+    reconciler: Reconciler,
+    options: ControllerOptions,
+    metrics: ControllerMetrics,
+    shutdown: CancellationToken,
+    /// The generation last reconciled, by uid.
+    done: Mutex<HashMap<String, i64>>,
+    store: Mutex<Option<Store<DynamicObject>>>,
+}
+
+impl Context {
+    fn update_depth(&self) {
+        let Some(store) = self
+            .store
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+        else {
+            return;
+        };
+        let done = self
+            .done
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let pending = store
+            .state()
+            .iter()
+            .filter(|o| {
+                let uid = o.metadata.uid.as_deref().unwrap_or_default();
+                done.get(uid) != o.metadata.generation.as_ref()
+            })
+            .count();
+        self.metrics
+            .queue_depth
+            .set(i64::try_from(pending).unwrap_or(i64::MAX));
+    }
+}
+
+/// A failed reconcile, retried with backoff.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Failed(String);
+
+/// Installs the graph's CRD and reconciles its instances until `shutdown`.
+///
+/// # Errors
+/// [`ReconcileError::Api`] when the CRD cannot be installed or served, or the metrics address
+/// cannot be bound.
+pub async fn run_controller(
+    cluster: Cluster,
+    plan: Arc<Plan>,
+    options: &ControllerOptions,
+    shutdown: &CancellationToken,
+) -> Result<(), ReconcileError> {
+    let endpoint = Arc::new(Endpoint::default());
+    let metrics = ControllerMetrics::new(&endpoint);
+    if let Some(address) = options.metrics_addr {
+        serve(address, Arc::clone(&endpoint), shutdown.clone())
+            .await
+            .map_err(|error| {
+                ReconcileError::Api(format!("cannot serve metrics on {address}: {error}"))
+            })?;
+    }
+    install_crd(&cluster, &plan, shutdown).await?;
+    let reconciler = Reconciler::new(cluster.clone(), Arc::clone(&plan));
+    let kind = reconciler
+        .kind(&plan.api_version, &plan.kind)
+        .await
+        .map_err(ReconcileError::Api)?;
+    let api: Api<DynamicObject> = match &options.namespace {
+        Some(namespace) if kind.namespaced => {
+            Api::namespaced_with(cluster.client(), namespace, &kind.resource)
+        }
+        _ => Api::all_with(cluster.client(), &kind.resource),
+    };
+    let context = Arc::new(Context {
+        reconciler,
+        options: options.clone(),
+        metrics,
+        shutdown: shutdown.clone(),
+        done: Mutex::new(HashMap::new()),
+        store: Mutex::new(None),
+    });
+    let stop = shutdown.clone();
+    let controller = Controller::new_with(api, watcher::Config::default(), kind.resource.clone())
+        .with_config(
+            controller::Config::default()
+                .concurrency(u16::try_from(options.workers.max(1)).unwrap_or(u16::MAX)),
+        )
+        .graceful_shutdown_on(async move { stop.cancelled().await });
+    *context
+        .store
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(controller.store());
+    endpoint.ready.store(true, Ordering::Relaxed);
+    controller
+        .run(reconcile, error_policy, Arc::clone(&context))
+        .for_each(|_| async {})
+        .await;
+    Ok(())
+}
+
+/// Applies the instance CRD and waits until the API serves it.
+async fn install_crd(
+    cluster: &Cluster,
+    plan: &Plan,
+    shutdown: &CancellationToken,
+) -> Result<(), ReconcileError> {
+    let crds: Api<DynamicObject> = Api::all_with(
+        cluster.client(),
+        &kube::api::ApiResource::erase::<
+            k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+        >(&()),
+    );
+    let name = plan.crd["metadata"]["name"].as_str().unwrap_or_default();
+    crds.patch(
+        name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&plan.crd),
+    )
+    .await
+    .map_err(|error| {
+        ReconcileError::Api(format!(
+            "cannot install the CRD {name}: {}",
+            api_message(&error)
+        ))
+    })?;
+    let (group, version) = plan
+        .api_version
+        .split_once('/')
+        .unwrap_or(("", &plan.api_version));
+    let gvk = kube::api::GroupVersionKind::gvk(group, version, &plan.kind);
+    let started = Instant::now();
+    loop {
+        if kube::discovery::pinned_kind(&cluster.client(), &gvk)
+            .await
+            .is_ok()
+        {
+            return Ok(());
+        }
+        if started.elapsed() > Duration::from_secs(60) || shutdown.is_cancelled() {
+            return Err(ReconcileError::Api(format!(
+                "the CRD {name} is not served after 60 s"
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn reconcile(object: Arc<DynamicObject>, context: Arc<Context>) -> Result<Action, Failed> {
+    context.update_depth();
+    let started = Instant::now();
+    let deleting = object.metadata.deletion_timestamp.is_some();
+    let result = if deleting {
+        finalize(&object, &context).await
+    } else {
+        apply(&object, &context).await
+    };
+    let action = if deleting { "delete" } else { "apply" };
+    context
+        .metrics
+        .duration
+        .get_or_create(&vec![("action".into(), action.into())])
+        .observe(started.elapsed().as_secs_f64());
+    if let Some(uid) = &object.metadata.uid
+        && result.is_ok()
+    {
+        context
+            .done
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(uid.clone(), object.metadata.generation.unwrap_or_default());
+    }
+    if result.is_err() {
+        context.metrics.errors.inc();
+    }
+    context.update_depth();
+    result
+}
+
+fn error_policy(_: Arc<DynamicObject>, _: &Failed, context: Arc<Context>) -> Action {
+    Action::requeue(context.options.resync.min(Duration::from_secs(15)))
+}
+
+fn api_for(object: &DynamicObject, context: &Context) -> Result<Api<DynamicObject>, Failed> {
+    let kind = context
+        .reconciler
+        .cached_kind(
+            &context.reconciler.plan().api_version,
+            &context.reconciler.plan().kind,
+        )
+        .ok_or_else(|| Failed("the instance kind is not known".into()))?;
+    Ok(match &object.metadata.namespace {
+        Some(namespace) => Api::namespaced_with(
+            context.reconciler.cluster().client(),
+            namespace,
+            &kind.resource,
+        ),
+        None => Api::all_with(context.reconciler.cluster().client(), &kind.resource),
+    })
+}
+
+fn count(context: &Context, report: &super::Report) {
+    for object in report.objects.iter().filter(|o| o.outcome.is_write()) {
+        context
+            .metrics
+            .applied
+            .get_or_create(&vec![("outcome".into(), object.outcome.as_str().into())])
+            .inc();
+    }
+}
+
+async fn apply(object: &DynamicObject, context: &Context) -> Result<Action, Failed> {
+    let api = api_for(object, context)?;
+    let name = object.metadata.name.clone().unwrap_or_default();
+    let finalizers = object.metadata.finalizers.clone().unwrap_or_default();
+    if !finalizers.iter().any(|f| f == FINALIZER) {
+        let mut all = finalizers;
+        all.push(FINALIZER.to_owned());
+        let patch = json!({"metadata": {"finalizers": all, "resourceVersion": object.metadata.resource_version}});
+        api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map_err(|error| Failed(api_message(&error)))?;
+        // The change triggers the next reconcile.
+        return Ok(Action::await_change());
+    }
+    let json = serde_json::to_value(object).unwrap_or(Json::Null);
+    let instance = match context.reconciler.admit(json) {
+        Ok(instance) => instance,
+        Err(error) => {
+            let status = json!({
+                "apiVersion": context.reconciler.plan().api_version, "kind": context.reconciler.plan().kind,
+                "metadata": {"name": name},
+                "status": {"state": "FAILED", "conditions": [{"type": "Ready", "status": "False", "reason": "InvalidSpec",
+                    "message": error.to_string(), "lastTransitionTime": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    "observedGeneration": object.metadata.generation}]},
+            });
+            let _ = api
+                .patch_status(
+                    &name,
+                    &PatchParams::apply(FIELD_MANAGER).force(),
+                    &Patch::Apply(&status),
+                )
+                .await;
+            return Err(Failed(error.to_string()));
+        }
+    };
+    let report = context
+        .reconciler
+        .apply(&instance, &context.options.run, &(), &context.shutdown)
+        .await
+        .map_err(|error| Failed(error.to_string()))?;
+    count(context, &report);
+    if report.ok() {
+        Ok(Action::requeue(context.options.resync))
+    } else {
+        let first = report.objects.iter().find(|o| o.outcome.is_failure());
+        Err(Failed(first.map_or_else(
+            || "interrupted".to_owned(),
+            |o| format!("{}: {}", o.id, o.message.clone().unwrap_or_default()),
+        )))
+    }
+}
+
+async fn finalize(object: &DynamicObject, context: &Context) -> Result<Action, Failed> {
+    let finalizers = object.metadata.finalizers.clone().unwrap_or_default();
+    if !finalizers.iter().any(|f| f == FINALIZER) {
+        return Ok(Action::await_change());
+    }
+    let api = api_for(object, context)?;
+    let name = object.metadata.name.clone().unwrap_or_default();
+    let mut json = serde_json::to_value(object).unwrap_or(Json::Null);
+    // A spec that no longer validates must not keep the instance from going.
+    let instance = match context.reconciler.admit(json.clone()) {
+        Ok(instance) => instance,
+        Err(_) => {
+            if let Some(map) = json.as_object_mut() {
+                map.insert("spec".into(), json!({}));
+            }
+            super::Instance {
+                name: name.clone(),
+                namespace: object.metadata.namespace.clone(),
+                object: json,
+            }
+        }
+    };
+    let report = context
+        .reconciler
+        .delete(&instance, &context.options.run, &(), &context.shutdown)
+        .await
+        .map_err(|error| Failed(error.to_string()))?;
+    count(context, &report);
+    if !report.ok() {
+        return Err(Failed(
+            "the instance's objects are not all deleted yet".into(),
+        ));
+    }
+    let rest: Vec<String> = finalizers.into_iter().filter(|f| f != FINALIZER).collect();
+    let patch = json!({"metadata": {"finalizers": rest, "resourceVersion": object.metadata.resource_version}});
+    match api
+        .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+    {
+        Ok(_) => Ok(Action::await_change()),
+        Err(error) if crate::cluster::is_not_found(&error) => Ok(Action::await_change()),
+        Err(error) => Err(Failed(api_message(&error))),
+    }
+}
