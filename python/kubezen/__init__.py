@@ -10,5 +10,27 @@ True
 
 from kubezen import cel, graph, sim
 from kubezen._core import Graph, VersionInfo, __version__, version_info
+from kubezen._reconcile import (
+    ObjectOutcome,
+    ReconcileError,
+    ReconcileResult,
+    RenderedResource,
+    Rendering,
+    reconcile,
+)
 
-__all__ = ["Graph", "VersionInfo", "__version__", "cel", "graph", "sim", "version_info"]
+__all__ = [
+    "Graph",
+    "ObjectOutcome",
+    "ReconcileError",
+    "ReconcileResult",
+    "RenderedResource",
+    "Rendering",
+    "VersionInfo",
+    "__version__",
+    "cel",
+    "graph",
+    "reconcile",
+    "sim",
+    "version_info",
+]

@@ -16,6 +16,7 @@ __all__ = [
     "GraphError",
     "NativeSim",
     "Program",
+    "ReconcileError",
     "Variables",
     "VersionInfo",
     "__version__",
@@ -24,6 +25,7 @@ __all__ = [
     "cel_eval",
     "graph_load",
     "graph_loads",
+    "reconcile_run",
     "version_info",
 ]
 
@@ -258,6 +260,28 @@ def graph_load(
 
 def graph_loads(text: str, crds: Sequence[str | os.PathLike[str]] | None = None) -> list[Graph]:
     """Every graph in ``text``; an empty list when there is none."""
+
+# -- reconcile --------------------------------------------------------------------------
+
+class ReconcileError(ValueError):
+    """The graph has errors, the instance does not fit its schema, an expression failed
+    offline, or the cluster refused what every object needs."""
+
+def reconcile_run(
+    graph: Graph,
+    instance: str,
+    *,
+    dry_run: bool = False,
+    delete: bool = False,
+    kubeconfig: str | None = None,
+    context: str | None = None,
+    namespace: str | None = None,
+    workers: int = 4,
+    timeout: float = 300.0,
+    force_conflicts: bool = False,
+    prune: bool = True,
+) -> str:
+    """Renders, applies or deletes one instance (YAML or JSON text); the result as JSON text."""
 
 # -- sim --------------------------------------------------------------------------------
 

@@ -165,6 +165,11 @@ impl PyGraph {
         Self(Arc::new(graph), OnceLock::new())
     }
 
+    /// The analysed graph.
+    pub(crate) fn graph(&self) -> &ResourceGraph {
+        &self.0
+    }
+
     /// The ids as Python strings, made once: orderings then only gather references.
     fn py_ids(&self, py: Python<'_>) -> &[Py<PyString>] {
         self.1.get_or_init(|| {

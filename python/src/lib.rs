@@ -6,6 +6,7 @@
 
 mod cel;
 mod graph;
+mod reconcile;
 mod sim;
 
 use pyo3::prelude::*;
@@ -19,6 +20,8 @@ mod _core {
     use super::cel::{PyProgram, PyVariables, cel_cache_stats, cel_compile, cel_eval};
     #[pymodule_export]
     use super::graph::{PyDiagnostic, PyGraph, graph_load, graph_loads};
+    #[pymodule_export]
+    use super::reconcile::reconcile_run;
     #[pymodule_export]
     use super::sim::PySim;
 
@@ -40,6 +43,10 @@ mod _core {
             py.get_type::<super::cel::CelVariablesError>(),
         )?;
         m.add("GraphError", py.get_type::<super::graph::GraphError>())?;
+        m.add(
+            "ReconcileError",
+            py.get_type::<super::reconcile::ReconcileException>(),
+        )?;
         m.add(
             "GraphCycleError",
             py.get_type::<super::graph::GraphCycleError>(),
