@@ -18,6 +18,17 @@ pub(crate) struct Invalid {
 /// Defaults, prunes and validates `object` against a CRD version's `openAPIV3Schema`; returns
 /// the fields that pruning dropped (for the `Warning` header) or the invalid fields.
 pub(crate) fn admit(object: &mut Value, schema: &Value) -> Result<Vec<String>, Vec<Invalid>> {
+    let (pruned, invalid) = admit_all(object, schema);
+    if invalid.is_empty() {
+        Ok(pruned)
+    } else {
+        Err(invalid)
+    }
+}
+
+/// As [`admit`], with both the pruned fields and the invalid ones, for callers that report
+/// every problem at once.
+pub(crate) fn admit_all(object: &mut Value, schema: &Value) -> (Vec<String>, Vec<Invalid>) {
     let mut pruned = Vec::new();
     let mut invalid = Vec::new();
     if let Some(root) = object.as_object_mut() {
@@ -43,11 +54,7 @@ pub(crate) fn admit(object: &mut Value, schema: &Value) -> Result<Vec<String>, V
         apply_defaults(root, schema, "", &mut pruned, &mut invalid);
         check_required(root, schema, "", &mut invalid);
     }
-    if invalid.is_empty() {
-        Ok(pruned)
-    } else {
-        Err(invalid)
-    }
+    (pruned, invalid)
 }
 
 fn preserves_unknown(schema: &Value) -> bool {

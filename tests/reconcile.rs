@@ -34,7 +34,7 @@ fn web_instance(test: &TestCluster, ingress: bool) -> Value {
     })
 }
 
-/// Two independent branches: `left` (ConfigMap -> ConfigMap) and `right` (Service), with a
+/// Two independent branches: `left` (`ConfigMap` -> `ConfigMap`) and `right` (Service), with a
 /// `mode` switch that breaks the left branch in the ways the tests need.
 const BRANCHES: &str = r#"
 apiVersion: kro.run/v1alpha1
@@ -104,6 +104,7 @@ fn options() -> Options {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::too_many_lines)] // one instance through its whole life, step by step
 async fn an_instance_applies_in_order_reapplies_without_writes_prunes_and_deletes() {
     let test = cluster().await;
     let reconciler = Reconciler::new(test.cluster.clone(), plan(WEB_APP));
@@ -228,7 +229,10 @@ async fn an_instance_applies_in_order_reapplies_without_writes_prunes_and_delete
     assert!(
         left.items.is_empty(),
         "the apply set and members are gone: {:?}",
-        left.items.iter().map(|m| m.name_any()).collect::<Vec<_>>()
+        left.items
+            .iter()
+            .map(kube::ResourceExt::name_any)
+            .collect::<Vec<_>>()
     );
     assert!(deployments.get_opt("shop").await.unwrap().is_none());
     test.cleanup().await;
@@ -597,5 +601,105 @@ async fn diff_shows_changes_without_writing() {
         maps.get("b-left").await.unwrap().data.unwrap()["value"],
         "one"
     );
+    test.cleanup().await;
+}
+
+async fn http_get(address: std::net::SocketAddr, path: &str) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    stream
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut body = String::new();
+    stream.read_to_string(&mut body).await.unwrap();
+    body
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_controller_reconciles_instances_and_deletes_them_through_its_finalizer() {
+    use kube::api::{ApiResource, DynamicObject, GroupVersionKind, PostParams};
+    use kubezen::reconcile::{ControllerOptions, run_controller};
+    let test = cluster().await;
+    let plan = plan(WEB_APP);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let shutdown = CancellationToken::new();
+    let controller = {
+        let (cluster, plan, shutdown) = (test.cluster.clone(), Arc::clone(&plan), shutdown.clone());
+        tokio::spawn(async move {
+            let options = ControllerOptions {
+                metrics_addr: Some(port),
+                ..ControllerOptions::default()
+            };
+            run_controller(cluster, plan, &options, &shutdown).await
+        })
+    };
+    let resource = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("kro.run", "v1alpha1", "WebApp"),
+        "webapps",
+    );
+    let apps: Api<DynamicObject> =
+        Api::namespaced_with(test.client.clone(), &test.namespace, &resource);
+    let instance: DynamicObject = serde_json::from_value(web_instance(&test, false)).unwrap();
+    support::eventually(Duration::from_secs(30), "the CRD is served", || async {
+        apps.create(&PostParams::default(), &instance).await.ok()
+    })
+    .await;
+    let ready = support::eventually(
+        Duration::from_secs(30),
+        "the instance is ACTIVE",
+        || async {
+            let live = apps.get("shop").await.ok()?;
+            (live.data["status"]["state"] == "ACTIVE").then_some(live)
+        },
+    )
+    .await;
+    assert_eq!(ready.data["status"]["conditions"][0]["type"], "Ready");
+    assert_eq!(ready.data["status"]["availableReplicas"], 1);
+    assert!(
+        ready
+            .metadata
+            .finalizers
+            .unwrap()
+            .contains(&kubezen::reconcile::FINALIZER.to_owned())
+    );
+    let deployments: Api<Deployment> = test.api();
+    assert!(deployments.get_opt("shop").await.unwrap().is_some());
+    let metrics = http_get(port, "/metrics").await;
+    assert!(
+        metrics.contains("kubezen_reconcile_duration_seconds_count{action=\"apply\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("kubezen_reconcile_applied_objects_total{outcome=\"created\"} 5"),
+        "{metrics}"
+    );
+    assert!(http_get(port, "/readyz").await.contains("200 OK"));
+
+    apps.delete("shop", &kube::api::DeleteParams::default())
+        .await
+        .unwrap();
+    support::eventually(Duration::from_secs(30), "the instance is gone", || async {
+        apps.get_opt("shop")
+            .await
+            .ok()
+            .flatten()
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    assert!(
+        deployments.get_opt("shop").await.unwrap().is_none(),
+        "its objects went first"
+    );
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(10), controller)
+        .await
+        .expect("the controller stops on shutdown")
+        .unwrap()
+        .unwrap();
     test.cleanup().await;
 }

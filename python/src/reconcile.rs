@@ -50,8 +50,11 @@ pub fn reconcile_run(
         .map(|(_, d)| d)
         .find(|d| !d.is_null())
         .ok_or_else(|| ReconcileException::new_err("the instance is empty"))?;
-    let timeout = Duration::try_from_secs_f64(timeout)
-        .map_err(|_| PyValueError::new_err(format!("timeout must be a non-negative number of seconds, not {timeout}")))?;
+    let timeout = Duration::try_from_secs_f64(timeout).map_err(|_| {
+        PyValueError::new_err(format!(
+            "timeout must be a non-negative number of seconds, not {timeout}"
+        ))
+    })?;
     let options = Options {
         workers: workers.max(1),
         timeout,
@@ -64,7 +67,8 @@ pub fn reconcile_run(
                 .admit(object, namespace.as_deref().unwrap_or("default"))
                 .map_err(|e| error(&e))?;
             let rendering = plan.render_offline(&instance).map_err(|e| error(&e))?;
-            return serde_json::to_string(&rendering).map_err(|e| PyValueError::new_err(e.to_string()));
+            return serde_json::to_string(&rendering)
+                .map_err(|e| PyValueError::new_err(e.to_string()));
         }
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)

@@ -279,6 +279,7 @@ async fn reconcile(object: Arc<DynamicObject>, context: Arc<Context>) -> Result<
     result
 }
 
+#[allow(clippy::needless_pass_by_value)] // the signature kube's Controller calls
 fn error_policy(_: Arc<DynamicObject>, _: &Failed, context: Arc<Context>) -> Action {
     Action::requeue(context.options.resync.min(Duration::from_secs(15)))
 }
@@ -372,17 +373,16 @@ async fn finalize(object: &DynamicObject, context: &Context) -> Result<Action, F
     let name = object.metadata.name.clone().unwrap_or_default();
     let mut json = serde_json::to_value(object).unwrap_or(Json::Null);
     // A spec that no longer validates must not keep the instance from going.
-    let instance = match context.reconciler.admit(json.clone()) {
-        Ok(instance) => instance,
-        Err(_) => {
-            if let Some(map) = json.as_object_mut() {
-                map.insert("spec".into(), json!({}));
-            }
-            super::Instance {
-                name: name.clone(),
-                namespace: object.metadata.namespace.clone(),
-                object: json,
-            }
+    let instance = if let Ok(instance) = context.reconciler.admit(json.clone()) {
+        instance
+    } else {
+        if let Some(map) = json.as_object_mut() {
+            map.insert("spec".into(), json!({}));
+        }
+        super::Instance {
+            name: name.clone(),
+            namespace: object.metadata.namespace.clone(),
+            object: json,
         }
     };
     let report = context

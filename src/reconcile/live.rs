@@ -39,7 +39,7 @@ pub(super) struct Kind {
 }
 
 impl Kind {
-    /// `Deployment.apps`, `ConfigMap`: the ApplySet spelling.
+    /// `Deployment.apps`, `ConfigMap`: the `ApplySet` spelling.
     fn group_kind(&self) -> String {
         if self.resource.group.is_empty() {
             self.resource.kind.clone()
@@ -49,7 +49,7 @@ impl Kind {
     }
 }
 
-/// The instance's apply set: its parent ConfigMap and what it records.
+/// The instance's apply set: its parent `ConfigMap` and what it records.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 struct ApplySet {
     name: String,
@@ -186,7 +186,7 @@ impl Reconciler {
         progress: &dyn Progress,
         cancel: &CancellationToken,
     ) -> Result<Report, ReconcileError> {
-        let run = self.run(options, Mode::Apply, progress, cancel);
+        let run = Self::run(options, Mode::Apply, progress, cancel);
         self.reconcile(instance, &run).await
     }
 
@@ -201,7 +201,7 @@ impl Reconciler {
         options: &Options,
     ) -> Result<Vec<ObjectDiff>, ReconcileError> {
         let cancel = CancellationToken::new();
-        let run = self.run(options, Mode::Diff, &(), &cancel);
+        let run = Self::run(options, Mode::Diff, &(), &cancel);
         self.reconcile(instance, &run).await?;
         Ok(std::mem::take(
             &mut *run
@@ -212,7 +212,6 @@ impl Reconciler {
     }
 
     fn run<'a>(
-        &self,
         options: &'a Options,
         mode: Mode,
         progress: &'a dyn Progress,
@@ -230,6 +229,7 @@ impl Reconciler {
         }
     }
 
+    #[allow(clippy::too_many_lines)] // one level after the other, then prune and status, in order
     async fn reconcile(
         &self,
         instance: &Instance,
@@ -497,6 +497,7 @@ impl Reconciler {
     ///
     /// # Errors
     /// [`ReconcileError::Api`] when the apply set cannot be read.
+    #[allow(clippy::too_many_lines)] // the waves in order, each deleted and waited for
     pub async fn delete(
         &self,
         instance: &Instance,
@@ -506,7 +507,7 @@ impl Reconciler {
     ) -> Result<Report, ReconcileError> {
         let started = Instant::now();
         let calls = self.cluster.stats().requests;
-        let run = self.run(options, Mode::Apply, progress, cancel);
+        let run = Self::run(options, Mode::Apply, progress, cancel);
         let plan = &*self.plan;
         let set = self.load_set(instance).await?;
         let mut kinds = self.recorded_kinds(&set).await;
@@ -574,13 +575,12 @@ impl Reconciler {
             let wave_started = Instant::now();
             let mut work = Vec::new();
             for id in &ids {
-                match by_id.remove(id) {
-                    Some(objects) => work.extend(objects.into_iter().map(|o| (id.clone(), o))),
-                    None => {
-                        let done = blank(id, number, Outcome::Absent, "nothing to delete");
-                        run.progress.event(&Event::Object(&done));
-                        report.objects.push(done);
-                    }
+                if let Some(objects) = by_id.remove(id) {
+                    work.extend(objects.into_iter().map(|o| (id.clone(), o)));
+                } else {
+                    let done = blank(id, number, Outcome::Absent, "nothing to delete");
+                    run.progress.event(&Event::Object(&done));
+                    report.objects.push(done);
                 }
             }
             let results = join_all(work.iter().map(|(_, (kind, object))| {
@@ -627,6 +627,7 @@ impl Reconciler {
     }
 
     /// Applies (or dry-runs) one object and waits for its `readyWhen`.
+    #[allow(clippy::too_many_lines)] // read or compare, apply, then wait: one object's whole life
     async fn apply_one(
         &self,
         step: usize,
@@ -802,7 +803,7 @@ impl Reconciler {
         let waiting = step
             .ready_when
             .iter()
-            .map(|c| c.source())
+            .map(super::plan::Expr::source)
             .collect::<Vec<_>>()
             .join(" && ");
         let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
@@ -904,6 +905,7 @@ impl Reconciler {
 
     /// Writes the status to the instance when its CRD is installed: the instance itself
     /// (server-side apply) and its status subresource, each only when it changed.
+    #[allow(clippy::too_many_lines)] // the instance, its conditions, then its status, each written only when changed
     async fn finish_status(&self, instance: &Instance, report: &mut Report, run: &Run<'_>) {
         let plan = &*self.plan;
         let failed = report.objects.iter().find(|o| o.outcome.is_failure());

@@ -43,8 +43,8 @@
 //! ```
 //!
 //! Every object the reconciler writes carries labels naming the graph, the instance and the
-//! resource id, and the label of the instance's *apply set* (the ApplySet convention of
-//! `kubectl apply --prune`, KEP-3659): a ConfigMap `zen-<graph>-<instance>` beside the
+//! resource id, and the label of the instance's *apply set* (the `ApplySet` convention of
+//! `kubectl apply --prune`, KEP-3659): a `ConfigMap` `zen-<graph>-<instance>` beside the
 //! instance records which kinds the set holds, so a re-run finds every object it made,
 //! including those of resources since removed from the graph, and prunes them.
 
@@ -75,7 +75,7 @@ pub const INSTANCE_LABEL: &str = "zen.kubezen.io/instance";
 pub const INSTANCE_NAMESPACE_LABEL: &str = "zen.kubezen.io/instance-namespace";
 /// The label naming the resource id in the graph.
 pub const RESOURCE_LABEL: &str = "zen.kubezen.io/resource-id";
-/// The ApplySet membership label.
+/// The `ApplySet` membership label.
 pub const PART_OF_LABEL: &str = "applyset.kubernetes.io/part-of";
 /// The annotation holding a hash of what was last applied, so unchanged objects are not
 /// written again.
@@ -371,7 +371,11 @@ pub enum ReconcileError {
 }
 
 fn list(problems: &[Problem]) -> String {
-    problems.iter().map(|p| format!("\n  {p}")).collect()
+    use fmt::Write as _;
+    problems.iter().fold(String::new(), |mut out, p| {
+        let _ = write!(out, "\n  {p}");
+        out
+    })
 }
 
 /// A label value for `text`: itself when it is one, else a stable hash of it.
@@ -391,11 +395,15 @@ fn label_value(text: &str) -> String {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    use fmt::Write as _;
+    bytes.iter().fold(String::new(), |mut out, b| {
+        let _ = write!(out, "{b:02x}");
+        out
+    })
 }
 
-/// The ApplySet id of an instance: KEP-3659's `applyset-<base64url(sha256(name.namespace.kind.group))>-v1`
-/// of its parent ConfigMap.
+/// The `ApplySet` id of an instance: KEP-3659's `applyset-<base64url(sha256(name.namespace.kind.group))>-v1`
+/// of its parent `ConfigMap`.
 fn applyset_id(parent: &str, namespace: &str) -> String {
     use base64::Engine as _;
     let digest = sha2::Sha256::digest(format!("{parent}.{namespace}.ConfigMap.").as_bytes());
@@ -405,7 +413,7 @@ fn applyset_id(parent: &str, namespace: &str) -> String {
     )
 }
 
-/// The parent ConfigMap's name: `zen-<graph>-<instance>`, hashed when too long.
+/// The parent `ConfigMap`'s name: `zen-<graph>-<instance>`, hashed when too long.
 fn parent_name(plan: &Plan, instance: &Instance) -> String {
     let name = format!("zen-{}-{}", plan.graph, instance.name);
     if name.len() <= 253 && plan::is_dns_subdomain(&name) {

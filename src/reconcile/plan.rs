@@ -82,7 +82,7 @@ pub(crate) enum Node {
     Literal(Json),
     /// A string field: standalone (the field takes the value) or a string template.
     Expr {
-        expr: Expr,
+        expr: Box<Expr>,
         text: String,
     },
     Object(Vec<(String, Node)>),
@@ -97,8 +97,10 @@ impl Node {
         Ok(match value {
             Json::String(text) => match template::to_cel(text) {
                 Ok(Some((source, _))) => Node::Expr {
-                    expr: Expr::compile(&source, locals)
-                        .map_err(|e| Problem::at(path, e.to_string()))?,
+                    expr: Box::new(
+                        Expr::compile(&source, locals)
+                            .map_err(|e| Problem::at(path, e.to_string()))?,
+                    ),
                     text: text.clone(),
                 },
                 Ok(None) => Node::Literal(value.clone()),
@@ -287,6 +289,7 @@ impl Plan {
     /// # Errors
     /// [`ReconcileError::Graph`] when the graph has errors (a cycle, unknown references, bad
     /// CEL: what `kubectl zen graph validate` reports), or an expression that does not compile.
+    #[allow(clippy::too_many_lines)] // every part of a resource compiled, then the layers
     pub fn new(graph: &ResourceGraph) -> Result<Self, ReconcileError> {
         if graph.has_errors() {
             return Err(ReconcileError::Graph(
@@ -502,18 +505,23 @@ impl Plan {
         };
         let mut root = json!({"spec": map.remove("spec").unwrap_or_else(|| json!({}))});
         let schema = json!({"type": "object", "properties": {"spec": self.spec_schema}});
-        match structural::admit(&mut root, &schema) {
-            Ok(pruned) => problems.extend(pruned.into_iter().map(|field| {
-                Problem::at(
-                    &field,
-                    "unknown field: the graph's schema does not declare it".into(),
-                )
-            })),
-            Err(invalid) => problems.extend(invalid.into_iter().map(|i| Problem {
+        let (pruned, invalid) = structural::admit_all(&mut root, &schema);
+        problems.extend(invalid.into_iter().map(|i| {
+            Problem {
+                message: i
+                    .message
+                    .strip_prefix(&format!("{}: ", i.field))
+                    .unwrap_or(&i.message)
+                    .to_owned(),
                 path: i.field,
-                message: i.message,
-            })),
-        }
+            }
+        }));
+        problems.extend(pruned.into_iter().map(|field| {
+            Problem::at(
+                &field,
+                "unknown field: the graph's schema does not declare it".into(),
+            )
+        }));
         if !problems.is_empty() {
             return Err(ReconcileError::Invalid(problems));
         }
@@ -748,10 +756,10 @@ impl Plan {
             return;
         };
         if namespaced {
-            if !metadata
+            if metadata
                 .get("namespace")
                 .and_then(Json::as_str)
-                .is_some_and(|n| !n.is_empty())
+                .is_none_or(str::is_empty)
             {
                 let namespace = instance
                     .namespace

@@ -1,6 +1,7 @@
 //! `kubectl zen reconcile`: apply a resource graph instance in dependency order, diff it,
 //! delete it, render it offline, or run the controller for a graph's instances.
 
+use std::fmt::Write as _;
 use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -361,22 +362,25 @@ fn print_rendering(rendering: &Rendering, global: &GlobalArgs) -> Result<(), Fai
             ""
         };
         if !resource.included {
-            text.push_str(&format!(
-                "# {} (level {}): excluded by includeWhen\n",
+            let _ = writeln!(
+                text,
+                "# {} (level {}): excluded by includeWhen",
                 resource.id, resource.level
-            ));
+            );
             continue;
         }
         for object in &resource.objects {
-            text.push_str(&format!(
+            let _ = write!(
+                text,
                 "---\n# {} (level {}{what})\n",
                 resource.id, resource.level
-            ));
+            );
             if !resource.unknown.is_empty() {
-                text.push_str(&format!(
-                    "# unknown until applied: {}\n",
+                let _ = writeln!(
+                    text,
+                    "# unknown until applied: {}",
                     resource.unknown.join(", ")
-                ));
+                );
             }
             text.push_str(&serde_norway::to_string(object).unwrap_or_default());
         }
@@ -387,7 +391,7 @@ fn print_rendering(rendering: &Rendering, global: &GlobalArgs) -> Result<(), Fai
             .unwrap_or_default()
             .lines()
         {
-            text.push_str(&format!("# {line}\n"));
+            let _ = writeln!(text, "# {line}");
         }
     }
     Output::stdout(global.output).print_raw(&text)

@@ -1,0 +1,193 @@
+//! `kubectl zen reconcile` as a user runs it: offline rendering, usage and instance errors with
+//! their exit codes, and a live apply, re-apply, diff and delete against zen-sim.
+
+use std::process::{Command, Output};
+
+use kubezen::sim::{BackgroundSim, SimOptions};
+
+const BIN: &str = env!("CARGO_BIN_EXE_kubectl-zen");
+const RGD: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/rgd/web-app.yaml");
+const INSTANCE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../examples/reconcile/web-app-instance.yaml"
+);
+
+fn zen(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .env("NO_COLOR", "1")
+        .env_remove("KUBECONFIG")
+        .output()
+        .expect("the plugin runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn dry_run_prints_a_yaml_stream_without_a_cluster() {
+    let out = zen(&[
+        "reconcile",
+        "-f",
+        RGD,
+        "-i",
+        INSTANCE,
+        "--dry-run",
+        "-n",
+        "shop-ns",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.starts_with("---\n# config (level 0)\n"), "{stdout}");
+    assert!(
+        stdout.contains("# ingress (level 3): excluded by includeWhen"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("namespace: shop-ns"), "{stdout}");
+    assert!(
+        stdout.contains("#   url: http://shop.shop-ns.svc:8080"),
+        "{stdout}"
+    );
+    let json = zen(&[
+        "reconcile",
+        "-f",
+        RGD,
+        "-i",
+        INSTANCE,
+        "--dry-run",
+        "-o",
+        "json",
+    ]);
+    let rendering: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(
+        rendering["resources"][1]["objects"][0]["kind"],
+        "Deployment"
+    );
+}
+
+#[test]
+fn usage_and_instance_errors_say_what_to_fix() {
+    let missing = zen(&["reconcile", "-f", RGD]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(
+        text(&missing.stderr).contains("-i INSTANCE"),
+        "{}",
+        text(&missing.stderr)
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "apiVersion: kro.run/v1alpha1\nkind: WebApp\nmetadata: {name: x}\nspec: {name: x, port: 0, extra: 1}\n",
+    )
+    .unwrap();
+    let out = zen(&[
+        "reconcile",
+        "-f",
+        RGD,
+        "-i",
+        bad.to_str().unwrap(),
+        "--dry-run",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    for expected in [
+        "spec.image: Required value",
+        "spec.port",
+        "spec.extra: unknown field",
+    ] {
+        assert!(stderr.contains(expected), "{expected} in {stderr}");
+    }
+    let both = zen(&[
+        "reconcile",
+        "-f",
+        RGD,
+        "-i",
+        INSTANCE,
+        "--dry-run",
+        "--delete",
+    ]);
+    assert_eq!(both.status.code(), Some(2));
+}
+
+#[test]
+fn apply_reapply_diff_and_delete_against_zen_sim() {
+    let sim = BackgroundSim::start(SimOptions::default()).expect("zen-sim starts");
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    sim.sim().write_kubeconfig(&kubeconfig).unwrap();
+    let kc = kubeconfig.to_str().unwrap();
+    let run = |extra: &[&str]| {
+        let mut args = vec!["reconcile", "--kubeconfig", kc, "-f", RGD, "-i", INSTANCE];
+        args.extend_from_slice(extra);
+        zen(&args)
+    };
+    let first = run(&[]);
+    assert!(
+        first.status.success(),
+        "{}{}",
+        text(&first.stdout),
+        text(&first.stderr)
+    );
+    let stdout = text(&first.stdout);
+    assert!(
+        stdout.contains("Deployment/shop") && stdout.contains("created"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("state: ACTIVE") && stdout.contains("availableReplicas: 1"),
+        "{stdout}"
+    );
+    let stderr = text(&first.stderr);
+    assert!(
+        stderr.contains("level 1/4: config") && stderr.contains("done in"),
+        "{stderr}"
+    );
+
+    let again = run(&["-o", "json"]);
+    assert!(again.status.success());
+    let report: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!(report["writes"], 0, "{report}");
+
+    let diff = run(&["--diff"]);
+    assert_eq!(
+        diff.status.code(),
+        Some(0),
+        "no changes: {}",
+        text(&diff.stdout)
+    );
+    let changed = dir.path().join("changed.yaml");
+    std::fs::write(
+        &changed,
+        std::fs::read_to_string(INSTANCE)
+            .unwrap()
+            .replace("min: 1", "min: 2"),
+    )
+    .unwrap();
+    let diff = zen(&[
+        "reconcile",
+        "--kubeconfig",
+        kc,
+        "-f",
+        RGD,
+        "-i",
+        changed.to_str().unwrap(),
+        "--diff",
+    ]);
+    assert_eq!(diff.status.code(), Some(1), "changes found exit 1");
+    assert!(
+        text(&diff.stdout).contains("+  replicas: 2"),
+        "{}",
+        text(&diff.stdout)
+    );
+
+    let deleted = run(&["--delete"]);
+    assert!(deleted.status.success(), "{}", text(&deleted.stderr));
+    assert!(
+        text(&deleted.stdout).contains("deleted WebApp/shop"),
+        "{}",
+        text(&deleted.stdout)
+    );
+    sim.stop();
+}
