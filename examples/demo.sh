@@ -62,6 +62,19 @@ import json, sys
 for pod in json.load(sys.stdin)["items"]:
     print(pod["metadata"]["name"], pod["containers"][0]["usage"])'
 
+inst="$(dirname "${BASH_SOURCE[0]}")/reconcile/web-app-instance.yaml"
+step "kubectl zen reconcile -f examples/rgd/web-app.yaml -i examples/reconcile/web-app-instance.yaml --dry-run | head -20"
+kubectl zen reconcile -f "$rgd/web-app.yaml" -i "$inst" --dry-run | head -20
+
+step "kubectl zen reconcile -f examples/rgd/web-app.yaml -i examples/reconcile/web-app-instance.yaml   # applied to zen-sim, with its status"
+kubectl zen reconcile --kubeconfig "$sim_dir/kubeconfig" -f "$rgd/web-app.yaml" -i "$inst"
+
+step "kubectl zen reconcile ... again   # unchanged: 0 writes"
+kubectl zen reconcile --kubeconfig "$sim_dir/kubeconfig" -f "$rgd/web-app.yaml" -i "$inst" 2>/dev/null | tail -6
+
+step "kubectl zen reconcile ... --delete   # the last level first"
+kubectl zen reconcile --kubeconfig "$sim_dir/kubeconfig" -f "$rgd/web-app.yaml" -i "$inst" --delete 2>/dev/null
+
 step "$python -c 'import kubezen; print(kubezen.version_info())'"
 "$python" -c 'import kubezen; print(kubezen.version_info())'
 
