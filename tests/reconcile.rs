@@ -703,3 +703,63 @@ async fn the_controller_reconciles_instances_and_deletes_them_through_its_finali
         .unwrap();
     test.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn objects_in_other_namespaces_are_found_again_and_pruned() {
+    use k8s_openapi::api::core::v1::Namespace;
+    use kube::api::PostParams;
+    let test = cluster().await;
+    let other = format!("{}-other", test.namespace);
+    let namespaces: Api<Namespace> = Api::all(test.client.clone());
+    let object = serde_json::from_value(
+        json!({"metadata": {"name": other, "labels": {"kubezen.io/test": "true"}}}),
+    )
+    .unwrap();
+    namespaces
+        .create(&PostParams::default(), &object)
+        .await
+        .unwrap();
+    let yaml = BRANCHES.replace(
+        "metadata: {name: \"${schema.spec.name}-right\"}",
+        "metadata: {name: \"${schema.spec.name}-right\", namespace: \"${schema.spec.value}\"}",
+    )
+    .replace("      template:\n        apiVersion: v1\n        kind: Service", "      includeWhen: [\"${schema.spec.divisor == 1}\"]\n      template:\n        apiVersion: v1\n        kind: Service");
+    let reconciler = Reconciler::new(test.cluster.clone(), plan(&yaml));
+    let report = apply(
+        &reconciler,
+        &branches(&test, &json!({"value": other})),
+        &options(),
+    )
+    .await;
+    assert!(report.ok(), "{report:#?}");
+    let services: Api<Service> = Api::namespaced(test.client.clone(), &other);
+    assert!(services.get_opt("b-right").await.unwrap().is_some());
+    let again = apply(
+        &reconciler,
+        &branches(&test, &json!({"value": other})),
+        &options(),
+    )
+    .await;
+    assert_eq!(
+        again.writes, 0,
+        "found again in the other namespace: {again:#?}"
+    );
+    let pruned = apply(
+        &reconciler,
+        &branches(&test, &json!({"value": other, "divisor": 2})),
+        &options(),
+    )
+    .await;
+    assert!(
+        pruned
+            .objects
+            .iter()
+            .any(|o| o.id == "right" && o.outcome == Outcome::Pruned),
+        "{pruned:#?}"
+    );
+    assert!(services.get_opt("b-right").await.unwrap().is_none());
+    let _ = namespaces
+        .delete(&other, &kube::api::DeleteParams::default())
+        .await;
+    test.cleanup().await;
+}

@@ -245,8 +245,21 @@ fn hostile_input_is_a_clear_error() {
         text(&out.stderr)
     );
     // Nothing to read.
-    let out = zen(&["graph", "inspect", "rgd/web"], b"");
-    assert!(text(&out.stderr).contains("cannot read rgd/web from a cluster yet"));
+    let out = zen(
+        &[
+            "graph",
+            "inspect",
+            "rgd/web",
+            "--kubeconfig",
+            "/nonexistent/kc",
+        ],
+        b"",
+    );
+    assert!(
+        text(&out.stderr).contains("cannot use kubeconfig /nonexistent/kc"),
+        "{}",
+        text(&out.stderr)
+    );
     let out = zen(&["graph", "inspect", "/nonexistent.yaml"], b"");
     assert!(text(&out.stderr).contains("cannot read /nonexistent.yaml"));
     let out = zen(

@@ -191,3 +191,88 @@ fn apply_reapply_diff_and_delete_against_zen_sim() {
     );
     sim.stop();
 }
+
+/// A POST of JSON to zen-sim over plain HTTP.
+fn post(url: &str, path: &str, body: &serde_json::Value) -> String {
+    use std::io::{Read as _, Write as _};
+    let address = url.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    let body = body.to_string();
+    write!(
+        stream,
+        "POST {path} HTTP/1.0\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer
+}
+
+#[test]
+fn graphs_are_read_from_the_cluster_as_rgd_name() {
+    let sim = BackgroundSim::start(SimOptions::default()).expect("zen-sim starts");
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    sim.sim().write_kubeconfig(&kubeconfig).unwrap();
+    let kc = kubeconfig.to_str().unwrap();
+    let missing = zen(&["graph", "inspect", "rgd/web-app", "--kubeconfig", kc]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(
+        text(&missing.stderr).contains("cannot read rgd/web-app from"),
+        "{}",
+        text(&missing.stderr)
+    );
+    let crd = serde_json::json!({
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "resourcegraphdefinitions.kro.run"},
+        "spec": {"group": "kro.run", "scope": "Cluster",
+                 "names": {"kind": "ResourceGraphDefinition", "plural": "resourcegraphdefinitions", "singular": "resourcegraphdefinition", "shortNames": ["rgd"]},
+                 "versions": [{"name": "v1alpha1", "served": true, "storage": true,
+                               "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]},
+    });
+    let url = sim.sim().url().to_owned();
+    assert!(
+        post(
+            &url,
+            "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+            &crd
+        )
+        .contains(" 201 ")
+    );
+    let rgd: serde_json::Value =
+        serde_norway::from_str(&std::fs::read_to_string(RGD).unwrap()).unwrap();
+    let mut created = String::new();
+    for _ in 0..50 {
+        created = post(
+            &url,
+            "/apis/kro.run/v1alpha1/resourcegraphdefinitions",
+            &rgd,
+        );
+        if created.contains(" 201 ") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(created.contains(" 201 "), "{created}");
+    let inspected = zen(&["graph", "inspect", "rgd/web-app", "--kubeconfig", kc]);
+    assert!(inspected.status.success(), "{}", text(&inspected.stderr));
+    assert!(
+        text(&inspected.stdout).contains("disruptionBudget"),
+        "{}",
+        text(&inspected.stdout)
+    );
+    let rendered = zen(&[
+        "reconcile",
+        "-f",
+        "rgd/web-app",
+        "-i",
+        INSTANCE,
+        "--kubeconfig",
+        kc,
+        "--dry-run",
+    ]);
+    assert!(rendered.status.success(), "{}", text(&rendered.stderr));
+    assert!(text(&rendered.stdout).contains("kind: Deployment"));
+    sim.stop();
+}

@@ -217,6 +217,18 @@ pub fn is_conflict(error: &kube::Error) -> bool {
     matches!(error, kube::Error::Api(status) if status.code == 409 && status.reason == "Conflict")
 }
 
+/// An API error as the API server words it, `422 Invalid: Deployment.apps "web" is
+/// invalid: ...`; other errors as they display.
+#[must_use]
+pub fn api_message(error: &kube::Error) -> String {
+    match error {
+        kube::Error::Api(status) => {
+            format!("{} {}: {}", status.code, status.reason, status.message)
+        }
+        other => other.to_string(),
+    }
+}
+
 /// Whether an error is a 404.
 #[must_use]
 pub fn is_not_found(error: &kube::Error) -> bool {

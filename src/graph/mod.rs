@@ -59,7 +59,8 @@ pub use catalog::Catalog;
 use dag::Dag;
 use schema::FieldSchema;
 pub use source::{
-    LoadError, MAX_INPUT_BYTES, load_path, load_reader, parse_documents, parse_str, read_documents,
+    LoadError, MAX_INPUT_BYTES, fetch, load_path, load_reader, parse_documents, parse_str,
+    read_documents,
 };
 pub use synthetic::synthetic_rgd;
 pub use template::{FieldExpressions, FieldForm, NESTED_EXPRESSION};

@@ -63,6 +63,9 @@ pub enum LoadError {
         /// The input.
         path: String,
     },
+    /// The graph could not be read from the cluster (`rgd/NAME`).
+    #[error("{0}")]
+    Cluster(String),
     /// No document in the input is a `ResourceGraphDefinition`.
     #[error(
         "{path}: no ResourceGraphDefinition (kind: ResourceGraphDefinition, apiVersion: kro.run/v1alpha1) found"
@@ -90,6 +93,9 @@ impl LoadError {
             }
             LoadError::NoCrds { .. } => {
                 Some("export them with: kubectl get crd NAME -o yaml > crd.yaml")
+            }
+            LoadError::Cluster(_) => {
+                Some("check the name with: kubectl get rgd (KRO's CRD must be installed)")
             }
             LoadError::Io { .. } => None,
         }
@@ -308,4 +314,35 @@ fn is_graph(value: &Json) -> bool {
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Reads a ResourceGraphDefinition from the cluster (`kubectl get rgd NAME`) and analyses it
+/// as a file would be.
+///
+/// # Errors
+/// [`LoadError::Cluster`] when it cannot be read (not found, KRO's CRD not installed).
+pub async fn fetch(
+    cluster: &crate::cluster::Cluster,
+    name: &str,
+    catalog: &Catalog,
+) -> Result<ResourceGraph, LoadError> {
+    let gvk = kube::api::GroupVersionKind::gvk("kro.run", "v1alpha1", "ResourceGraphDefinition");
+    let resource = kube::api::ApiResource::from_gvk(&gvk);
+    let api: kube::Api<kube::api::DynamicObject> = kube::Api::all_with(cluster.client(), &resource);
+    let object = api.get(name).await.map_err(|error| {
+        LoadError::Cluster(format!(
+            "cannot read rgd/{name} from {}: {}",
+            cluster.server(),
+            crate::cluster::api_message(&error)
+        ))
+    })?;
+    let document = serde_json::to_value(&object).unwrap_or(Json::Null);
+    Ok(ResourceGraph::from_json(
+        document,
+        Origin {
+            file: format!("rgd/{name}"),
+            document: 1,
+        },
+        catalog,
+    ))
 }

@@ -19,9 +19,8 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use serde_json::{Value as Json, json};
 use tokio_util::sync::CancellationToken;
 
-use super::live::api_message;
 use super::{FIELD_MANAGER, Options, Plan, ReconcileError, Reconciler};
-use crate::cluster::Cluster;
+use crate::cluster::{Cluster, api_message};
 use crate::metrics::{Endpoint, serve};
 
 /// The finalizer that holds an instance until its objects are deleted in order.

@@ -24,7 +24,7 @@ use super::{
     hash_json, parent_name, parent_namespace,
 };
 use crate::cel::{Value, Variables};
-use crate::cluster::{Cluster, is_not_found};
+use crate::cluster::{Cluster, api_message, is_not_found};
 
 const TOOLING_ANNOTATION: &str = "applyset.kubernetes.io/tooling";
 const KINDS_ANNOTATION: &str = "applyset.kubernetes.io/contains-group-kinds";
@@ -80,6 +80,22 @@ impl std::fmt::Debug for Reconciler {
 struct Done {
     report: ObjectReport,
     object: Option<Json>,
+}
+
+/// What a run has learned so far, level by level.
+struct Walk {
+    /// `schema` and every resource done.
+    variables: Variables,
+    /// Per resource: `None` pending, `Some(true)` done, `Some(false)` failed or blocked.
+    state: Vec<Option<bool>>,
+    /// Per resource: left out by `includeWhen`.
+    excluded: Vec<bool>,
+    /// Every object wanted, by kind, namespace and name.
+    desired: BTreeSet<(String, String, String)>,
+    /// The kinds of what is wanted.
+    kinds: BTreeMap<String, Kind>,
+    /// The namespaces of what is wanted (and the parent's).
+    namespaces: BTreeSet<String>,
 }
 
 /// How an object's desired state compares with the cluster's, for `--diff`.
@@ -229,7 +245,6 @@ impl Reconciler {
         }
     }
 
-    #[allow(clippy::too_many_lines)] // one level after the other, then prune and status, in order
     async fn reconcile(
         &self,
         instance: &Instance,
@@ -239,78 +254,31 @@ impl Reconciler {
         let calls = self.cluster.stats().requests;
         let plan = &*self.plan;
         let mut set = self.load_set(instance).await?;
-        let mut kinds = self.static_kinds().await;
-        let recorded = self.recorded_kinds(&set).await;
-        let mut all_kinds = recorded.clone();
-        all_kinds.extend(kinds.clone());
+        let mut walk = Walk {
+            variables: Plan::variables(instance),
+            state: vec![None; plan.steps.len()],
+            excluded: vec![false; plan.steps.len()],
+            desired: BTreeSet::new(),
+            kinds: self.static_kinds().await,
+            namespaces: BTreeSet::from([set.namespace.clone()]),
+        };
+        // Every kind the set ever held, to find what to prune.
+        let mut known_kinds = self.recorded_kinds(&set).await;
+        known_kinds.extend(walk.kinds.clone());
         // The parent records every kind before any member is written, so an interrupted run
         // leaves nothing it cannot find again.
+        self.record(&mut set, known_kinds.keys(), &walk.namespaces, run)
+            .await?;
         let mut namespaces = set.namespaces.clone();
         namespaces.insert(set.namespace.clone());
-        if run.mode == Mode::Apply {
-            self.save_set(
-                &mut set,
-                all_kinds.keys().cloned().collect(),
-                namespaces.clone(),
-                run,
-            )
-            .await?;
-        }
-        let mut live = self.members(&set, &all_kinds, &namespaces).await?;
+        let mut live = self.members(&set, &known_kinds, &namespaces).await?;
 
-        let mut report = Report {
-            action: Action::Apply,
-            graph: plan.graph.clone(),
-            instance: format!("{}/{}", plan.kind, instance.name),
-            namespace: instance.namespace.clone(),
-            objects: Vec::new(),
-            levels: Vec::new(),
-            status: json!({}),
-            status_missing: BTreeMap::new(),
-            status_written: false,
-            millis: 0,
-            api_calls: 0,
-            writes: 0,
-            interrupted: false,
-        };
-        let mut variables = Plan::variables(instance);
-        // Per step: None pending, Some(true) done, Some(false) failed or blocked; excluded apart.
-        let mut state: Vec<Option<bool>> = vec![None; plan.steps.len()];
-        let mut excluded = vec![false; plan.steps.len()];
-        let mut desired: BTreeSet<(String, String, String)> = BTreeSet::new();
+        let mut report = Report::new(Action::Apply, plan, instance);
         for (number, level) in plan.levels.iter().enumerate() {
             let ids: Vec<String> = level.iter().map(|&s| plan.steps[s].id.clone()).collect();
             if run.stopped() {
                 report.interrupted = true;
-                for &s in level {
-                    let step = &plan.steps[s];
-                    state[s] = Some(false);
-                    report.objects.push(
-                        match step.dependencies.iter().find(|&&d| {
-                            state[d] == Some(false)
-                                && !report.objects.iter().any(|o| {
-                                    o.id == plan.steps[d].id && o.outcome == Outcome::Interrupted
-                                })
-                        }) {
-                            Some(&d) => blank(
-                                &step.id,
-                                number,
-                                Outcome::Blocked,
-                                &format!("dependency {} failed", plan.steps[d].id),
-                            ),
-                            None => blank(
-                                &step.id,
-                                number,
-                                Outcome::Interrupted,
-                                if run.cancel.is_cancelled() {
-                                    "not started: interrupted"
-                                } else {
-                                    "not started: the timeout passed"
-                                },
-                            ),
-                        },
-                    );
-                }
+                self.skip_level(&mut walk, level, number, run, &mut report);
                 continue;
             }
             run.progress.event(&Event::Level {
@@ -319,95 +287,18 @@ impl Reconciler {
                 ids: &ids,
             });
             let level_started = Instant::now();
-            let mut jobs = Vec::new();
-            let mut early = Vec::new();
-            for &s in level {
-                let step = &plan.steps[s];
-                if let Some(&d) = step.dependencies.iter().find(|&&d| state[d] == Some(false)) {
-                    state[s] = Some(false);
-                    early.push(blank(
-                        &step.id,
-                        number,
-                        Outcome::Blocked,
-                        &format!("dependency {} failed", plan.steps[d].id),
-                    ));
-                    continue;
-                }
-                if let Some(&d) = step.dependencies.iter().find(|&&d| excluded[d]) {
-                    excluded[s] = true;
-                    early.push(blank(
-                        &step.id,
-                        number,
-                        Outcome::Excluded,
-                        &format!("dependency {} is excluded", plan.steps[d].id),
-                    ));
-                    continue;
-                }
-                let mut unknown = Vec::new();
-                match plan.render(s, &mut variables, false, &mut unknown) {
-                    Err(problem) => {
-                        state[s] = Some(false);
-                        early.push(blank(
-                            &step.id,
-                            number,
-                            Outcome::Failed,
-                            &problem.to_string(),
-                        ));
-                    }
-                    Ok(Rendered::Excluded) => {
-                        excluded[s] = true;
-                        early.push(blank(
-                            &step.id,
-                            number,
-                            Outcome::Excluded,
-                            "includeWhen is false",
-                        ));
-                    }
-                    Ok(Rendered::Objects(objects)) => {
-                        let mut prepared = Vec::with_capacity(objects.len());
-                        let mut failure = None;
-                        for mut object in objects {
-                            match self.kind_of(&object).await {
-                                Ok(kind) => {
-                                    plan.prepare(s, &mut object, instance, Some(kind.namespaced));
-                                    if !step.external {
-                                        let key = key_of(&kind, &object);
-                                        kinds
-                                            .entry(kind.group_kind())
-                                            .or_insert_with(|| kind.clone());
-                                        desired.insert(key);
-                                    }
-                                    prepared.push((kind, object));
-                                }
-                                Err(message) => failure = Some(message),
-                            }
-                        }
-                        if let Some(message) = failure {
-                            state[s] = Some(false);
-                            early.push(blank(&step.id, number, Outcome::Failed, &message));
-                        } else {
-                            jobs.push((s, prepared));
-                        }
-                    }
-                }
-            }
-            for done in &early {
-                run.progress.event(&Event::Object(done));
-            }
-            report.objects.extend(early);
-            // New kinds (from expressions in apiVersion/kind) join the set before their objects.
-            if run.mode == Mode::Apply && kinds.keys().any(|gk| !set.kinds.contains(gk)) {
-                let mut all: BTreeSet<String> = set.kinds.clone();
-                all.extend(kinds.keys().cloned());
-                let namespaces = set.namespaces.clone();
-                self.save_set(&mut set, all, namespaces, run).await?;
-            }
+            let jobs = self
+                .render_level(instance, &mut walk, level, number, run, &mut report)
+                .await;
+            // New kinds (from expressions in apiVersion/kind) and namespaces join the set
+            // before their objects.
+            self.record(&mut set, walk.kinds.keys(), &walk.namespaces, run)
+                .await?;
             let results = join_all(jobs.into_iter().map(|(s, objects)| {
                 let live = &live;
                 async move {
                     let results = join_all(objects.into_iter().map(|(kind, object)| {
-                        let key = key_of(&kind, &object);
-                        let current = live.get(&key).cloned();
+                        let current = live.get(&key_of(&kind, &object)).cloned();
                         self.apply_one(s, number, kind, object, current, run)
                     }))
                     .await;
@@ -417,11 +308,11 @@ impl Reconciler {
             .await;
             for (s, results) in results {
                 let ok = results.iter().all(|d| !d.report.outcome.is_failure());
-                state[s] = Some(ok);
+                walk.state[s] = Some(ok);
                 if ok {
                     let objects: Vec<Json> =
                         results.iter().filter_map(|d| d.object.clone()).collect();
-                    plan.bind(s, &mut variables, &objects);
+                    plan.bind(s, &mut walk.variables, &objects);
                 }
                 report.objects.extend(results.into_iter().map(|d| d.report));
             }
@@ -434,52 +325,19 @@ impl Reconciler {
             report.levels.push(timing);
         }
         report.interrupted |= run.cancel.is_cancelled();
-
-        // Prune what the instance no longer wants, unless a failure leaves that unknown.
-        let undecided: BTreeSet<&str> = plan
-            .steps
-            .iter()
-            .zip(&state)
-            .zip(&excluded)
-            .filter(|((_, s), e)| **s != Some(true) && !**e)
-            .map(|((step, _), _)| step.id.as_str())
-            .collect();
         if run.options.prune && !report.interrupted {
-            let mut unwanted: Vec<(String, Json)> = live
-                .drain()
-                .filter(|(key, object)| {
-                    !desired.contains(key)
-                        && !undecided.contains(resource_id(object).unwrap_or_default())
-                })
-                .map(|((gk, _, _), object)| (gk, object))
-                .collect();
-            let wave_of = self.wave_index();
-            unwanted.sort_by_key(|(_, object)| {
-                std::cmp::Reverse(
-                    resource_id(object)
-                        .and_then(|id| wave_of.get(id).copied())
-                        .map_or(usize::MAX, |w| w),
-                )
-            });
-            let pruned = join_all(unwanted.iter().map(|(gk, object)| {
-                let kind = all_kinds.get(gk).or_else(|| kinds.get(gk)).cloned();
-                self.remove(kind, object, Outcome::Pruned, false, run)
-            }))
-            .await;
-            for done in pruned {
-                run.progress.event(&Event::Object(&done));
-                report.objects.push(done);
-            }
-            if run.mode == Mode::Apply && !report.objects.iter().any(|o| o.outcome.is_failure()) {
-                let keep: BTreeSet<String> = kinds.keys().cloned().collect();
-                if keep != set.kinds {
-                    let namespaces = set.namespaces.clone();
-                    self.save_set(&mut set, keep, namespaces, run).await?;
-                }
+            self.prune(&walk, &mut live, &known_kinds, run, &mut report)
+                .await;
+            if run.mode == Mode::Apply && report.ok() {
+                // What the set holds now: the kinds and namespaces of what was applied.
+                let (kinds, namespaces) = (
+                    walk.kinds.keys().cloned().collect(),
+                    walk.namespaces.clone(),
+                );
+                self.save_set(&mut set, kinds, namespaces, run).await?;
             }
         }
-
-        let (status, missing) = plan.status(&variables);
+        let (status, missing) = plan.status(&walk.variables);
         report.status = status;
         report.status_missing = missing;
         if run.mode == Mode::Apply {
@@ -489,6 +347,202 @@ impl Reconciler {
         report.api_calls = self.cluster.stats().requests - calls;
         report.writes = run.writes.load(Ordering::Relaxed);
         Ok(report)
+    }
+
+    /// A level the run will not start (Ctrl-C or the timeout): blocked where a dependency
+    /// failed, interrupted otherwise.
+    fn skip_level(
+        &self,
+        walk: &mut Walk,
+        level: &[usize],
+        number: usize,
+        run: &Run<'_>,
+        report: &mut Report,
+    ) {
+        let plan = &*self.plan;
+        for &s in level {
+            let step = &plan.steps[s];
+            let failed = step.dependencies.iter().find(|&&d| {
+                walk.state[d] == Some(false)
+                    && !report
+                        .objects
+                        .iter()
+                        .any(|o| o.id == plan.steps[d].id && o.outcome == Outcome::Interrupted)
+            });
+            walk.state[s] = Some(false);
+            report.objects.push(match failed {
+                Some(&d) => blank(
+                    &step.id,
+                    number,
+                    Outcome::Blocked,
+                    &format!("dependency {} failed", plan.steps[d].id),
+                ),
+                None => blank(
+                    &step.id,
+                    number,
+                    Outcome::Interrupted,
+                    if run.cancel.is_cancelled() {
+                        "not started: interrupted"
+                    } else {
+                        "not started: the timeout passed"
+                    },
+                ),
+            });
+        }
+    }
+
+    /// Renders a level's resources (blocked, excluded or failed ones go straight to the
+    /// report) and returns the objects to apply, each with its kind.
+    async fn render_level(
+        &self,
+        instance: &Instance,
+        walk: &mut Walk,
+        level: &[usize],
+        number: usize,
+        run: &Run<'_>,
+        report: &mut Report,
+    ) -> Vec<(usize, Vec<(Kind, Json)>)> {
+        let plan = &*self.plan;
+        let mut jobs = Vec::new();
+        for &s in level {
+            let step = &plan.steps[s];
+            let early = |outcome, message: &str| blank(&step.id, number, outcome, message);
+            let done = if let Some(&d) = step
+                .dependencies
+                .iter()
+                .find(|&&d| walk.state[d] == Some(false))
+            {
+                walk.state[s] = Some(false);
+                early(
+                    Outcome::Blocked,
+                    &format!("dependency {} failed", plan.steps[d].id),
+                )
+            } else if let Some(&d) = step.dependencies.iter().find(|&&d| walk.excluded[d]) {
+                walk.excluded[s] = true;
+                early(
+                    Outcome::Excluded,
+                    &format!("dependency {} is excluded", plan.steps[d].id),
+                )
+            } else {
+                match plan.render(s, &mut walk.variables, false, &mut Vec::new()) {
+                    Err(problem) => {
+                        walk.state[s] = Some(false);
+                        early(Outcome::Failed, &problem.to_string())
+                    }
+                    Ok(Rendered::Excluded) => {
+                        walk.excluded[s] = true;
+                        early(Outcome::Excluded, "includeWhen is false")
+                    }
+                    Ok(Rendered::Objects(objects)) => {
+                        match self.resolve(s, objects, instance, walk).await {
+                            Ok(prepared) => {
+                                jobs.push((s, prepared));
+                                continue;
+                            }
+                            Err(message) => {
+                                walk.state[s] = Some(false);
+                                early(Outcome::Failed, &message)
+                            }
+                        }
+                    }
+                }
+            };
+            run.progress.event(&Event::Object(&done));
+            report.objects.push(done);
+        }
+        jobs
+    }
+
+    /// Each rendered object with its kind (discovery), namespace and ownership labels; the
+    /// written ones join what the instance wants.
+    async fn resolve(
+        &self,
+        step: usize,
+        objects: Vec<Json>,
+        instance: &Instance,
+        walk: &mut Walk,
+    ) -> Result<Vec<(Kind, Json)>, String> {
+        let mut prepared = Vec::with_capacity(objects.len());
+        for mut object in objects {
+            let kind = self.kind_of(&object).await?;
+            self.plan
+                .prepare(step, &mut object, instance, Some(kind.namespaced));
+            if !self.plan.steps[step].external {
+                let key = key_of(&kind, &object);
+                if kind.namespaced {
+                    walk.namespaces.insert(key.1.clone());
+                }
+                walk.kinds
+                    .entry(kind.group_kind())
+                    .or_insert_with(|| kind.clone());
+                walk.desired.insert(key);
+            }
+            prepared.push((kind, object));
+        }
+        Ok(prepared)
+    }
+
+    /// Deletes the set's members the run did not want, last delete wave first; nothing of a
+    /// resource that failed (what it wants is not known).
+    async fn prune(
+        &self,
+        walk: &Walk,
+        live: &mut HashMap<(String, String, String), Json>,
+        known_kinds: &BTreeMap<String, Kind>,
+        run: &Run<'_>,
+        report: &mut Report,
+    ) {
+        let undecided: BTreeSet<&str> = self
+            .plan
+            .steps
+            .iter()
+            .enumerate()
+            .filter(|(s, _)| walk.state[*s] != Some(true) && !walk.excluded[*s])
+            .map(|(_, step)| step.id.as_str())
+            .collect();
+        let mut unwanted: Vec<(String, Json)> = live
+            .drain()
+            .filter(|(key, object)| {
+                !walk.desired.contains(key)
+                    && !undecided.contains(resource_id(object).unwrap_or_default())
+            })
+            .map(|((gk, _, _), object)| (gk, object))
+            .collect();
+        let wave_of = self.wave_index();
+        unwanted.sort_by_key(|(_, object)| {
+            std::cmp::Reverse(
+                resource_id(object)
+                    .and_then(|id| wave_of.get(id).copied())
+                    .unwrap_or(usize::MAX),
+            )
+        });
+        let pruned = join_all(unwanted.iter().map(|(gk, object)| {
+            let kind = known_kinds.get(gk).or_else(|| walk.kinds.get(gk)).cloned();
+            self.remove(kind, object, Outcome::Pruned, false, run)
+        }))
+        .await;
+        for done in pruned {
+            run.progress.event(&Event::Object(&done));
+            report.objects.push(done);
+        }
+    }
+
+    /// Adds kinds and namespaces to what the set records (applies only; written when new).
+    async fn record(
+        &self,
+        set: &mut ApplySet,
+        kinds: impl Iterator<Item = &String>,
+        namespaces: &BTreeSet<String>,
+        run: &Run<'_>,
+    ) -> Result<(), ReconcileError> {
+        if run.mode != Mode::Apply {
+            return Ok(());
+        }
+        let mut all_kinds = set.kinds.clone();
+        all_kinds.extend(kinds.cloned());
+        let mut all_namespaces = set.namespaces.clone();
+        all_namespaces.extend(namespaces.iter().cloned());
+        self.save_set(set, all_kinds, all_namespaces, run).await
     }
 
     /// Deletes what `instance` made, in reverse order: KRO's waves last first, each wave's
@@ -524,21 +578,7 @@ impl Reconciler {
                     .push((kind.clone(), object));
             }
         }
-        let mut report = Report {
-            action: Action::Delete,
-            graph: plan.graph.clone(),
-            instance: format!("{}/{}", plan.kind, instance.name),
-            namespace: instance.namespace.clone(),
-            objects: Vec::new(),
-            levels: Vec::new(),
-            status: json!({}),
-            status_missing: BTreeMap::new(),
-            status_written: false,
-            millis: 0,
-            api_calls: 0,
-            writes: 0,
-            interrupted: false,
-        };
+        let mut report = Report::new(Action::Delete, plan, instance);
         // Objects of resources no longer in the graph go first: nothing in it depends on them.
         let known: BTreeSet<&str> = plan.ids().collect();
         let strays: Vec<String> = by_id
@@ -1316,25 +1356,31 @@ fn to_json(object: &DynamicObject) -> Json {
     serde_json::to_value(object).unwrap_or(Json::Null)
 }
 
-/// `422 Invalid: Deployment.apps "web" is invalid: ...`
-pub(crate) fn api_message(error: &kube::Error) -> String {
-    match error {
-        kube::Error::Api(status) => {
-            format!("{} {}: {}", status.code, status.reason, status.message)
-        }
-        other => other.to_string(),
-    }
-}
-
 fn millis(since: Instant) -> u64 {
     u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
-/// The object as a person compares it: without what the server manages.
+/// The object as a person compares it: without what the server manages, and without Secret
+/// data.
 fn comparable(object: &Json) -> Json {
     let mut object = object.clone();
+    let secret = object.get("kind").and_then(Json::as_str) == Some("Secret");
     if let Some(map) = object.as_object_mut() {
         map.remove("status");
+        if secret {
+            // Never print a Secret's data: a short hash of each value still shows a change.
+            for field in ["data", "stringData"] {
+                for value in map
+                    .get_mut(field)
+                    .and_then(Json::as_object_mut)
+                    .into_iter()
+                    .flat_map(|m| m.values_mut())
+                {
+                    let digest = super::hash_json(value);
+                    *value = Json::String(format!("(redacted, sha256 {})", &digest[..12]));
+                }
+            }
+        }
         if let Some(metadata) = map.get_mut("metadata").and_then(Json::as_object_mut) {
             for key in [
                 "managedFields",
@@ -1360,7 +1406,7 @@ fn comparable(object: &Json) -> Json {
 }
 
 /// A unified diff of two objects' YAML.
-fn yaml_diff(live: Option<&Json>, desired: Option<&Json>) -> String {
+pub(super) fn yaml_diff(live: Option<&Json>, desired: Option<&Json>) -> String {
     let text = |object: Option<&Json>| {
         object
             .map(|o| serde_norway::to_string(&comparable(o)).unwrap_or_default())

@@ -277,6 +277,24 @@ pub struct Report {
 }
 
 impl Report {
+    fn new(action: Action, plan: &Plan, instance: &Instance) -> Self {
+        Self {
+            action,
+            graph: plan.graph.clone(),
+            instance: format!("{}/{}", plan.kind, instance.name),
+            namespace: instance.namespace.clone(),
+            objects: Vec::new(),
+            levels: Vec::new(),
+            status: Json::Object(serde_json::Map::new()),
+            status_missing: BTreeMap::new(),
+            status_written: false,
+            millis: 0,
+            api_calls: 0,
+            writes: 0,
+            interrupted: false,
+        }
+    }
+
     /// True when nothing failed, was blocked or was interrupted.
     #[must_use]
     pub fn ok(&self) -> bool {
@@ -474,37 +492,6 @@ fn contained(desired: &Json, live: &Json) -> bool {
         (Json::Number(want), Json::Number(have)) => want.as_f64() == have.as_f64(),
         (want, have) => want == have,
     }
-}
-
-/// Reads a ResourceGraphDefinition from the cluster (`kubectl get rgd NAME`) and analyses it
-/// as a file would be.
-///
-/// # Errors
-/// [`ReconcileError::Api`] when it cannot be read (not found, KRO's CRD not installed).
-pub async fn fetch_graph(
-    cluster: &crate::cluster::Cluster,
-    name: &str,
-    catalog: &crate::graph::Catalog,
-) -> Result<crate::graph::ResourceGraph, ReconcileError> {
-    let gvk = kube::api::GroupVersionKind::gvk("kro.run", "v1alpha1", "ResourceGraphDefinition");
-    let resource = kube::api::ApiResource::from_gvk(&gvk);
-    let api: kube::Api<kube::api::DynamicObject> = kube::Api::all_with(cluster.client(), &resource);
-    let object = api.get(name).await.map_err(|error| {
-        ReconcileError::Api(format!(
-            "cannot read rgd/{name} from {}: {}",
-            cluster.server(),
-            live::api_message(&error)
-        ))
-    })?;
-    let document = serde_json::to_value(&object).unwrap_or(Json::Null);
-    Ok(crate::graph::ResourceGraph::from_json(
-        document,
-        crate::graph::Origin {
-            file: format!("rgd/{name}"),
-            document: 1,
-        },
-        catalog,
-    ))
 }
 
 impl crate::Tabular for Report {

@@ -184,3 +184,24 @@ fn labels_containment_and_hashes() {
     assert_eq!(hash_json(&desired), hash_json(&desired.clone()));
     assert_ne!(hash_json(&desired), hash_json(&live));
 }
+
+#[test]
+fn diffs_never_show_secret_data_but_show_that_it_changed() {
+    let live = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s", "uid": "u"},
+                      "data": {"password": "c2VjcmV0"}});
+    let desired = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"},
+                         "data": {"password": "bmV3"}});
+    let diff = super::live::yaml_diff(Some(&live), Some(&desired));
+    assert!(
+        !diff.contains("c2VjcmV0") && !diff.contains("bmV3"),
+        "{diff}"
+    );
+    assert!(
+        diff.contains("-  password: (redacted, sha256 ") && diff.contains("+  password: (redacted"),
+        "{diff}"
+    );
+    assert!(
+        !diff.contains("uid"),
+        "server-managed fields are left out: {diff}"
+    );
+}

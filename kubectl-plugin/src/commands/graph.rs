@@ -24,8 +24,8 @@ use crate::{
 macro_rules! sources_help {
     () => {
         "SOURCE is a YAML or JSON file (one or more documents; only ResourceGraphDefinitions are
-read), a directory (its .yaml, .yml and .json files, recursively, in name order), or - for
-standard input. Reading rgd/NAME from a cluster comes with the cluster layer."
+read), a directory (its .yaml, .yml and .json files, recursively, in name order), - for
+standard input, or rgd/NAME to read it from the cluster (--kubeconfig, --context)."
     };
 }
 
@@ -144,16 +144,16 @@ pub struct ValidateArgs {
 /// Runs a `graph` subcommand.
 pub fn run(args: &GraphArgs, global: &GlobalArgs) -> Result<ExitCode, Failure> {
     match &args.command {
-        GraphCommand::Inspect(source) => inspect(&load(source)?, global),
+        GraphCommand::Inspect(source) => inspect(&load(source, global)?, global),
         GraphCommand::Validate(validate) => {
-            validate_graphs(&load(&validate.source)?, validate.strict, global)
+            validate_graphs(&load(&validate.source, global)?, validate.strict, global)
         }
-        GraphCommand::Order(source) => order(&load(source)?, global),
-        GraphCommand::Export(source) => export(&load(source)?, global),
+        GraphCommand::Order(source) => order(&load(source, global)?, global),
+        GraphCommand::Export(source) => export(&load(source, global)?, global),
     }
 }
 
-fn load(args: &SourceArgs) -> Result<Vec<ResourceGraph>, Failure> {
+fn load(args: &SourceArgs, global: &GlobalArgs) -> Result<Vec<ResourceGraph>, Failure> {
     let mut catalog = Catalog::builtin();
     for crd in &args.crd {
         catalog
@@ -162,21 +162,33 @@ fn load(args: &SourceArgs) -> Result<Vec<ResourceGraph>, Failure> {
     }
     let mut graphs = Vec::new();
     for source in &args.sources {
-        graphs.extend(load_one(source, &catalog)?);
+        graphs.extend(load_one(source, &catalog, global)?);
     }
     Ok(graphs)
 }
 
-fn load_one(source: &Path, catalog: &Catalog) -> Result<Vec<ResourceGraph>, Failure> {
+fn load_one(
+    source: &Path,
+    catalog: &Catalog,
+    global: &GlobalArgs,
+) -> Result<Vec<ResourceGraph>, Failure> {
     let text = source.to_string_lossy();
     let loaded = if text == "-" {
         graph::load_reader(io::stdin().lock(), "-", catalog)
     } else if let Some(name) = text.strip_prefix("rgd/").filter(|_| !source.exists()) {
-        return Err(
-            Failure::new(format!("cannot read rgd/{name} from a cluster yet")).hint(
-                "export it first: kubectl get rgd NAME -o yaml > rgd.yaml, then pass the file",
-            ),
-        );
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|error| Failure::new("cannot start the runtime").caused_by(&error))?;
+        return runtime.block_on(async {
+            let cluster = kubezen::cluster::Cluster::connect(&global.cluster_options())
+                .await
+                .map_err(|error| Failure::new(error.to_string()))?;
+            graph::fetch(&cluster, name, catalog)
+                .await
+                .map(|graph| vec![graph])
+                .map_err(|error| load_failure(&error))
+        });
     } else {
         graph::load_path(source, catalog)
     };
@@ -184,7 +196,7 @@ fn load_one(source: &Path, catalog: &Catalog) -> Result<Vec<ResourceGraph>, Fail
 }
 
 /// What could not be read, with the hint for it.
-fn load_failure(error: &LoadError) -> Failure {
+pub fn load_failure(error: &LoadError) -> Failure {
     let failure = Failure::new(error.to_string());
     match error.hint() {
         Some(hint) => failure.hint(hint),

@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     cli::GlobalArgs,
-    commands::sim::parse_duration,
+    commands::{graph::load_failure, sim::parse_duration},
     error::{EXIT_FAILURE, EXIT_OK, Failure},
     output::{Output, OutputFormat, colour_enabled},
 };
@@ -276,27 +276,21 @@ async fn load_graph(
     for crd in crds {
         catalog
             .add_crds_from_path(crd)
-            .map_err(|error| Failure::new(error.to_string()))?;
+            .map_err(|error| load_failure(&error))?;
     }
     let text = source.to_string_lossy();
     let mut graphs = if let Some(name) = text.strip_prefix("rgd/").filter(|_| !source.exists()) {
         let connected = connect(global).await?;
-        let graph = reconcile::fetch_graph(&connected, name, &catalog)
+        let graph = graph::fetch(&connected, name, &catalog)
             .await
-            .map_err(|e| reconcile_failure(&e))?;
+            .map_err(|error| load_failure(&error))?;
         *cluster = Some(connected);
         vec![graph]
     } else if text == "-" {
         graph::load_reader(io::stdin().lock(), "-", &catalog)
-            .map_err(|error| Failure::new(error.to_string()))?
+            .map_err(|error| load_failure(&error))?
     } else {
-        graph::load_path(source, &catalog).map_err(|error| {
-            let failure = Failure::new(error.to_string());
-            match error.hint() {
-                Some(hint) => failure.hint(hint),
-                None => failure,
-            }
-        })?
+        graph::load_path(source, &catalog).map_err(|error| load_failure(&error))?
     };
     if graphs.len() > 1 {
         return Err(Failure::usage(format!(
@@ -311,7 +305,7 @@ async fn load_graph(
 /// The one object of the graph's kind in the instance file.
 fn read_instance(path: &Path, plan: &Plan) -> Result<Json, Failure> {
     let shown = path.display().to_string();
-    let documents = graph::read_documents(path).map_err(|error| Failure::new(error.to_string()))?;
+    let documents = graph::read_documents(path).map_err(|error| load_failure(&error))?;
     let mut found: Vec<Json> = documents
         .into_iter()
         .map(|(_, document)| document)
