@@ -621,29 +621,38 @@ async fn the_controller_reconciles_instances_and_deletes_them_through_its_finali
     use kube::api::{ApiResource, DynamicObject, GroupVersionKind, PostParams};
     use kubezen::reconcile::{ControllerOptions, run_controller};
     let test = cluster().await;
-    let plan = plan(WEB_APP);
+    // A kind of its own, so that on a shared cluster no other test's instance is reconciled.
+    let plan = plan(&WEB_APP.replace("kind: WebApp", "kind: ZenTestWebApp"));
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap();
     let shutdown = CancellationToken::new();
     let controller = {
-        let (cluster, plan, shutdown) = (test.cluster.clone(), Arc::clone(&plan), shutdown.clone());
+        let (cluster, plan, shutdown, namespace) = (
+            test.cluster.clone(),
+            Arc::clone(&plan),
+            shutdown.clone(),
+            test.namespace.clone(),
+        );
         tokio::spawn(async move {
             let options = ControllerOptions {
                 metrics_addr: Some(port),
+                namespace: Some(namespace),
                 ..ControllerOptions::default()
             };
             run_controller(cluster, plan, &options, &shutdown).await
         })
     };
     let resource = ApiResource::from_gvk_with_plural(
-        &GroupVersionKind::gvk("kro.run", "v1alpha1", "WebApp"),
-        "webapps",
+        &GroupVersionKind::gvk("kro.run", "v1alpha1", "ZenTestWebApp"),
+        "zentestwebapps",
     );
     let apps: Api<DynamicObject> =
         Api::namespaced_with(test.client.clone(), &test.namespace, &resource);
-    let instance: DynamicObject = serde_json::from_value(web_instance(&test, false)).unwrap();
+    let mut instance = web_instance(&test, false);
+    instance["kind"] = json!("ZenTestWebApp");
+    let instance: DynamicObject = serde_json::from_value(instance).unwrap();
     support::eventually(Duration::from_secs(30), "the CRD is served", || async {
         apps.create(&PostParams::default(), &instance).await.ok()
     })
@@ -701,6 +710,14 @@ async fn the_controller_reconciles_instances_and_deletes_them_through_its_finali
         .expect("the controller stops on shutdown")
         .unwrap()
         .unwrap();
+    let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
+        Api::all(test.client.clone());
+    crds.delete(
+        "zentestwebapps.kro.run",
+        &kube::api::DeleteParams::default(),
+    )
+    .await
+    .unwrap();
     test.cleanup().await;
 }
 

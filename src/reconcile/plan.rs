@@ -522,6 +522,10 @@ impl Plan {
                 "unknown field: the graph's schema does not declare it".into(),
             )
         }));
+        if let Err(error) = Value::from_json(&root) {
+            let path = error.path.trim_start_matches("$.").trim_start_matches('$');
+            problems.push(Problem::at(path, error.message));
+        }
         if !problems.is_empty() {
             return Err(ReconcileError::Invalid(problems));
         }

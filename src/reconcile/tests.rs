@@ -205,3 +205,22 @@ fn diffs_never_show_secret_data_but_show_that_it_changed() {
         "server-managed fields are left out: {diff}"
     );
 }
+
+#[test]
+fn deeply_nested_instances_are_refused_not_crashed_on() {
+    let plan = plan(
+        "apiVersion: kro.run/v1alpha1\nkind: ResourceGraphDefinition\nmetadata: {name: deep}\nspec:\n  schema:\n    apiVersion: v1alpha1\n    kind: Deep\n    spec: {config: object}\n  resources:\n    - id: c\n      template: {apiVersion: v1, kind: ConfigMap, metadata: {name: \"${schema.metadata.name}\"}}\n",
+    );
+    let mut config = json!("leaf");
+    for _ in 0..200 {
+        config = json!({"n": config});
+    }
+    let Err(ReconcileError::Invalid(problems)) = plan.admit(
+        json!({"apiVersion": "kro.run/v1alpha1", "kind": "Deep", "metadata": {"name": "d"}, "spec": {"config": config}}),
+        "ns",
+    ) else {
+        panic!("too deep");
+    };
+    assert!(problems[0].message.contains("deeper than"), "{problems:?}");
+    assert!(problems[0].path.starts_with("spec.config"), "{problems:?}");
+}

@@ -236,7 +236,14 @@ pub fn run(args: &ReconcileArgs, global: &GlobalArgs) -> Result<ExitCode, Failur
         let interrupt = cancel.clone();
         let watcher = tokio::spawn(async move {
             if tokio::signal::ctrl_c().await.is_ok() {
+                let _ = writeln!(
+                    io::stderr(),
+                    "interrupted: finishing the writes in flight (Ctrl-C again to quit now)"
+                );
                 interrupt.cancel();
+            }
+            if tokio::signal::ctrl_c().await.is_ok() {
+                std::process::exit(130);
             }
         });
         let report = if args.delete {
