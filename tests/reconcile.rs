@@ -780,3 +780,71 @@ async fn objects_in_other_namespaces_are_found_again_and_pruned() {
         .await;
     test.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_example_instance_applies_reapplies_and_deletes() {
+    use k8s_openapi::api::core::v1::Secret;
+    let test = cluster().await;
+    let secrets: Api<Secret> = test.api();
+    let queue = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "queue-credentials"}, "data": {"url": "YW1xcDovL3F1ZXVl"}});
+    secrets
+        .patch(
+            "queue-credentials",
+            &PatchParams::apply("test"),
+            &Patch::Apply(&queue),
+        )
+        .await
+        .unwrap();
+    let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/examples");
+    for (rgd, instance) in [
+        ("web-app", "web-app"),
+        ("database", "database"),
+        ("platform", "platform"),
+        ("conditional", "worker-pool"),
+    ] {
+        let yaml = std::fs::read_to_string(format!("{examples}/rgd/{rgd}.yaml")).unwrap();
+        let text =
+            std::fs::read_to_string(format!("{examples}/reconcile/{instance}-instance.yaml"))
+                .unwrap();
+        let mut object: Value = serde_norway::from_str(&text).unwrap();
+        object["metadata"]["namespace"] = json!(test.namespace);
+        if rgd == "platform" {
+            // The platform makes a namespace of its own: one per test run.
+            object["spec"]["team"] = json!(test.namespace);
+        }
+        let reconciler = Reconciler::new(test.cluster.clone(), plan(&yaml));
+        let first = apply(&reconciler, &object, &options()).await;
+        assert!(first.ok(), "{rgd}: {first:#?}");
+        assert_eq!(first.status["state"], "ACTIVE", "{rgd}");
+        let again = apply(&reconciler, &object, &options()).await;
+        assert_eq!(
+            again.writes, 0,
+            "{rgd}: an unchanged re-run writes nothing: {again:#?}"
+        );
+        let admitted = reconciler.admit(object).unwrap();
+        let deleted = reconciler
+            .delete(&admitted, &options(), &(), &CancellationToken::new())
+            .await
+            .unwrap();
+        assert!(deleted.ok(), "{rgd}: {deleted:#?}");
+        let written = first
+            .objects
+            .iter()
+            .filter(|o| o.outcome == Outcome::Created)
+            .count();
+        assert_eq!(
+            deleted.count(Outcome::Deleted),
+            written,
+            "{rgd}: {deleted:#?}"
+        );
+    }
+    assert!(
+        secrets
+            .get_opt("queue-credentials")
+            .await
+            .unwrap()
+            .is_some(),
+        "external references stay"
+    );
+    test.cleanup().await;
+}
