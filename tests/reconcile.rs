@@ -803,10 +803,10 @@ async fn every_example_instance_applies_reapplies_and_deletes() {
         ("conditional", "worker-pool"),
     ] {
         let yaml = std::fs::read_to_string(format!("{examples}/rgd/{rgd}.yaml")).unwrap();
-        let text =
+        let manifest =
             std::fs::read_to_string(format!("{examples}/reconcile/{instance}-instance.yaml"))
                 .unwrap();
-        let mut object: Value = serde_norway::from_str(&text).unwrap();
+        let mut object: Value = serde_norway::from_str(&manifest).unwrap();
         object["metadata"]["namespace"] = json!(test.namespace);
         if rgd == "platform" {
             // The platform makes a namespace of its own: one per test run.
