@@ -1286,3 +1286,22 @@ async fn watches_with_selectors_see_objects_enter_and_leave() {
     );
     test.cleanup().await;
 }
+
+#[tokio::test]
+async fn secret_string_data_is_stored_as_data() {
+    use k8s_openapi::api::core::v1::Secret;
+    let test = cluster().await;
+    let secrets: Api<Secret> = test.api();
+    let secret: Secret = object(json!({"metadata": {"name": "s"}, "data": {"a": "eA=="},
+                                       "stringData": {"b": "hello", "a": "wins"}}));
+    secrets
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+    let stored = secrets.get("s").await.unwrap();
+    assert!(stored.string_data.is_none());
+    let data = stored.data.unwrap();
+    assert_eq!(data["b"].0, b"hello");
+    assert_eq!(data["a"].0, b"wins", "stringData wins over data");
+    test.cleanup().await;
+}

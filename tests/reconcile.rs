@@ -848,3 +848,129 @@ async fn every_example_instance_applies_reapplies_and_deletes() {
     );
     test.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ids_that_are_not_label_values_are_found_again_and_deleted_in_order() {
+    let test = cluster().await;
+    let long = format!("left{}", "Child".repeat(14));
+    assert!(long.len() > 63);
+    let reconciler = Reconciler::new(
+        test.cluster.clone(),
+        plan(&BRANCHES.replace("leftChild", &long)),
+    );
+    let unbounded = Options {
+        timeout: Duration::MAX,
+        ..options()
+    };
+    let first = apply(&reconciler, &branches(&test, &json!({})), &unbounded).await;
+    assert!(first.ok(), "{first:#?}");
+    let again = apply(&reconciler, &branches(&test, &json!({})), &unbounded).await;
+    assert_eq!(again.writes, 0, "{again:#?}");
+    let instance = reconciler.admit(branches(&test, &json!({}))).unwrap();
+    let deleted = reconciler
+        .delete(&instance, &unbounded, &(), &CancellationToken::new())
+        .await
+        .unwrap();
+    let order: Vec<&str> = deleted
+        .objects
+        .iter()
+        .filter(|o| o.outcome == Outcome::Deleted)
+        .map(|o| o.name.as_str())
+        .collect();
+    assert_eq!(order.len(), 3, "{deleted:#?}");
+    assert!(
+        order.iter().position(|n| *n == "b-left-child") < order.iter().position(|n| *n == "b-left"),
+        "the child before its parent: {order:?}"
+    );
+    test.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_written_status_loses_fields_no_longer_known_and_delete_removes_the_instance() {
+    use k8s_openapi::api::core::v1::Secret;
+    use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
+    let test = cluster().await;
+    let yaml = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/rgd/conditional.yaml"
+    ))
+    .unwrap()
+    .replace("kind: WorkerPool", "kind: ZenTestWorkerPool");
+    let plan = plan(&yaml);
+    let crds: Api<DynamicObject> = Api::all_with(
+        test.client.clone(),
+        &ApiResource::erase::<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition>(&()),
+    );
+    crds.patch(
+        "zentestworkerpools.kro.run",
+        &PatchParams::apply("test"),
+        &Patch::Apply(plan.crd()),
+    )
+    .await
+    .unwrap();
+    let secrets: Api<Secret> = test.api();
+    let queue =
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "queue-credentials"}});
+    secrets
+        .patch(
+            "queue-credentials",
+            &PatchParams::apply("test"),
+            &Patch::Apply(&queue),
+        )
+        .await
+        .unwrap();
+    let reconciler = Reconciler::new(test.cluster.clone(), Arc::clone(&plan));
+    let pool = |metrics: bool| {
+        json!({"apiVersion": "kro.run/v1alpha1", "kind": "ZenTestWorkerPool",
+               "metadata": {"name": "crawl", "namespace": test.namespace},
+               "spec": {"name": "crawl", "image": "registry.k8s.io/pause:3.10", "regions": ["eu"],
+                        "replicasPerRegion": 1, "metrics": {"enabled": metrics}}})
+    };
+    let resource = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("kro.run", "v1alpha1", "ZenTestWorkerPool"),
+        "zentestworkerpools",
+    );
+    let pools: Api<DynamicObject> =
+        Api::namespaced_with(test.client.clone(), &test.namespace, &resource);
+    let with = support::eventually(Duration::from_secs(20), "the CRD is served", || async {
+        let report = apply(&reconciler, &pool(true), &options()).await;
+        report.status_written.then_some(report)
+    })
+    .await;
+    assert!(with.ok(), "{with:#?}");
+    let live = pools.get("crawl").await.unwrap();
+    assert_eq!(live.data["status"]["exporter"], "crawl-metrics");
+    let without = apply(&reconciler, &pool(false), &options()).await;
+    assert!(without.ok() && without.status_written, "{without:#?}");
+    let live = pools.get("crawl").await.unwrap();
+    assert!(
+        live.data["status"].get("exporter").is_none(),
+        "{:?}",
+        live.data["status"]
+    );
+    assert_eq!(live.data["status"]["state"], "ACTIVE");
+    let instance = reconciler.admit(pool(false)).unwrap();
+    let deleted = reconciler
+        .delete(&instance, &options(), &(), &CancellationToken::new())
+        .await
+        .unwrap();
+    assert!(deleted.ok(), "{deleted:#?}");
+    assert!(
+        pools.get_opt("crawl").await.unwrap().is_none(),
+        "the instance goes too"
+    );
+    assert!(
+        secrets
+            .get_opt("queue-credentials")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    crds.delete(
+        "zentestworkerpools.kro.run",
+        &kube::api::DeleteParams::default(),
+    )
+    .await
+    .unwrap();
+    test.cleanup().await;
+}

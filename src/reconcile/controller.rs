@@ -329,21 +329,31 @@ async fn apply(object: &DynamicObject, context: &Context) -> Result<Action, Fail
     let instance = match context.reconciler.admit(json) {
         Ok(instance) => instance,
         Err(error) => {
+            // Said once per spec: the next change of the spec is what can fix it.
+            context.metrics.errors.inc();
+            let message = error.to_string();
+            let said = object.data["status"]["conditions"][0].clone();
+            if said["reason"] == "InvalidSpec"
+                && said["message"] == message.as_str()
+                && said["observedGeneration"] == json!(object.metadata.generation)
+            {
+                return Ok(Action::await_change());
+            }
             let status = json!({
                 "apiVersion": context.reconciler.plan().api_version, "kind": context.reconciler.plan().kind,
                 "metadata": {"name": name},
                 "status": {"state": "FAILED", "conditions": [{"type": "Ready", "status": "False", "reason": "InvalidSpec",
-                    "message": error.to_string(), "lastTransitionTime": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    "message": message, "lastTransitionTime": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
                     "observedGeneration": object.metadata.generation}]},
             });
-            let _ = api
-                .patch_status(
-                    &name,
-                    &PatchParams::apply(FIELD_MANAGER).force(),
-                    &Patch::Apply(&status),
-                )
-                .await;
-            return Err(Failed(error.to_string()));
+            api.patch_status(
+                &name,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&status),
+            )
+            .await
+            .map_err(|error| Failed(api_message(&error)))?;
+            return Ok(Action::await_change());
         }
     };
     let report = context
@@ -353,7 +363,13 @@ async fn apply(object: &DynamicObject, context: &Context) -> Result<Action, Fail
         .map_err(|error| Failed(error.to_string()))?;
     count(context, &report);
     if report.ok() {
-        Ok(Action::requeue(context.options.resync))
+        // A resync too large for the clock's arithmetic is a year.
+        Ok(Action::requeue(
+            context
+                .options
+                .resync
+                .min(Duration::from_secs(365 * 86_400)),
+        ))
     } else {
         let first = report.objects.iter().find(|o| o.outcome.is_failure());
         Err(Failed(first.map_or_else(
@@ -381,6 +397,11 @@ async fn finalize(object: &DynamicObject, context: &Context) -> Result<Action, F
         super::Instance {
             name: name.clone(),
             namespace: object.metadata.namespace.clone(),
+            home: object
+                .metadata
+                .namespace
+                .clone()
+                .unwrap_or_else(|| context.reconciler.cluster().namespace().to_owned()),
             object: json,
         }
     };

@@ -21,7 +21,7 @@ use super::plan::{Instance, Plan, Rendered};
 use super::{
     Action, Event, FIELD_MANAGER, HASH_ANNOTATION, LevelReport, ObjectReport, Options, Outcome,
     PART_OF_LABEL, Progress, RESOURCE_LABEL, ReconcileError, Report, applyset_id, contained,
-    hash_json, parent_name, parent_namespace,
+    hash_json, label_value, parent_name, parent_namespace,
 };
 use crate::cel::{Value, Variables};
 use crate::cluster::{Cluster, api_message, is_not_found};
@@ -238,7 +238,12 @@ impl Reconciler {
             mode,
             progress,
             cancel,
-            deadline: Instant::now() + options.timeout,
+            // A timeout too large for the clock is as good as none.
+            deadline: Instant::now()
+                .checked_add(options.timeout)
+                .unwrap_or_else(|| {
+                    Instant::now() + std::time::Duration::from_secs(100 * 365 * 86_400)
+                }),
             writes: AtomicU64::new(0),
             workers: Semaphore::new(options.workers.max(1)),
             diffs: Mutex::new(Vec::new()),
@@ -263,7 +268,7 @@ impl Reconciler {
             namespaces: BTreeSet::from([set.namespace.clone()]),
         };
         // Every kind the set ever held, to find what to prune.
-        let mut known_kinds = self.recorded_kinds(&set).await;
+        let (mut known_kinds, unserved) = self.recorded_kinds(&set).await;
         known_kinds.extend(walk.kinds.clone());
         // The parent records every kind before any member is written, so an interrupted run
         // leaves nothing it cannot find again.
@@ -329,12 +334,12 @@ impl Reconciler {
             self.prune(&walk, &mut live, &known_kinds, run, &mut report)
                 .await;
             if run.mode == Mode::Apply && report.ok() {
-                // What the set holds now: the kinds and namespaces of what was applied.
-                let (kinds, namespaces) = (
-                    walk.kinds.keys().cloned().collect(),
-                    walk.namespaces.clone(),
-                );
-                self.save_set(&mut set, kinds, namespaces, run).await?;
+                // What the set holds now: the kinds and namespaces of what was applied, and
+                // kinds not served now, whose objects could not be looked at.
+                let mut kinds: BTreeSet<String> = walk.kinds.keys().cloned().collect();
+                kinds.extend(unserved);
+                self.save_set(&mut set, kinds, walk.namespaces.clone(), run)
+                    .await?;
             }
         }
         let (status, missing) = plan.status(&walk.variables);
@@ -492,38 +497,39 @@ impl Reconciler {
         run: &Run<'_>,
         report: &mut Report,
     ) {
-        let undecided: BTreeSet<&str> = self
+        // Objects carry the resource id as a label value (hashed when it is not one).
+        let undecided: BTreeSet<String> = self
             .plan
             .steps
             .iter()
             .enumerate()
             .filter(|(s, _)| walk.state[*s] != Some(true) && !walk.excluded[*s])
-            .map(|(_, step)| step.id.as_str())
-            .collect();
-        let mut unwanted: Vec<(String, Json)> = live
-            .drain()
-            .filter(|(key, object)| {
-                !walk.desired.contains(key)
-                    && !undecided.contains(resource_id(object).unwrap_or_default())
-            })
-            .map(|((gk, _, _), object)| (gk, object))
+            .map(|(_, step)| label_value(&step.id))
             .collect();
         let wave_of = self.wave_index();
-        unwanted.sort_by_key(|(_, object)| {
-            std::cmp::Reverse(
-                resource_id(object)
-                    .and_then(|id| wave_of.get(id).copied())
-                    .unwrap_or(usize::MAX),
-            )
-        });
-        let pruned = join_all(unwanted.iter().map(|(gk, object)| {
-            let kind = known_kinds.get(gk).or_else(|| walk.kinds.get(gk)).cloned();
-            self.remove(kind, object, Outcome::Pruned, false, run)
-        }))
-        .await;
-        for done in pruned {
-            run.progress.event(&Event::Object(&done));
-            report.objects.push(done);
+        // By delete wave, last first; objects of resources no longer in the graph before all.
+        let mut waves: BTreeMap<std::cmp::Reverse<usize>, Vec<(String, Json)>> = BTreeMap::new();
+        for (key, object) in live.drain() {
+            let id = resource_id(&object).unwrap_or_default();
+            if walk.desired.contains(&key) || undecided.contains(id) {
+                continue;
+            }
+            let wave = wave_of.get(id).copied().unwrap_or(usize::MAX);
+            waves
+                .entry(std::cmp::Reverse(wave))
+                .or_default()
+                .push((key.0, object));
+        }
+        for unwanted in waves.into_values() {
+            let pruned = join_all(unwanted.iter().map(|(gk, object)| {
+                let kind = known_kinds.get(gk).or_else(|| walk.kinds.get(gk)).cloned();
+                self.remove(kind, object, Outcome::Pruned, true, run)
+            }))
+            .await;
+            for done in pruned {
+                run.progress.event(&Event::Object(&done));
+                report.objects.push(done);
+            }
         }
     }
 
@@ -564,7 +570,7 @@ impl Reconciler {
         let run = Self::run(options, Mode::Apply, progress, cancel);
         let plan = &*self.plan;
         let set = self.load_set(instance).await?;
-        let mut kinds = self.recorded_kinds(&set).await;
+        let (mut kinds, unserved) = self.recorded_kinds(&set).await;
         kinds.extend(self.static_kinds().await);
         let mut namespaces = set.namespaces.clone();
         namespaces.insert(set.namespace.clone());
@@ -579,8 +585,18 @@ impl Reconciler {
             }
         }
         let mut report = Report::new(Action::Delete, plan, instance);
+        // Members of a kind the cluster no longer serves cannot be listed: the set stays, so
+        // they can be found once it is served again.
+        for gk in unserved {
+            report.objects.push(blank(
+                "",
+                0,
+                Outcome::Failed,
+                &format!("the apply set holds {gk}, which the cluster no longer serves: its objects cannot be listed"),
+            ));
+        }
         // Objects of resources no longer in the graph go first: nothing in it depends on them.
-        let known: BTreeSet<&str> = plan.ids().collect();
+        let known: BTreeSet<String> = plan.ids().map(label_value).collect();
         let strays: Vec<String> = by_id
             .keys()
             .filter(|id| !known.contains(id.as_str()))
@@ -615,7 +631,7 @@ impl Reconciler {
             let wave_started = Instant::now();
             let mut work = Vec::new();
             for id in &ids {
-                if let Some(objects) = by_id.remove(id) {
+                if let Some(objects) = by_id.remove(&label_value(id)) {
                     work.extend(objects.into_iter().map(|o| (id.clone(), o)));
                 } else {
                     let done = blank(id, number, Outcome::Absent, "nothing to delete");
@@ -660,10 +676,42 @@ impl Reconciler {
                 }
             }
         }
+        if report.ok() {
+            self.delete_instance(instance, &run, &mut report).await;
+        }
         report.millis = millis(started);
         report.api_calls = self.cluster.stats().requests - calls;
         report.writes = run.writes.load(Ordering::Relaxed);
         Ok(report)
+    }
+
+    /// Deletes the instance object itself, when its CRD is installed and it is there (and
+    /// not already going, as under the controller's finalizer).
+    async fn delete_instance(&self, instance: &Instance, run: &Run<'_>, report: &mut Report) {
+        let Ok(kind) = self.kind(&self.plan.api_version, &self.plan.kind).await else {
+            return;
+        };
+        let api = self.api(&kind, instance.namespace.as_deref());
+        let Ok(Some(live)) = api.get_opt(&instance.name).await else {
+            return;
+        };
+        if live.metadata.deletion_timestamp.is_some() {
+            return;
+        }
+        let mut done = describe("(instance)", 0, &kind, &to_json(&live));
+        match api.delete(&instance.name, &DeleteParams::default()).await {
+            Ok(_) => {
+                run.wrote();
+                done.outcome = Outcome::Deleted;
+            }
+            Err(error) if is_not_found(&error) => done.outcome = Outcome::Absent,
+            Err(error) => {
+                done.outcome = Outcome::Failed;
+                done.message = Some(api_message(&error));
+            }
+        }
+        run.progress.event(&Event::Object(&done));
+        report.objects.push(done);
     }
 
     /// Applies (or dry-runs) one object and waits for its `readyWhen`.
@@ -724,7 +772,10 @@ impl Reconciler {
             {
                 annotations.insert(HASH_ANNOTATION.into(), Json::String(hash));
             }
-            if let Some(live) = live.as_ref().filter(|live| contained(&object, live)) {
+            if let Some(live) = live
+                .as_ref()
+                .filter(|live| contained(&as_stored(&object), live))
+            {
                 if run.mode == Mode::Diff {
                     run.record_diff(&report, "unchanged", String::new());
                 }
@@ -1036,11 +1087,8 @@ impl Reconciler {
                         "lastTransitionTime": since, "observedGeneration": generation}]),
             );
         }
-        if live
-            .as_ref()
-            .and_then(|l| l.get("status"))
-            .is_some_and(|s| contained(&report.status, s))
-        {
+        // Equal, not contained: a field no longer known must go from the written status.
+        if live.as_ref().and_then(|l| l.get("status")) == Some(&report.status) {
             report.status_written = true;
             return;
         }
@@ -1079,22 +1127,32 @@ impl Reconciler {
         kinds
     }
 
-    /// The kinds the apply set records, resolved to their preferred versions.
-    async fn recorded_kinds(&self, set: &ApplySet) -> BTreeMap<String, Kind> {
+    /// The kinds the apply set records, resolved to their preferred versions, and those the
+    /// cluster no longer serves.
+    async fn recorded_kinds(&self, set: &ApplySet) -> (BTreeMap<String, Kind>, Vec<String>) {
         let mut kinds = BTreeMap::new();
+        let mut unserved = Vec::new();
         for gk in &set.kinds {
             let (kind, group) = gk.split_once('.').unwrap_or((gk.as_str(), ""));
-            if let Ok(found) = kube::discovery::group(&self.cluster.client(), group).await
-                && let Some((resource, caps)) = found.recommended_kind(kind)
-            {
-                let found = Kind {
-                    namespaced: caps.scope == kube::discovery::Scope::Namespaced,
-                    resource,
-                };
-                kinds.insert(gk.clone(), found);
+            let found = match kube::discovery::group(&self.cluster.client(), group).await {
+                Ok(found) => found.recommended_kind(kind),
+                Err(_) => None,
+            };
+            match found {
+                Some((resource, caps)) => {
+                    let namespaced = caps.scope == kube::discovery::Scope::Namespaced;
+                    kinds.insert(
+                        gk.clone(),
+                        Kind {
+                            resource,
+                            namespaced,
+                        },
+                    );
+                }
+                None => unserved.push(gk.clone()),
             }
         }
-        kinds
+        (kinds, unserved)
     }
 
     /// Every live member of the apply set, by kind, namespace and name.
@@ -1123,7 +1181,12 @@ impl Reconciler {
                     ))
                 })?;
                 for item in list.items {
-                    let object = to_json(&item);
+                    let mut object = to_json(&item);
+                    // A real API server leaves the type off list items.
+                    if let Some(map) = object.as_object_mut() {
+                        map.insert("apiVersion".into(), json!(kind.resource.api_version));
+                        map.insert("kind".into(), json!(kind.resource.kind));
+                    }
                     found.insert(key_of(kind, &object), object);
                 }
             }
@@ -1133,7 +1196,7 @@ impl Reconciler {
 
     async fn load_set(&self, instance: &Instance) -> Result<ApplySet, ReconcileError> {
         let name = parent_name(&self.plan, instance);
-        let namespace = parent_namespace(instance, self.cluster.namespace());
+        let namespace = parent_namespace(instance);
         let id = applyset_id(&name, &namespace);
         let api: Api<DynamicObject> =
             Api::namespaced_with(self.cluster.client(), &namespace, &config_map());
@@ -1218,13 +1281,14 @@ impl Reconciler {
     }
 
     /// Each resource id's delete wave.
-    fn wave_index(&self) -> HashMap<&str, usize> {
+    /// Each resource's delete wave, by the label value of its id.
+    fn wave_index(&self) -> HashMap<String, usize> {
         self.plan
             .waves
             .iter()
             .enumerate()
             .flat_map(|(w, wave)| wave.iter().map(move |&s| (s, w)))
-            .map(|(s, w)| (self.plan.steps[s].id.as_str(), w))
+            .map(|(s, w)| (label_value(&self.plan.steps[s].id), w))
             .collect()
     }
 
@@ -1368,7 +1432,8 @@ fn comparable(object: &Json) -> Json {
     if let Some(map) = object.as_object_mut() {
         map.remove("status");
         if secret {
-            // Never print a Secret's data: a short hash of each value still shows a change.
+            // Never print a Secret's data: a salted hash of each value (the salt new in every
+            // process) still shows a change, and cannot be looked up.
             for field in ["data", "stringData"] {
                 for value in map
                     .get_mut(field)
@@ -1376,7 +1441,7 @@ fn comparable(object: &Json) -> Json {
                     .into_iter()
                     .flat_map(|m| m.values_mut())
                 {
-                    let digest = super::hash_json(value);
+                    let digest = super::hash_json(&json!([*SALT, value]));
                     *value = Json::String(format!("(redacted, sha256 {})", &digest[..12]));
                 }
             }
@@ -1403,6 +1468,40 @@ fn comparable(object: &Json) -> Json {
         }
     }
     object
+}
+
+/// The salt of the hashes that stand for Secret values in diffs.
+static SALT: std::sync::LazyLock<u64> = std::sync::LazyLock::new(|| fastrand::u64(..));
+
+/// A desired object as the server stores it, for comparing with the live one: a Secret's
+/// `stringData` is written into `data`, base64-encoded.
+fn as_stored(object: &Json) -> std::borrow::Cow<'_, Json> {
+    use base64::Engine as _;
+    let Some(strings) = object
+        .get("stringData")
+        .and_then(Json::as_object)
+        .filter(|_| object.get("kind").and_then(Json::as_str) == Some("Secret"))
+    else {
+        return std::borrow::Cow::Borrowed(object);
+    };
+    let mut stored = object.clone();
+    let mut data = stored
+        .get("data")
+        .and_then(Json::as_object)
+        .cloned()
+        .unwrap_or_default();
+    for (key, value) in strings {
+        let text = value.as_str().unwrap_or_default();
+        data.insert(
+            key.clone(),
+            json!(base64::engine::general_purpose::STANDARD.encode(text)),
+        );
+    }
+    if let Some(map) = stored.as_object_mut() {
+        map.remove("stringData");
+        map.insert("data".into(), Json::Object(data));
+    }
+    std::borrow::Cow::Owned(stored)
 }
 
 /// A unified diff of two objects' YAML.

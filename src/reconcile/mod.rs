@@ -44,7 +44,7 @@
 //!
 //! Every object the reconciler writes carries labels naming the graph, the instance and the
 //! resource id, and the label of the instance's *apply set* (the `ApplySet` convention of
-//! `kubectl apply --prune`, KEP-3659): a `ConfigMap` `zen-<graph>-<instance>` beside the
+//! `kubectl apply --prune`, KEP-3659): a `ConfigMap` `zen-<graph>-<instance>-<hash>` beside the
 //! instance records which kinds the set holds, so a re-run finds every object it made,
 //! including those of resources since removed from the graph, and prunes them.
 
@@ -431,23 +431,27 @@ fn applyset_id(parent: &str, namespace: &str) -> String {
     )
 }
 
-/// The parent `ConfigMap`'s name: `zen-<graph>-<instance>`, hashed when too long.
+/// The parent `ConfigMap`'s name: `zen-<graph>-<instance>-<hash>`, the hash of the pair
+/// keeping `web` + `app-prod` apart from `web-app` + `prod`; only the hash when too long.
 fn parent_name(plan: &Plan, instance: &Instance) -> String {
-    let name = format!("zen-{}-{}", plan.graph, instance.name);
+    let digest = hex(&sha2::Sha256::digest(
+        format!("{}\0{}", plan.graph, instance.name).as_bytes(),
+    ));
+    let name = format!("zen-{}-{}-{}", plan.graph, instance.name, &digest[..8]);
     if name.len() <= 253 && plan::is_dns_subdomain(&name) {
         name
     } else {
-        format!("zen-{}", &hex(&sha2::Sha256::digest(name.as_bytes()))[..40])
+        format!("zen-{}", &digest[..40])
     }
 }
 
-/// Where the apply set's parent lives: the instance's namespace, or the cluster layer's
-/// default for cluster-scoped instances.
-fn parent_namespace(instance: &Instance, fallback: &str) -> String {
+/// Where the apply set's parent lives: the instance's namespace, or for cluster-scoped
+/// instances the namespace they were admitted with.
+fn parent_namespace(instance: &Instance) -> String {
     instance
         .namespace
         .clone()
-        .unwrap_or_else(|| fallback.to_owned())
+        .unwrap_or_else(|| instance.home.clone())
 }
 
 /// The labels every written object carries.
@@ -456,7 +460,7 @@ pub(crate) fn ownership_labels(
     instance: &Instance,
     id: &str,
 ) -> Vec<(&'static str, String)> {
-    let namespace = parent_namespace(instance, "default");
+    let namespace = parent_namespace(instance);
     let mut labels = vec![
         ("app.kubernetes.io/managed-by", FIELD_MANAGER.to_owned()),
         (GRAPH_LABEL, label_value(&plan.graph)),

@@ -532,6 +532,9 @@ impl Plan {
         map.insert("spec".into(), root["spec"].take());
         map.remove("status");
         Ok(Instance {
+            home: namespace
+                .clone()
+                .unwrap_or_else(|| default_namespace.to_owned()),
             name,
             namespace,
             object,
@@ -823,6 +826,9 @@ pub struct Instance {
     pub namespace: Option<String>,
     /// The whole object, defaults filled in, without `status`.
     pub object: Json,
+    /// Where its apply set lives: its namespace, or the default namespace it was admitted
+    /// with when the instance API is cluster-scoped.
+    pub(crate) home: String,
 }
 
 fn show(value: Option<&Json>) -> String {

@@ -224,3 +224,31 @@ fn deeply_nested_instances_are_refused_not_crashed_on() {
     assert!(problems[0].message.contains("deeper than"), "{problems:?}");
     assert!(problems[0].path.starts_with("spec.config"), "{problems:?}");
 }
+
+#[test]
+fn apply_sets_of_different_instances_never_share_a_parent() {
+    let graph = |name: &str| {
+        COLLECTION.replace(
+            "metadata: {name: pool}",
+            &format!("metadata: {{name: {name}}}"),
+        )
+    };
+    let (web, web_app) = (plan(&graph("web")), plan(&graph("web-app")));
+    let named = |plan: &Plan, name: &str| {
+        plan.admit(
+            json!({"apiVersion": "kro.run/v1alpha1", "kind": "Pool", "metadata": {"name": name}, "spec": {"regions": []}}),
+            "ns",
+        )
+        .unwrap()
+    };
+    let a = super::parent_name(&web, &named(&web, "app-prod"));
+    let b = super::parent_name(&web_app, &named(&web_app, "prod"));
+    assert!(a.starts_with("zen-web-app-prod-") && b.starts_with("zen-web-app-prod-"));
+    assert_ne!(a, b);
+    let long = "x".repeat(250);
+    let hashed = super::parent_name(&web, &named(&web, &long));
+    assert!(
+        hashed.len() <= 253 && hashed.starts_with("zen-"),
+        "{hashed}"
+    );
+}

@@ -1393,7 +1393,37 @@ fn admit(resource: &ResourceType, name: &str, object: &mut Value) -> Result<(), 
             ApiError::invalid(&resource.kind, &resource.group, name, &causes)
         })?;
     }
-    super::control::validate(resource, name, object)
+    super::control::validate(resource, name, object)?;
+    if resource.group.is_empty() && resource.kind == "Secret" {
+        string_data(object);
+    }
+    Ok(())
+}
+
+/// A Secret's `stringData` written into `data`, base64-encoded, as the API server stores it
+/// (`stringData` wins over `data` for the same key, and is never stored).
+fn string_data(object: &mut Value) {
+    use base64::Engine as _;
+    let Some(map) = object.as_object_mut() else {
+        return;
+    };
+    let Some(Value::Object(strings)) = map.remove("stringData") else {
+        return;
+    };
+    let data = map
+        .entry("data")
+        .or_insert_with(|| Value::Object(serde_json::Map::new()));
+    if let Some(data) = data.as_object_mut() {
+        for (key, value) in strings {
+            let text = value
+                .as_str()
+                .map_or_else(|| value.to_string(), str::to_owned);
+            data.insert(
+                key,
+                Value::String(base64::engine::general_purpose::STANDARD.encode(text)),
+            );
+        }
+    }
 }
 
 fn conflict_error(resource: &ResourceType, name: &str, conflicts: &[fields::Conflict]) -> ApiError {

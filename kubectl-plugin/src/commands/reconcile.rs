@@ -36,7 +36,7 @@ pub const LONG_ABOUT: &str = "Apply a KRO resource graph instance in dependency 
     --workers at a time, and each waits for its readyWhen (watched, not polled) before what \
     depends on it is rendered. includeWhen false leaves a resource out; externalRef resources \
     are read, never written. Objects carry labels naming the graph, the instance and the \
-    resource, and belong to the instance's apply set (a ConfigMap zen-<graph>-<instance>), so a \
+    resource, and belong to the instance's apply set (a ConfigMap zen-<graph>-<instance>-<hash>), so a \
     re-run writes nothing when nothing changed and prunes what is no longer wanted.";
 
 const HELP: &str = "\
