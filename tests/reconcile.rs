@@ -96,6 +96,17 @@ fn outcome(report: &Report, id: &str) -> Outcome {
         .outcome
 }
 
+/// Server-side applies `object` as `manager`: another writer than the reconciler.
+async fn apply_as<K>(api: &Api<K>, manager: &str, object: &Value)
+where
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let name = object["metadata"]["name"].as_str().expect("a name");
+    api.patch(name, &PatchParams::apply(manager), &Patch::Apply(object))
+        .await
+        .expect("the object is applied");
+}
+
 fn options() -> Options {
     Options {
         timeout: Duration::from_secs(60),
@@ -310,13 +321,7 @@ async fn a_409_conflict_fails_until_forced() {
     let test = cluster().await;
     let maps: Api<ConfigMap> = test.api();
     let theirs = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "b-left"}, "data": {"value": "theirs"}});
-    maps.patch(
-        "b-left",
-        &PatchParams::apply("someone-else"),
-        &Patch::Apply(&theirs),
-    )
-    .await
-    .unwrap();
+    apply_as(&maps, "someone-else", &theirs).await;
     let reconciler = Reconciler::new(test.cluster.clone(), plan(BRANCHES));
     let report = apply(&reconciler, &branches(&test, &json!({})), &options()).await;
     let left = report.objects.iter().find(|o| o.id == "left").unwrap();
@@ -434,13 +439,7 @@ fn gated(test: &TestCluster) -> Value {
 async fn open_gate(test: &TestCluster) {
     let maps: Api<ConfigMap> = test.api();
     let open = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "g-gate"}, "data": {"open": "yes"}});
-    maps.patch(
-        "g-gate",
-        &PatchParams::apply("gatekeeper"),
-        &Patch::Apply(&open),
-    )
-    .await
-    .unwrap();
+    apply_as(&maps, "gatekeeper", &open).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -787,14 +786,7 @@ async fn every_example_instance_applies_reapplies_and_deletes() {
     let test = cluster().await;
     let secrets: Api<Secret> = test.api();
     let queue = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "queue-credentials"}, "data": {"url": "YW1xcDovL3F1ZXVl"}});
-    secrets
-        .patch(
-            "queue-credentials",
-            &PatchParams::apply("test"),
-            &Patch::Apply(&queue),
-        )
-        .await
-        .unwrap();
+    apply_as(&secrets, "test", &queue).await;
     let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/examples");
     for (rgd, instance) in [
         ("web-app", "web-app"),
@@ -901,24 +893,11 @@ async fn the_written_status_loses_fields_no_longer_known_and_delete_removes_the_
         test.client.clone(),
         &ApiResource::erase::<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition>(&()),
     );
-    crds.patch(
-        "zentestworkerpools.kro.run",
-        &PatchParams::apply("test"),
-        &Patch::Apply(plan.crd()),
-    )
-    .await
-    .unwrap();
+    apply_as(&crds, "test", plan.crd()).await;
     let secrets: Api<Secret> = test.api();
     let queue =
         json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "queue-credentials"}});
-    secrets
-        .patch(
-            "queue-credentials",
-            &PatchParams::apply("test"),
-            &Patch::Apply(&queue),
-        )
-        .await
-        .unwrap();
+    apply_as(&secrets, "test", &queue).await;
     let reconciler = Reconciler::new(test.cluster.clone(), Arc::clone(&plan));
     let pool = |metrics: bool| {
         json!({"apiVersion": "kro.run/v1alpha1", "kind": "ZenTestWorkerPool",

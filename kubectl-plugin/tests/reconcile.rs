@@ -21,6 +21,16 @@ fn zen(args: &[&str]) -> Output {
         .expect("the plugin runs")
 }
 
+/// zen-sim on threads of its own, with its kubeconfig in the directory as `kubeconfig`.
+fn started() -> (BackgroundSim, tempfile::TempDir) {
+    let sim = BackgroundSim::start(SimOptions::default()).expect("zen-sim starts");
+    let dir = tempfile::tempdir().unwrap();
+    sim.sim()
+        .write_kubeconfig(&dir.path().join("kubeconfig"))
+        .unwrap();
+    (sim, dir)
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -113,10 +123,8 @@ fn usage_and_instance_errors_say_what_to_fix() {
 
 #[test]
 fn apply_reapply_diff_and_delete_against_zen_sim() {
-    let sim = BackgroundSim::start(SimOptions::default()).expect("zen-sim starts");
-    let dir = tempfile::tempdir().unwrap();
+    let (sim, dir) = started();
     let kubeconfig = dir.path().join("kubeconfig");
-    sim.sim().write_kubeconfig(&kubeconfig).unwrap();
     let kc = kubeconfig.to_str().unwrap();
     let run = |extra: &[&str]| {
         let mut args = vec!["reconcile", "--kubeconfig", kc, "-f", RGD, "-i", INSTANCE];
@@ -211,10 +219,8 @@ fn post(url: &str, path: &str, body: &serde_json::Value) -> String {
 
 #[test]
 fn graphs_are_read_from_the_cluster_as_rgd_name() {
-    let sim = BackgroundSim::start(SimOptions::default()).expect("zen-sim starts");
-    let dir = tempfile::tempdir().unwrap();
+    let (sim, dir) = started();
     let kubeconfig = dir.path().join("kubeconfig");
-    sim.sim().write_kubeconfig(&kubeconfig).unwrap();
     let kc = kubeconfig.to_str().unwrap();
     let missing = zen(&["graph", "inspect", "rgd/web-app", "--kubeconfig", kc]);
     assert_eq!(missing.status.code(), Some(1));
