@@ -570,8 +570,9 @@ impl Reconciler {
         let run = Self::run(options, Mode::Apply, progress, cancel);
         let plan = &*self.plan;
         let set = self.load_set(instance).await?;
+        let templates = self.static_kinds().await;
         let (mut kinds, unserved) = self.recorded_kinds(&set).await;
-        kinds.extend(self.static_kinds().await);
+        kinds.extend(templates);
         let mut namespaces = set.namespaces.clone();
         namespaces.insert(set.namespace.clone());
         let live = self.members(&set, &kinds, &namespaces).await?;
@@ -1133,6 +1134,18 @@ impl Reconciler {
         let mut kinds = BTreeMap::new();
         let mut unserved = Vec::new();
         for gk in &set.kinds {
+            // Kinds the templates name were found already: no second discovery.
+            let known = self
+                .kinds
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .values()
+                .find(|k| &k.group_kind() == gk)
+                .cloned();
+            if let Some(known) = known {
+                kinds.insert(gk.clone(), known);
+                continue;
+            }
             let (kind, group) = gk.split_once('.').unwrap_or((gk.as_str(), ""));
             let found = match kube::discovery::group(&self.cluster.client(), group).await {
                 Ok(found) => found.recommended_kind(kind),
