@@ -200,15 +200,15 @@ fn apply_reapply_diff_and_delete_against_zen_sim() {
     sim.stop();
 }
 
-/// A POST of JSON to zen-sim over plain HTTP.
-fn post(url: &str, path: &str, body: &serde_json::Value) -> String {
+/// One request to zen-sim over plain HTTP, with a JSON body or none; the whole answer.
+fn request(url: &str, method: &str, path: &str, body: Option<&serde_json::Value>) -> String {
     use std::io::{Read as _, Write as _};
     let address = url.trim_start_matches("http://");
     let mut stream = std::net::TcpStream::connect(address).unwrap();
-    let body = body.to_string();
+    let body = body.map(ToString::to_string).unwrap_or_default();
     write!(
         stream,
-        "POST {path} HTTP/1.0\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        "{method} {path} HTTP/1.0\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     )
     .unwrap();
@@ -239,10 +239,11 @@ fn graphs_are_read_from_the_cluster_as_rgd_name() {
     });
     let url = sim.sim().url().to_owned();
     assert!(
-        post(
+        request(
             &url,
+            "POST",
             "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
-            &crd
+            Some(&crd)
         )
         .contains(" 201 ")
     );
@@ -250,10 +251,11 @@ fn graphs_are_read_from_the_cluster_as_rgd_name() {
         serde_norway::from_str(&std::fs::read_to_string(RGD).unwrap()).unwrap();
     let mut created = String::new();
     for _ in 0..50 {
-        created = post(
+        created = request(
             &url,
+            "POST",
             "/apis/kro.run/v1alpha1/resourcegraphdefinitions",
-            &rgd,
+            Some(&rgd),
         );
         if created.contains(" 201 ") {
             break;
@@ -280,5 +282,107 @@ fn graphs_are_read_from_the_cluster_as_rgd_name() {
     ]);
     assert!(rendered.status.success(), "{}", text(&rendered.stderr));
     assert!(text(&rendered.stdout).contains("kind: Deployment"));
+    sim.stop();
+}
+
+/// A graph whose second resource waits on a readiness that never comes.
+const STUCK: &str = r#"apiVersion: kro.run/v1alpha1
+kind: ResourceGraphDefinition
+metadata: {name: stuck}
+spec:
+  schema:
+    apiVersion: v1alpha1
+    kind: Stuck
+    spec: {name: string | required=true}
+  resources:
+    - id: gate
+      template:
+        apiVersion: v1
+        kind: ConfigMap
+        metadata: {name: "${schema.spec.name}-gate"}
+      readyWhen:
+        - ${has(gate.data) && gate.data.open == "yes"}
+    - id: after
+      template:
+        apiVersion: v1
+        kind: ConfigMap
+        metadata: {name: "${gate.metadata.name}-after"}
+"#;
+
+#[test]
+fn failures_exit_1_and_ctrl_c_stops_the_run() {
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+    let (sim, dir) = started();
+    let kubeconfig = dir.path().join("kubeconfig");
+    let kc = kubeconfig.to_str().unwrap();
+    let rgd = dir.path().join("stuck.yaml");
+    std::fs::write(&rgd, STUCK).unwrap();
+    let instance = dir.path().join("instance.yaml");
+    std::fs::write(
+        &instance,
+        "apiVersion: kro.run/v1alpha1\nkind: Stuck\nmetadata: {name: s}\nspec: {name: s}\n",
+    )
+    .unwrap();
+    let args = [
+        "reconcile",
+        "--kubeconfig",
+        kc,
+        "-f",
+        rgd.to_str().unwrap(),
+        "-i",
+        instance.to_str().unwrap(),
+    ];
+
+    let timed_out = zen(&[&args[..], &["--timeout", "1s"]].concat());
+    assert_eq!(timed_out.status.code(), Some(1), "a failure exits 1");
+    assert!(
+        text(&timed_out.stdout).contains("not ready before the timeout"),
+        "{}",
+        text(&timed_out.stdout)
+    );
+
+    // A second instance, whose gate the first run did not make.
+    std::fs::write(
+        &instance,
+        "apiVersion: kro.run/v1alpha1\nkind: Stuck\nmetadata: {name: t}\nspec: {name: t}\n",
+    )
+    .unwrap();
+    let child = Command::new(BIN)
+        .args(args)
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Once the gate exists it is waiting for it: interrupt it as Ctrl-C does.
+    let url = sim.sim().url().to_owned();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !request(
+        &url,
+        "GET",
+        "/api/v1/namespaces/default/configmaps/t-gate",
+        None,
+    )
+    .contains(" 200 ")
+    {
+        assert!(Instant::now() < deadline, "the gate was never created");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let sent = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("interrupted: finishing the writes in flight"),
+        "{stderr}"
+    );
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("(interrupted)"), "{stdout}");
+    assert!(stdout.contains("interrupted while waiting for"), "{stdout}");
     sim.stop();
 }

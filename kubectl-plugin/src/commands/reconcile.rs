@@ -233,19 +233,7 @@ pub fn run(args: &ReconcileArgs, global: &GlobalArgs) -> Result<ExitCode, Failur
         }
         let cancel = CancellationToken::new();
         let progress = Lines::new();
-        let interrupt = cancel.clone();
-        let watcher = tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                let _ = writeln!(
-                    io::stderr(),
-                    "interrupted: finishing the writes in flight (Ctrl-C again to quit now)"
-                );
-                interrupt.cancel();
-            }
-            if tokio::signal::ctrl_c().await.is_ok() {
-                std::process::exit(130);
-            }
-        });
+        let watcher = on_interrupt(cancel.clone(), true)?;
         let report = if args.delete {
             reconciler
                 .delete(&instance, &options, &progress, &cancel)
@@ -264,6 +252,47 @@ pub fn run(args: &ReconcileArgs, global: &GlobalArgs) -> Result<ExitCode, Failur
             EXIT_FAILURE
         }))
     })
+}
+
+/// Cancels `cancel` on Ctrl-C (SIGINT) or SIGTERM, listening from now on, before any work
+/// starts; with `again`, a second Ctrl-C quits at once (exit code 130).
+fn on_interrupt(
+    cancel: CancellationToken,
+    again: bool,
+) -> Result<tokio::task::JoinHandle<()>, Failure> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let listen = |kind| {
+            signal(kind).map_err(|error| Failure::new("cannot listen for Ctrl-C").caused_by(&error))
+        };
+        let (mut interrupt, mut terminate) = (
+            listen(SignalKind::interrupt())?,
+            listen(SignalKind::terminate())?,
+        );
+        Ok(tokio::spawn(async move {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
+            }
+            if again {
+                let _ = writeln!(
+                    io::stderr(),
+                    "interrupted: finishing the writes in flight (Ctrl-C again to quit now)"
+                );
+            }
+            cancel.cancel();
+            if again && interrupt.recv().await.is_some() {
+                std::process::exit(130);
+            }
+        }))
+    }
+    #[cfg(not(unix))]
+    Ok(tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            cancel.cancel();
+        }
+    }))
 }
 
 async fn connect(global: &GlobalArgs) -> Result<Cluster, Failure> {
@@ -537,12 +566,7 @@ async fn run_controller(args: &ControllerArgs, global: &GlobalArgs) -> Result<Ex
         None => connect(global).await?,
     };
     let shutdown = CancellationToken::new();
-    let stop = shutdown.clone();
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            stop.cancel();
-        }
-    });
+    on_interrupt(shutdown.clone(), false)?;
     let options = ControllerOptions {
         run: args.run.options(),
         workers: usize::from(args.run.workers),
