@@ -114,6 +114,13 @@ impl GlobalArgs {
             ..kubezen::cluster::ClusterOptions::default()
         }
     }
+
+    /// The cluster these flags name, connected.
+    pub async fn connect(&self) -> Result<kubezen::cluster::Cluster, crate::error::Failure> {
+        kubezen::cluster::Cluster::connect(&self.cluster_options())
+            .await
+            .map_err(|error| crate::error::Failure::new(error.to_string()))
+    }
 }
 
 /// The subcommands. A command appears here when it works.

@@ -140,6 +140,17 @@ impl Run<'_> {
         self.cancel.is_cancelled() || Instant::now() >= self.deadline
     }
 
+    /// Reports a level (or delete wave) done, with its wall time.
+    fn level_done(&self, report: &mut Report, level: usize, ids: Vec<String>, started: Instant) {
+        let timing = LevelReport {
+            level,
+            ids,
+            millis: millis(started),
+        };
+        self.progress.event(&Event::LevelDone(&timing));
+        report.levels.push(timing);
+    }
+
     fn wrote(&self) {
         self.writes.fetch_add(1, Ordering::Relaxed);
     }
@@ -321,13 +332,7 @@ impl Reconciler {
                 }
                 report.objects.extend(results.into_iter().map(|d| d.report));
             }
-            let timing = LevelReport {
-                level: number,
-                ids,
-                millis: millis(level_started),
-            };
-            run.progress.event(&Event::LevelDone(&timing));
-            report.levels.push(timing);
+            run.level_done(&mut report, number, ids, level_started);
         }
         report.interrupted |= run.cancel.is_cancelled();
         if run.options.prune && !report.interrupted {
@@ -649,13 +654,7 @@ impl Reconciler {
                 run.progress.event(&Event::Object(&done));
                 report.objects.push(done);
             }
-            let timing = LevelReport {
-                level: number,
-                ids,
-                millis: millis(wave_started),
-            };
-            run.progress.event(&Event::LevelDone(&timing));
-            report.levels.push(timing);
+            run.level_done(&mut report, number, ids, wave_started);
             if report.objects.iter().any(|o| o.outcome.is_failure()) {
                 // What depends on a survivor must not lose what it needs: stop here.
                 break;

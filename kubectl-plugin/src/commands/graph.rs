@@ -154,45 +154,65 @@ pub fn run(args: &GraphArgs, global: &GlobalArgs) -> Result<ExitCode, Failure> {
 }
 
 fn load(args: &SourceArgs, global: &GlobalArgs) -> Result<Vec<ResourceGraph>, Failure> {
-    let mut catalog = Catalog::builtin();
-    for crd in &args.crd {
-        catalog
-            .add_crds_from_path(crd)
-            .map_err(|error| load_failure(&error))?;
-    }
+    let catalog = catalog(&args.crd)?;
     let mut graphs = Vec::new();
     for source in &args.sources {
-        graphs.extend(load_one(source, &catalog, global)?);
+        match rgd_name(source) {
+            Some(name) => {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|error| Failure::new("cannot start the runtime").caused_by(&error))?;
+                let (graph, _) = runtime.block_on(fetch(&name, &catalog, global))?;
+                graphs.push(graph);
+            }
+            None => graphs.extend(load_local(source, &catalog)?),
+        }
     }
     Ok(graphs)
 }
 
-fn load_one(
-    source: &Path,
-    catalog: &Catalog,
-    global: &GlobalArgs,
-) -> Result<Vec<ResourceGraph>, Failure> {
-    let text = source.to_string_lossy();
-    let loaded = if text == "-" {
+/// The built-in kinds and the CRDs in `crds` (files or directories).
+pub fn catalog(crds: &[PathBuf]) -> Result<Catalog, Failure> {
+    let mut catalog = Catalog::builtin();
+    for crd in crds {
+        catalog
+            .add_crds_from_path(crd)
+            .map_err(|error| load_failure(&error))?;
+    }
+    Ok(catalog)
+}
+
+/// NAME when `source` is `rgd/NAME` and no such file exists.
+pub fn rgd_name(source: &Path) -> Option<String> {
+    source
+        .to_string_lossy()
+        .strip_prefix("rgd/")
+        .filter(|_| !source.exists())
+        .map(str::to_owned)
+}
+
+/// The graphs of a file, a directory, or standard input (`-`).
+pub fn load_local(source: &Path, catalog: &Catalog) -> Result<Vec<ResourceGraph>, Failure> {
+    if source == Path::new("-") {
         graph::load_reader(io::stdin().lock(), "-", catalog)
-    } else if let Some(name) = text.strip_prefix("rgd/").filter(|_| !source.exists()) {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|error| Failure::new("cannot start the runtime").caused_by(&error))?;
-        return runtime.block_on(async {
-            let cluster = kubezen::cluster::Cluster::connect(&global.cluster_options())
-                .await
-                .map_err(|error| Failure::new(error.to_string()))?;
-            graph::fetch(&cluster, name, catalog)
-                .await
-                .map(|graph| vec![graph])
-                .map_err(|error| load_failure(&error))
-        });
     } else {
         graph::load_path(source, catalog)
-    };
-    loaded.map_err(|error| load_failure(&error))
+    }
+    .map_err(|error| load_failure(&error))
+}
+
+/// The graph `rgd/NAME` from the cluster the flags name, and that cluster, connected.
+pub async fn fetch(
+    name: &str,
+    catalog: &Catalog,
+    global: &GlobalArgs,
+) -> Result<(ResourceGraph, kubezen::cluster::Cluster), Failure> {
+    let cluster = global.connect().await?;
+    let graph = graph::fetch(&cluster, name, catalog)
+        .await
+        .map_err(|error| load_failure(&error))?;
+    Ok((graph, cluster))
 }
 
 /// What could not be read, with the hint for it.

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use kubezen::cluster::Cluster;
-use kubezen::graph::{self, Catalog, ResourceGraph};
+use kubezen::graph::{self, ResourceGraph};
 use kubezen::reconcile::{
     self, ControllerOptions, Event, ObjectDiff, Options, Outcome, Plan, Progress, Reconciler,
     Rendering,
@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     cli::GlobalArgs,
-    commands::{graph::load_failure, sim::parse_duration},
+    commands::{graph as graph_command, graph::load_failure, sim::parse_duration},
     error::{EXIT_FAILURE, EXIT_OK, Failure},
     output::{Output, OutputFormat, colour_enabled},
 };
@@ -216,7 +216,7 @@ pub fn run(args: &ReconcileArgs, global: &GlobalArgs) -> Result<ExitCode, Failur
         }
         let cluster = match cluster {
             Some(cluster) => cluster,
-            None => connect(global).await?,
+            None => global.connect().await?,
         };
         let reconciler = Reconciler::new(cluster, plan);
         let instance_path = instance.display().to_string();
@@ -295,12 +295,6 @@ fn on_interrupt(
     }))
 }
 
-async fn connect(global: &GlobalArgs) -> Result<Cluster, Failure> {
-    Cluster::connect(&global.cluster_options())
-        .await
-        .map_err(|error| Failure::new(error.to_string()))
-}
-
 /// One graph from a file, standard input or the cluster (`rgd/NAME`).
 async fn load_graph(
     source: &Path,
@@ -308,29 +302,19 @@ async fn load_graph(
     global: &GlobalArgs,
     cluster: &mut Option<Cluster>,
 ) -> Result<ResourceGraph, Failure> {
-    let mut catalog = Catalog::builtin();
-    for crd in crds {
-        catalog
-            .add_crds_from_path(crd)
-            .map_err(|error| load_failure(&error))?;
-    }
-    let text = source.to_string_lossy();
-    let mut graphs = if let Some(name) = text.strip_prefix("rgd/").filter(|_| !source.exists()) {
-        let connected = connect(global).await?;
-        let graph = graph::fetch(&connected, name, &catalog)
-            .await
-            .map_err(|error| load_failure(&error))?;
-        *cluster = Some(connected);
-        vec![graph]
-    } else if text == "-" {
-        graph::load_reader(io::stdin().lock(), "-", &catalog)
-            .map_err(|error| load_failure(&error))?
-    } else {
-        graph::load_path(source, &catalog).map_err(|error| load_failure(&error))?
+    let catalog = graph_command::catalog(crds)?;
+    let mut graphs = match graph_command::rgd_name(source) {
+        Some(name) => {
+            let (graph, connected) = graph_command::fetch(&name, &catalog, global).await?;
+            *cluster = Some(connected);
+            vec![graph]
+        }
+        None => graph_command::load_local(source, &catalog)?,
     };
     if graphs.len() > 1 {
         return Err(Failure::usage(format!(
-            "{text} holds {} ResourceGraphDefinitions; reconcile takes one",
+            "{} holds {} ResourceGraphDefinitions; reconcile takes one",
+            source.display(),
             graphs.len()
         ))
         .hint("pass the file of the one graph"));
@@ -563,7 +547,7 @@ async fn run_controller(args: &ControllerArgs, global: &GlobalArgs) -> Result<Ex
     let plan = Arc::new(Plan::new(&graph).map_err(|e| reconcile_failure(&e))?);
     let cluster = match cluster {
         Some(cluster) => cluster,
-        None => connect(global).await?,
+        None => global.connect().await?,
     };
     let shutdown = CancellationToken::new();
     on_interrupt(shutdown.clone(), false)?;
