@@ -7,7 +7,7 @@ PIP_INSTALL := $(PYTHON) -m pip --disable-pip-version-check install --root-user-
 # The plugin binary the Python tests compare the Python face with.
 export KUBECTL_ZEN_BIN ?= $(CURDIR)/target/debug/kubectl-zen
 
-.PHONY: help build release demo test lint rust-test python python-test dist bench bench-python fuzz install clean
+.PHONY: help build release demo test lint rust-test python python-test dist bench bench-tune bench-python fuzz install clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -46,9 +46,17 @@ dist: ## the krew release archive, its sha256 and the rendered krew manifest, in
 	CARGO="$(CARGO)" bash scripts/dist.sh
 
 bench: ## criterion benchmarks (release build), the CEL ratio table, zen-sim's capacity (100,000 objects)
-	$(CARGO) bench --locked --bench table --bench cel --bench graph --bench cluster --bench reconcile
+	$(CARGO) bench --locked --bench table --bench cel --bench graph --bench cluster --bench reconcile --bench tune
 	$(PYTHON) benches/cel_report.py
 	$(CARGO) bench --locked --bench sim
+
+# The issue-#7 figure: a 121-million-sample snapshot generated, analysed by the release CLI
+# (time and peak RSS), and checked against the exact answers. Needs ~4.5 GB in TUNE_SNAPSHOT.
+TUNE_SNAPSHOT ?= target/tune-snapshot
+bench-tune: release ## tune a generated 10,000-workload, 14-day snapshot; time, peak RSS, answers checked
+	$(CARGO) bench --locked --bench tune_snapshot -- generate $(TUNE_SNAPSHOT) 10000 14 300
+	/usr/bin/time -f 'tune --snapshot: %e s wall, %M KB peak RSS' target/release/kubectl-zen tune --snapshot $(TUNE_SNAPSHOT) -o csv > $(TUNE_SNAPSHOT)/report.csv
+	$(CARGO) bench --locked --bench tune_snapshot -- check $(TUNE_SNAPSHOT)
 
 bench-python: python ## kubezen against cel-python, common-expression-language and networkx
 	$(PIP_INSTALL) cel-python common-expression-language networkx

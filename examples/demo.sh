@@ -75,6 +75,15 @@ kubectl zen reconcile --kubeconfig "$sim_dir/kubeconfig" -f "$rgd/web-app.yaml" 
 step "kubectl zen reconcile ... --delete   # the last level first"
 kubectl zen reconcile --kubeconfig "$sim_dir/kubeconfig" -f "$rgd/web-app.yaml" -i "$inst" --delete 2>/dev/null
 
+step "kubectl zen tune -n default --sample-for 3s --every 500ms --min-samples 5   # usage from metrics.k8s.io"
+kubectl zen tune --kubeconfig "$sim_dir/kubeconfig" -n default --sample-for 3s --every 500ms --min-samples 5 2>/dev/null
+
+step "kubectl zen tune -f examples/tune/manifests.yaml | tail -8   # lint manifests (exit 1: error findings)"
+kubectl zen tune -f "$(dirname "${BASH_SOURCE[0]}")/tune/manifests.yaml" | tail -8 || true
+
+step "kubectl zen tune gateway --rps 3000 --concurrency 10000"
+kubectl zen tune gateway --rps 3000 --concurrency 10000
+
 step "$python -c 'import kubezen; print(kubezen.version_info())'"
 "$python" -c 'import kubezen; print(kubezen.version_info())'
 

@@ -9,7 +9,9 @@
 //! - [`cluster`]: the client every capability shares: kubeconfig, rate limit, retries, cache.
 //! - [`graph`]: KRO resource graphs, parsed, validated, ordered and measured offline.
 //! - [`metrics`]: the Prometheus and health endpoint of long-running commands.
+//! - [`quantity`]: Kubernetes resource quantities, read and written.
 //! - [`reconcile`]: KRO's runtime: render a graph instance and apply it in dependency order.
+//! - [`tune`]: right-size workloads and controllers from measured usage; lint their specs.
 //! - [`sim`]: zen-sim, a Kubernetes-API-compatible server for tests, demos and notebooks.
 //! - [`version`]: what build this is.
 //! - [`table`]: the tabular form every result can take, rendered as text by the plugin.
@@ -18,10 +20,12 @@ pub mod cel;
 pub mod cluster;
 pub mod graph;
 pub mod metrics;
+pub mod quantity;
 pub mod reconcile;
 pub mod sim;
 mod structural;
 pub mod table;
+pub mod tune;
 pub mod version;
 
 pub use table::{Cell, Column, Table, Tabular, Tone};

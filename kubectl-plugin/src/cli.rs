@@ -133,6 +133,9 @@ pub enum Command {
     /// Apply, diff, delete or render a resource graph instance in dependency order
     #[command(long_about = commands::reconcile::LONG_ABOUT)]
     Reconcile(commands::reconcile::ReconcileArgs),
+    /// Right-size workloads from measured usage, lint them, size controllers and gateways
+    #[command(long_about = commands::tune::LONG_ABOUT)]
+    Tune(commands::tune::TuneArgs),
     /// Run zen-sim, a Kubernetes API server for tests, demos and notebooks
     #[command(long_about = commands::sim::LONG_ABOUT)]
     Sim(commands::sim::SimArgs),

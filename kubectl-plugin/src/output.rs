@@ -32,6 +32,8 @@ pub enum OutputFormat {
     Dot,
     /// A Mermaid flowchart (graph export)
     Mermaid,
+    /// Comma-separated values, one row a result (tune)
+    Csv,
 }
 
 /// How results reach the user: a stream and a format.
@@ -93,7 +95,10 @@ impl Output {
                     let painter: &dyn Painter = if self.colour { &Colour } else { &Plain };
                     text(out, painter, self.format == OutputFormat::Wide)
                 }
-                OutputFormat::Json | OutputFormat::Dot | OutputFormat::Mermaid => {
+                OutputFormat::Json
+                | OutputFormat::Dot
+                | OutputFormat::Mermaid
+                | OutputFormat::Csv => {
                     return self.with_format(OutputFormat::Json).write_data(data, out);
                 }
                 OutputFormat::Yaml => return self.write_data(data, out),
@@ -155,6 +160,10 @@ impl Output {
                     Failure::usage("-o dot and -o mermaid are for `graph export`")
                         .hint("use -o table, wide, json or yaml here"),
                 );
+            }
+            OutputFormat::Csv => {
+                return Err(Failure::usage("-o csv is for `tune`")
+                    .hint("use -o table, wide, json or yaml here"));
             }
         };
         written

@@ -18,19 +18,25 @@ from kubezen._reconcile import (
     Rendering,
     reconcile,
 )
+from kubezen._tune import Finding, Recommendation, TuneError, TuneReport, tune
 
 __all__ = [
+    "Finding",
     "Graph",
     "ObjectOutcome",
     "ReconcileError",
     "ReconcileResult",
+    "Recommendation",
     "RenderedResource",
     "Rendering",
+    "TuneError",
+    "TuneReport",
     "VersionInfo",
     "__version__",
     "cel",
     "graph",
     "reconcile",
     "sim",
+    "tune",
     "version_info",
 ]

@@ -17,6 +17,7 @@ __all__ = [
     "NativeSim",
     "Program",
     "ReconcileError",
+    "TuneError",
     "Variables",
     "VersionInfo",
     "__version__",
@@ -26,6 +27,7 @@ __all__ = [
     "graph_load",
     "graph_loads",
     "reconcile_run",
+    "tune_run",
     "version_info",
 ]
 
@@ -320,3 +322,34 @@ class NativeSim:
         """``objects``, ``revision``, ``requests``, ``uptime_seconds``."""
     def stop(self) -> None:
         """Stops serving; safe to call twice."""
+
+# -- tune --------------------------------------------------------------------------------
+
+class TuneError(ValueError):
+    """Tuning could not run: bad options, an unreadable snapshot or manifest, or a cluster or
+    Prometheus that refused."""
+
+def tune_run(
+    *,
+    manifests: list[str] | None = None,
+    snapshot: str | None = None,
+    workloads: list[str] = ...,
+    kubeconfig: str | None = None,
+    context: str | None = None,
+    namespace: str | None = None,
+    all_namespaces: bool = False,
+    selector: str | None = None,
+    prometheus: str | None = None,
+    history: float = 1209600.0,
+    step: float = 300.0,
+    sample_for: float = 600.0,
+    every: float = 15.0,
+    cpu_percentile: float = 95.0,
+    cpu_limit: str = "none",
+    memory_buffer: float = 15.0,
+    oom_buffer: float = 25.0,
+    min_samples: int = 100,
+    profile: str | None = None,
+) -> str:
+    """Analyses manifests, a snapshot or a live cluster; returns the report as JSON text.
+    The GIL is released while it works. Use :func:`kubezen.tune`."""

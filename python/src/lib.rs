@@ -8,8 +8,34 @@ mod cel;
 mod graph;
 mod reconcile;
 mod sim;
+mod tune;
 
 use pyo3::prelude::*;
+
+/// Connects to the cluster `options` name on a runtime of its own (two worker threads) and
+/// runs `work` with it; a runtime or connection failure becomes `error(message)`. Called with
+/// the GIL released.
+pub(crate) fn with_cluster<T, F, Fut>(
+    options: &kubezen::cluster::ClusterOptions,
+    error: fn(String) -> PyErr,
+    work: F,
+) -> PyResult<T>
+where
+    F: FnOnce(kubezen::cluster::Cluster) -> Fut,
+    Fut: std::future::Future<Output = PyResult<T>>,
+{
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| error(e.to_string()))?;
+    runtime.block_on(async {
+        let cluster = kubezen::cluster::Cluster::connect(options)
+            .await
+            .map_err(|e| error(e.to_string()))?;
+        work(cluster).await
+    })
+}
 
 /// The native module of kubezen: the kubectl-zen core, driven from Python.
 #[pymodule]
@@ -24,6 +50,8 @@ mod _core {
     use super::reconcile::reconcile_run;
     #[pymodule_export]
     use super::sim::PySim;
+    #[pymodule_export]
+    use super::tune::tune_run;
 
     #[pymodule_init]
     fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -47,6 +75,7 @@ mod _core {
             "ReconcileError",
             py.get_type::<super::reconcile::ReconcileException>(),
         )?;
+        m.add("TuneError", py.get_type::<super::tune::TuneException>())?;
         m.add(
             "GraphCycleError",
             py.get_type::<super::graph::GraphCycleError>(),

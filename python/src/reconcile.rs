@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kubezen::cluster::{Cluster, ClusterOptions};
+use kubezen::cluster::ClusterOptions;
 use kubezen::graph;
 use kubezen::reconcile::{Options, Plan, ReconcileError, Reconciler};
 use pyo3::{create_exception, exceptions::PyValueError, prelude::*};
@@ -70,30 +70,27 @@ pub fn reconcile_run(
             return serde_json::to_string(&rendering)
                 .map_err(|e| PyValueError::new_err(e.to_string()));
         }
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .map_err(|e| ReconcileException::new_err(e.to_string()))?;
-        runtime.block_on(async {
-            let cluster = Cluster::connect(&ClusterOptions {
-                kubeconfig,
-                context,
-                namespace,
-                ..ClusterOptions::default()
-            })
-            .await
-            .map_err(|e| ReconcileException::new_err(e.to_string()))?;
-            let reconciler = Reconciler::new(cluster, plan);
-            let instance = reconciler.admit(object).map_err(|e| error(&e))?;
-            let cancel = CancellationToken::new();
-            let report = if delete {
-                reconciler.delete(&instance, &options, &(), &cancel).await
-            } else {
-                reconciler.apply(&instance, &options, &(), &cancel).await
-            }
-            .map_err(|e| error(&e))?;
-            serde_json::to_string(&report).map_err(|e| PyValueError::new_err(e.to_string()))
-        })
+        let options_of_cluster = ClusterOptions {
+            kubeconfig,
+            context,
+            namespace,
+            ..ClusterOptions::default()
+        };
+        crate::with_cluster(
+            &options_of_cluster,
+            ReconcileException::new_err,
+            |cluster| async move {
+                let reconciler = Reconciler::new(cluster, plan);
+                let instance = reconciler.admit(object).map_err(|e| error(&e))?;
+                let cancel = CancellationToken::new();
+                let report = if delete {
+                    reconciler.delete(&instance, &options, &(), &cancel).await
+                } else {
+                    reconciler.apply(&instance, &options, &(), &cancel).await
+                }
+                .map_err(|e| error(&e))?;
+                serde_json::to_string(&report).map_err(|e| PyValueError::new_err(e.to_string()))
+            },
+        )
     })
 }

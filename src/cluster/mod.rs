@@ -13,6 +13,7 @@
 //! invalidated by a watch, with a TTL per kind and an LRU cap per namespace.
 
 mod cache;
+mod diff;
 mod limiter;
 mod retry;
 mod transport;
@@ -24,9 +25,13 @@ use std::time::Duration;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
 pub use cache::{CacheOptions, CacheStats, ObjectCache};
+pub use diff::{APPLIED_HASH_ANNOTATION, yaml_diff};
 pub use limiter::RateLimiter;
 pub use retry::{Outcome, OutcomeKind, RetryPolicy, idempotent_request};
 pub use transport::ClientStats;
+
+/// The field manager of every write kubectl-zen makes.
+pub const FIELD_MANAGER: &str = "kubectl-zen";
 
 /// The client-side rate of the zen-lead guide: 50 requests a second.
 pub const DEFAULT_QPS: f64 = 50.0;
@@ -183,6 +188,45 @@ impl Cluster {
     #[must_use]
     pub fn stats(&self) -> ClientStats {
         self.counters.snapshot(&self.limiter)
+    }
+
+    /// Lists every object of `resource` (in `namespace`, or in all namespaces when `None`)
+    /// page by page, 500 at a time, handing each to `each` with its `apiVersion` and `kind`
+    /// set (real API servers leave them off list items). Returns how many there were. Memory
+    /// holds one page, however many objects there are.
+    ///
+    /// # Errors
+    /// The first failed page (after the client's retries).
+    pub async fn list_each(
+        &self,
+        resource: &kube::api::ApiResource,
+        namespace: Option<&str>,
+        params: &kube::api::ListParams,
+        mut each: impl FnMut(serde_json::Value),
+    ) -> Result<u64, kube::Error> {
+        let api: kube::Api<kube::api::DynamicObject> = match namespace {
+            Some(namespace) => kube::Api::namespaced_with(self.client(), namespace, resource),
+            None => kube::Api::all_with(self.client(), resource),
+        };
+        let mut params = params.clone();
+        params.limit = Some(params.limit.unwrap_or(500));
+        let mut count = 0;
+        loop {
+            let page = api.list(&params).await?;
+            for item in page.items {
+                let mut object = serde_json::to_value(item).unwrap_or_default();
+                if let Some(map) = object.as_object_mut() {
+                    map.insert("apiVersion".into(), resource.api_version.clone().into());
+                    map.insert("kind".into(), resource.kind.clone().into());
+                }
+                each(object);
+                count += 1;
+            }
+            match page.metadata.continue_.filter(|token| !token.is_empty()) {
+                Some(token) => params.continue_token = Some(token),
+                None => return Ok(count),
+            }
+        }
     }
 
     /// Runs a read-modify-write cycle, repeating all of it (the read included) when the write

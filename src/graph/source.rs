@@ -194,6 +194,24 @@ pub fn read_documents(path: &Path) -> Result<Vec<(Origin, Json)>, LoadError> {
     documents(&read_limited(path)?, &path.display().to_string())
 }
 
+/// Every document of Kubernetes manifests: a file, standard input (`-`), or a directory read
+/// recursively in name order (`.yaml`, `.yml`, `.json`), under the size limit of graphs. In a
+/// directory, a file that does not parse and holds no `apiVersion` (a Helm template, say) is
+/// skipped; a broken manifest is an error.
+///
+/// # Errors
+/// [`LoadError`] when an input cannot be read, is too large, not UTF-8 or not YAML.
+pub fn read_manifests(path: &Path) -> Result<Vec<(Origin, Json)>, LoadError> {
+    if path == Path::new("-") {
+        return read_documents(path);
+    }
+    let mut found = Vec::new();
+    for_each_document(path, "apiVersion", &mut |origin, document| {
+        found.push((origin, document));
+    })?;
+    Ok(found)
+}
+
 /// Every YAML or JSON document of `text`, named `name` in errors.
 ///
 /// # Errors

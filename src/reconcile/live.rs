@@ -24,7 +24,7 @@ use super::{
     hash_json, label_value, parent_name, parent_namespace,
 };
 use crate::cel::{Value, Variables};
-use crate::cluster::{Cluster, api_message, is_not_found};
+use crate::cluster::{Cluster, api_message, is_not_found, yaml_diff};
 
 const TOOLING_ANNOTATION: &str = "applyset.kubernetes.io/tooling";
 const KINDS_ANNOTATION: &str = "applyset.kubernetes.io/contains-group-kinds";
@@ -1436,55 +1436,6 @@ fn millis(since: Instant) -> u64 {
     u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
-/// The object as a person compares it: without what the server manages, and without Secret
-/// data.
-fn comparable(object: &Json) -> Json {
-    let mut object = object.clone();
-    let secret = object.get("kind").and_then(Json::as_str) == Some("Secret");
-    if let Some(map) = object.as_object_mut() {
-        map.remove("status");
-        if secret {
-            // Never print a Secret's data: a salted hash of each value (the salt new in every
-            // process) still shows a change, and cannot be looked up.
-            for field in ["data", "stringData"] {
-                for value in map
-                    .get_mut(field)
-                    .and_then(Json::as_object_mut)
-                    .into_iter()
-                    .flat_map(|m| m.values_mut())
-                {
-                    let digest = super::hash_json(&json!([*SALT, value]));
-                    *value = Json::String(format!("(redacted, sha256 {})", &digest[..12]));
-                }
-            }
-        }
-        if let Some(metadata) = map.get_mut("metadata").and_then(Json::as_object_mut) {
-            for key in [
-                "managedFields",
-                "resourceVersion",
-                "uid",
-                "generation",
-                "creationTimestamp",
-            ] {
-                metadata.remove(key);
-            }
-            if let Some(annotations) = metadata
-                .get_mut("annotations")
-                .and_then(Json::as_object_mut)
-            {
-                annotations.remove(HASH_ANNOTATION);
-                if annotations.is_empty() {
-                    metadata.remove("annotations");
-                }
-            }
-        }
-    }
-    object
-}
-
-/// The salt of the hashes that stand for Secret values in diffs.
-static SALT: std::sync::LazyLock<u64> = std::sync::LazyLock::new(|| fastrand::u64(..));
-
 /// A desired object as the server stores it, for comparing with the live one: a Secret's
 /// `stringData` is written into `data`, base64-encoded.
 fn as_stored(object: &Json) -> std::borrow::Cow<'_, Json> {
@@ -1514,19 +1465,4 @@ fn as_stored(object: &Json) -> std::borrow::Cow<'_, Json> {
         map.insert("data".into(), Json::Object(data));
     }
     std::borrow::Cow::Owned(stored)
-}
-
-/// A unified diff of two objects' YAML.
-pub(super) fn yaml_diff(live: Option<&Json>, desired: Option<&Json>) -> String {
-    let text = |object: Option<&Json>| {
-        object
-            .map(|o| serde_norway::to_string(&comparable(o)).unwrap_or_default())
-            .unwrap_or_default()
-    };
-    let (before, after) = (text(live), text(desired));
-    similar::TextDiff::from_lines(&before, &after)
-        .unified_diff()
-        .context_radius(3)
-        .header("live", "desired")
-        .to_string()
 }

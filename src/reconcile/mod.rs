@@ -65,7 +65,7 @@ pub use live::{ObjectDiff, Reconciler};
 pub use plan::{Instance, MAX_COLLECTION_ITEMS, Plan, RenderedResource, Rendering};
 
 /// The field manager of every write.
-pub const FIELD_MANAGER: &str = "kubectl-zen";
+pub const FIELD_MANAGER: &str = crate::cluster::FIELD_MANAGER;
 
 /// The label naming the graph an object belongs to.
 pub const GRAPH_LABEL: &str = "zen.kubezen.io/graph";
@@ -79,7 +79,7 @@ pub const RESOURCE_LABEL: &str = "zen.kubezen.io/resource-id";
 pub const PART_OF_LABEL: &str = "applyset.kubernetes.io/part-of";
 /// The annotation holding a hash of what was last applied, so unchanged objects are not
 /// written again.
-pub const HASH_ANNOTATION: &str = "zen.kubezen.io/applied-hash";
+pub const HASH_ANNOTATION: &str = crate::cluster::APPLIED_HASH_ANNOTATION;
 
 /// How to reconcile.
 #[derive(Debug, Clone)]

@@ -191,7 +191,7 @@ fn diffs_never_show_secret_data_but_show_that_it_changed() {
                       "data": {"password": "c2VjcmV0"}});
     let desired = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"},
                          "data": {"password": "bmV3"}});
-    let diff = super::live::yaml_diff(Some(&live), Some(&desired));
+    let diff = crate::cluster::yaml_diff(Some(&live), Some(&desired));
     assert!(
         !diff.contains("c2VjcmV0") && !diff.contains("bmV3"),
         "{diff}"

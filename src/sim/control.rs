@@ -17,6 +17,7 @@ use super::select::LabelSelector;
 use super::store::{
     Change, DeleteOptions, Deleted, Event, Inner, Part, Writer, now, random_suffix,
 };
+use crate::quantity::{bytes, millicores};
 
 static CLUSTER_IPS: AtomicU32 = AtomicU32::new(10);
 /// The most pods a controller creates in one pass.
@@ -1488,44 +1489,6 @@ fn epoch_seconds() -> f64 {
         .map_or(0.0, |elapsed| elapsed.as_secs_f64())
 }
 
-/// Parses a CPU quantity into millicores.
-pub(crate) fn millicores(text: &str) -> Option<f64> {
-    let text = text.trim();
-    if let Some(milli) = text.strip_suffix('m') {
-        return milli.parse().ok();
-    }
-    if let Some(nano) = text.strip_suffix('n') {
-        return nano.parse::<f64>().ok().map(|n| n / 1e6);
-    }
-    if let Some(micro) = text.strip_suffix('u') {
-        return micro.parse::<f64>().ok().map(|n| n / 1e3);
-    }
-    text.parse::<f64>().ok().map(|cores| cores * 1000.0)
-}
-
-/// Parses a memory quantity into bytes.
-pub(crate) fn bytes(text: &str) -> Option<f64> {
-    const SUFFIXES: &[(&str, f64)] = &[
-        ("Ki", 1024.0),
-        ("Mi", 1_048_576.0),
-        ("Gi", 1_073_741_824.0),
-        ("Ti", 1_099_511_627_776.0),
-        ("k", 1e3),
-        ("K", 1e3),
-        ("M", 1e6),
-        ("G", 1e9),
-        ("T", 1e12),
-        ("m", 1e-3),
-    ];
-    let text = text.trim();
-    for (suffix, factor) in SUFFIXES {
-        if let Some(number) = text.strip_suffix(suffix) {
-            return number.parse::<f64>().ok().map(|n| n * factor);
-        }
-    }
-    text.parse().ok()
-}
-
 /// The usage of one container at `seconds` (since the epoch), from the model: an annotation
 /// `zen-sim.kubezen.io/cpu` / `zen-sim.kubezen.io/memory` on the pod wins; else a fraction of the
 /// container's request (or a small default), varying smoothly over time by +-`noise`.
@@ -1649,17 +1612,6 @@ fn pod_metrics_by_node(state: &SimState) -> BTreeMap<String, (f64, f64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn quantities_parse_as_the_api_writes_them() {
-        assert_eq!(millicores("250m"), Some(250.0));
-        assert_eq!(millicores("2"), Some(2000.0));
-        assert_eq!(millicores("1500000n"), Some(1.5));
-        assert_eq!(bytes("128Mi"), Some(134_217_728.0));
-        assert_eq!(bytes("1G"), Some(1e9));
-        assert_eq!(bytes("512"), Some(512.0));
-        assert_eq!(bytes("lots"), None);
-    }
 
     #[test]
     fn qos_classes_follow_requests_and_limits() {

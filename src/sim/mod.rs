@@ -27,7 +27,7 @@ mod faults;
 mod fields;
 mod openapi;
 mod registry;
-mod select;
+pub(crate) mod select;
 mod store;
 mod table;
 mod tls;

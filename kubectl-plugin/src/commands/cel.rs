@@ -113,7 +113,11 @@ fn run_eval(args: &EvalArgs, global: &GlobalArgs) -> Result<ExitCode, Failure> {
     match global.output {
         OutputFormat::Json => output.print_data(&values())?,
         OutputFormat::Yaml => output.print_data(&values().to_yaml())?,
-        OutputFormat::Table | OutputFormat::Wide | OutputFormat::Dot | OutputFormat::Mermaid => {
+        OutputFormat::Table
+        | OutputFormat::Wide
+        | OutputFormat::Dot
+        | OutputFormat::Mermaid
+        | OutputFormat::Csv => {
             output.print(&EvalResults(results))?;
         }
     }

@@ -6,9 +6,13 @@ pub mod completion;
 pub mod graph;
 pub mod reconcile;
 pub mod sim;
+pub mod tune;
 pub mod version;
 
+use std::io::{self, Write as _};
 use std::process::ExitCode;
+
+use tokio_util::sync::CancellationToken;
 
 use crate::{
     cli::{Cli, Command},
@@ -28,6 +32,56 @@ pub fn run(cli: Cli) -> Result<ExitCode, Failure> {
         }
         Command::Reconcile(args) => reconcile::run(&args, &cli.global),
         Command::Sim(args) => sim::run(&args, &cli.global),
+        Command::Tune(args) => tune::run(&args, &cli.global),
         Command::Completion(args) => completion::run(&args).map(|()| ExitCode::from(EXIT_OK)),
     }
+}
+
+/// The runtime of commands that talk to a cluster: two worker threads are plenty for a
+/// client.
+pub fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|error| Failure::new("cannot start the runtime").caused_by(&error))
+}
+
+/// Cancels `cancel` on Ctrl-C (SIGINT) or SIGTERM, listening from now on, before any work
+/// starts; with `again` (what to say on the first), a second Ctrl-C quits at once (exit code
+/// 130).
+pub fn on_interrupt(
+    cancel: CancellationToken,
+    again: Option<&'static str>,
+) -> Result<tokio::task::JoinHandle<()>, Failure> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let listen = |kind| {
+            signal(kind).map_err(|error| Failure::new("cannot listen for Ctrl-C").caused_by(&error))
+        };
+        let (mut interrupt, mut terminate) = (
+            listen(SignalKind::interrupt())?,
+            listen(SignalKind::terminate())?,
+        );
+        Ok(tokio::spawn(async move {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
+            }
+            if let Some(message) = again {
+                let _ = writeln!(io::stderr(), "{message}");
+            }
+            cancel.cancel();
+            if again.is_some() && interrupt.recv().await.is_some() {
+                std::process::exit(130);
+            }
+        }))
+    }
+    #[cfg(not(unix))]
+    Ok(tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            cancel.cancel();
+        }
+    }))
 }

@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     cli::GlobalArgs,
-    commands::{graph as graph_command, graph::load_failure, sim::parse_duration},
+    commands::{graph as graph_command, graph::load_failure, on_interrupt, sim::parse_duration},
     error::{EXIT_FAILURE, EXIT_OK, Failure},
     output::{Output, OutputFormat, colour_enabled},
 };
@@ -183,12 +183,7 @@ pub struct ControllerArgs {
 
 /// Runs `reconcile`.
 pub fn run(args: &ReconcileArgs, global: &GlobalArgs) -> Result<ExitCode, Failure> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|error| Failure::new("cannot start the runtime").caused_by(&error))?;
-    runtime.block_on(async {
+    super::runtime()?.block_on(async {
         if let Some(ReconcileCommand::Controller(controller)) = &args.command {
             return run_controller(controller, global).await;
         }
@@ -233,7 +228,10 @@ pub fn run(args: &ReconcileArgs, global: &GlobalArgs) -> Result<ExitCode, Failur
         }
         let cancel = CancellationToken::new();
         let progress = Lines::new();
-        let watcher = on_interrupt(cancel.clone(), true)?;
+        let watcher = on_interrupt(
+            cancel.clone(),
+            Some("interrupted: finishing the writes in flight (Ctrl-C again to quit now)"),
+        )?;
         let report = if args.delete {
             reconciler
                 .delete(&instance, &options, &progress, &cancel)
@@ -252,47 +250,6 @@ pub fn run(args: &ReconcileArgs, global: &GlobalArgs) -> Result<ExitCode, Failur
             EXIT_FAILURE
         }))
     })
-}
-
-/// Cancels `cancel` on Ctrl-C (SIGINT) or SIGTERM, listening from now on, before any work
-/// starts; with `again`, a second Ctrl-C quits at once (exit code 130).
-fn on_interrupt(
-    cancel: CancellationToken,
-    again: bool,
-) -> Result<tokio::task::JoinHandle<()>, Failure> {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let listen = |kind| {
-            signal(kind).map_err(|error| Failure::new("cannot listen for Ctrl-C").caused_by(&error))
-        };
-        let (mut interrupt, mut terminate) = (
-            listen(SignalKind::interrupt())?,
-            listen(SignalKind::terminate())?,
-        );
-        Ok(tokio::spawn(async move {
-            tokio::select! {
-                _ = interrupt.recv() => {}
-                _ = terminate.recv() => {}
-            }
-            if again {
-                let _ = writeln!(
-                    io::stderr(),
-                    "interrupted: finishing the writes in flight (Ctrl-C again to quit now)"
-                );
-            }
-            cancel.cancel();
-            if again && interrupt.recv().await.is_some() {
-                std::process::exit(130);
-            }
-        }))
-    }
-    #[cfg(not(unix))]
-    Ok(tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            cancel.cancel();
-        }
-    }))
 }
 
 /// One graph from a file, standard input or the cluster (`rgd/NAME`).
@@ -550,7 +507,7 @@ async fn run_controller(args: &ControllerArgs, global: &GlobalArgs) -> Result<Ex
         None => global.connect().await?,
     };
     let shutdown = CancellationToken::new();
-    on_interrupt(shutdown.clone(), false)?;
+    on_interrupt(shutdown.clone(), None)?;
     let options = ControllerOptions {
         run: args.run.options(),
         workers: usize::from(args.run.workers),

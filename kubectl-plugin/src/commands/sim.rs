@@ -97,7 +97,7 @@ pub struct SimArgs {
     pub usage_noise: f64,
 }
 
-/// Parses `200ms`, `2s`, `1m`, or a number of seconds.
+/// Parses `200ms`, `2s`, `1m`, `3h`, `14d`, `2w`, or a number of seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let (number, unit) = text
@@ -111,9 +111,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "s" => value,
         "m" => value * 60.0,
         "h" => value * 3600.0,
+        "d" => value * 86_400.0,
+        "w" => value * 604_800.0,
         _ => {
             return Err(format!(
-                "unknown unit {unit:?} in {text:?}: use ms, s, m or h"
+                "unknown unit {unit:?} in {text:?}: use ms, s, m, h, d or w"
             ));
         }
     };

@@ -1,0 +1,360 @@
+//! Prometheus as tune's source of history: container CPU and memory series over
+//! `--history`, queried a namespace and a day at a time and streamed into the sink, so no
+//! response holds more than a day of one namespace and nothing is kept after it is folded in.
+//!
+//! The queries are KRR's, per namespace:
+//! `max by (namespace, pod, container) (rate(container_cpu_usage_seconds_total{namespace="NS",container!="",container!="POD"}[STEP]))`
+//! and `max by (namespace, pod, container) (max_over_time(container_memory_working_set_bytes{...}[STEP]))`,
+//! so every raw sample counts once: rates over consecutive windows, peaks between steps.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde::Deserialize;
+use tokio_util::sync::CancellationToken;
+
+use super::TuneError;
+use super::live::Sink;
+use super::model::Inventory;
+use super::usage::SeriesKey;
+
+/// Longest a query may take.
+const QUERY_TIMEOUT: Duration = Duration::from_secs(120);
+/// Attempts per query when Prometheus is unavailable (503, 429, connection refused).
+const ATTEMPTS: u32 = 3;
+/// The time range of one query.
+const WINDOW: i64 = 86_400;
+
+/// Where and how far back to read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source {
+    /// Prometheus' base URL, `http://prometheus:9090` (a path prefix is kept).
+    pub url: String,
+    /// How far back.
+    pub history: Duration,
+    /// The resolution (query step and rate window).
+    pub step: Duration,
+    /// The end of the history, seconds since the epoch; `None` for now.
+    pub end: Option<i64>,
+}
+
+/// How reading is going, for a progress line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// Queries done.
+    pub queries: u64,
+    /// Queries in all.
+    pub total: u64,
+    /// Samples read.
+    pub samples: u64,
+}
+
+#[derive(Deserialize)]
+struct Response {
+    status: String,
+    #[serde(default)]
+    data: Option<Data>,
+    #[serde(default)]
+    error: Option<String>,
+    #[serde(default, rename = "errorType")]
+    error_type: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Data {
+    #[serde(default)]
+    result: Vec<Series>,
+}
+
+#[derive(Deserialize)]
+struct Series {
+    metric: std::collections::HashMap<String, String>,
+    #[serde(default)]
+    values: Vec<(f64, String)>,
+}
+
+type HttpClient = Client<
+    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+    Full<Bytes>,
+>;
+
+fn client() -> Result<HttpClient, TuneError> {
+    let connector =
+        if let Ok(builder) = hyper_rustls::HttpsConnectorBuilder::new().with_native_roots() {
+            builder.https_or_http().enable_http1().build()
+        } else {
+            // No system roots: plain HTTP still works; HTTPS fails with a certificate error.
+            let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| TuneError::Prometheus(e.to_string()))?
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_no_client_auth();
+            hyper_rustls::HttpsConnectorBuilder::new()
+                .with_tls_config(config)
+                .https_or_http()
+                .enable_http1()
+                .build()
+        };
+    Ok(Client::builder(TokioExecutor::new()).build(connector))
+}
+
+fn escape(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('"', "\\\"")
+}
+
+/// The CPU and memory queries for a namespace at a step.
+#[must_use]
+pub fn queries(namespace: &str, step: Duration) -> [(Resource, String); 2] {
+    let selector = format!(
+        "namespace=\"{}\",container!=\"\",container!=\"POD\"",
+        escape(namespace)
+    );
+    let window = step.as_secs().max(60);
+    [
+        (
+            Resource::Cpu,
+            format!(
+                "max by (namespace, pod, container) (rate(container_cpu_usage_seconds_total{{{selector}}}[{window}s]))"
+            ),
+        ),
+        // max_over_time over the step: a peak between two steps still counts.
+        (
+            Resource::Memory,
+            format!(
+                "max by (namespace, pod, container) (max_over_time(container_memory_working_set_bytes{{{selector}}}[{window}s]))"
+            ),
+        ),
+    ]
+}
+
+/// Which resource a query reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resource {
+    /// CPU cores (a rate), recorded in millicores.
+    Cpu,
+    /// Working-set bytes.
+    Memory,
+}
+
+/// Reads the history of every namespace holding a workload of `inventory` into `sink`.
+/// Returns the samples read.
+///
+/// # Errors
+/// Prometheus unreachable or refusing a query (with its message), a malformed answer, or an
+/// interruption.
+#[allow(clippy::cast_possible_truncation, clippy::cast_possible_wrap)]
+pub async fn history(
+    source: &Source,
+    inventory: &Inventory,
+    cancel: &CancellationToken,
+    sink: &mut dyn Sink,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<u64, TuneError> {
+    let base: http::Uri = source.url.parse().map_err(|e| {
+        TuneError::Invalid(format!("--prometheus {:?} is not a URL: {e}", source.url))
+    })?;
+    if !matches!(base.scheme_str(), Some("http" | "https")) || base.host().is_none() {
+        return Err(TuneError::Invalid(format!(
+            "--prometheus {:?} is not an http:// or https:// URL",
+            source.url
+        )));
+    }
+    let client = client()?;
+    let end = source.end.unwrap_or_else(|| chrono::Utc::now().timestamp());
+    let history = source.history.as_secs() as i64;
+    let step = source.step.as_secs().max(1) as i64;
+    let namespaces: BTreeSet<&str> = inventory
+        .workloads()
+        .iter()
+        .map(|w| w.id.namespace.as_str())
+        .collect();
+    let windows = windows(end - history, end, step);
+    let total = (namespaces.len() * windows.len() * 2) as u64;
+    let mut state = Progress {
+        queries: 0,
+        total,
+        samples: 0,
+    };
+    for namespace in namespaces {
+        for &(start, until) in &windows {
+            for (resource, query) in queries(namespace, source.step) {
+                if cancel.is_cancelled() {
+                    return Err(TuneError::Interrupted);
+                }
+                let uri = query_uri(&base)?;
+                let body = form_urlencoded::Serializer::new(String::new())
+                    .append_pair("query", &query)
+                    .append_pair("start", &start.to_string())
+                    .append_pair("end", &until.to_string())
+                    .append_pair("step", &format!("{step}s"))
+                    .finish();
+                let response = tokio::select! {
+                    response = query_range(&client, &uri, body) => response?,
+                    () = cancel.cancelled() => return Err(TuneError::Interrupted),
+                };
+                state.samples += fold(response, resource, inventory, sink)?;
+                state.queries += 1;
+                progress(state);
+            }
+        }
+    }
+    Ok(state.samples)
+}
+
+/// `[start, end]` in windows of a day; each starts a step after the last ended, so no sample
+/// is read twice.
+fn windows(mut start: i64, end: i64, step: i64) -> Vec<(i64, i64)> {
+    let mut windows = Vec::new();
+    while start < end {
+        let until = (start + WINDOW).min(end);
+        windows.push((start, until));
+        start = until + step;
+    }
+    windows
+}
+
+/// `BASE/api/v1/query_range`, keeping a path prefix of the base URL.
+fn query_uri(base: &http::Uri) -> Result<http::Uri, TuneError> {
+    http::Uri::builder()
+        .scheme(base.scheme_str().unwrap_or("http"))
+        .authority(
+            base.authority()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+        )
+        .path_and_query(format!(
+            "{}/api/v1/query_range",
+            base.path().trim_end_matches('/')
+        ))
+        .build()
+        .map_err(|e| TuneError::Invalid(e.to_string()))
+}
+
+/// Hands every value of an answer to the sink, by workload; returns the samples taken.
+#[allow(clippy::cast_possible_truncation)]
+fn fold(
+    answer: Vec<Series>,
+    resource: Resource,
+    inventory: &Inventory,
+    sink: &mut dyn Sink,
+) -> Result<u64, TuneError> {
+    let mut samples = 0;
+    for series in answer {
+        let get = |label: &str| {
+            series
+                .metric
+                .get(label)
+                .map(String::as_str)
+                .unwrap_or_default()
+        };
+        let (pod, container) = (get("pod"), get("container"));
+        let Some(workload) = inventory.workload_of_pod(get("namespace"), pod) else {
+            for _ in &series.values {
+                sink.unmatched();
+            }
+            continue;
+        };
+        let key = SeriesKey {
+            workload: workload.id.clone(),
+            container: container.to_owned(),
+            pod: pod.to_owned(),
+        };
+        for (timestamp, value) in &series.values {
+            let Ok(value) = value.parse::<f64>() else {
+                continue;
+            };
+            let timestamp = *timestamp as i64;
+            match resource {
+                Resource::Cpu => sink.sample(&key, timestamp, Some(value * 1000.0), None)?,
+                Resource::Memory => sink.sample(&key, timestamp, None, Some(value))?,
+            }
+            samples += 1;
+        }
+    }
+    Ok(samples)
+}
+
+/// Runs one `query_range`, retrying while Prometheus is unavailable.
+async fn query_range(
+    client: &HttpClient,
+    uri: &http::Uri,
+    body: String,
+) -> Result<Vec<Series>, TuneError> {
+    let mut delay = Duration::from_millis(500);
+    let mut attempt = 1;
+    loop {
+        let request = http::Request::post(uri.clone())
+            .header(
+                http::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .header(http::header::ACCEPT, "application/json")
+            .body(Full::new(Bytes::from(body.clone())))
+            .map_err(|e| TuneError::Prometheus(e.to_string()))?;
+        let outcome = tokio::time::timeout(QUERY_TIMEOUT, async {
+            let response = client.request(request).await.map_err(|e| {
+                let mut message = e.to_string();
+                let mut source = std::error::Error::source(&e);
+                while let Some(cause) = source {
+                    message = format!("{message}: {cause}");
+                    source = cause.source();
+                }
+                (true, format!("cannot reach {uri}: {message}"))
+            })?;
+            let status = response.status();
+            let body = response
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| (true, e.to_string()))?
+                .to_bytes();
+            Ok::<_, (bool, String)>((status, body))
+        })
+        .await
+        .unwrap_or_else(|_| {
+            Err((
+                true,
+                format!("no answer from {uri} in {}s", QUERY_TIMEOUT.as_secs()),
+            ))
+        });
+        let retry = match outcome {
+            Ok((status, body)) => {
+                let parsed: Result<Response, _> = serde_json::from_slice(&body);
+                match parsed {
+                    Ok(r) if r.status == "success" => {
+                        return Ok(r.data.map(|d| d.result).unwrap_or_default());
+                    }
+                    Ok(r) => {
+                        let message = format!(
+                            "{} ({}): {}",
+                            status,
+                            r.error_type.unwrap_or_default(),
+                            r.error.unwrap_or_default()
+                        );
+                        (status.as_u16() == 503 || status.as_u16() == 429, message)
+                    }
+                    Err(_) => (
+                        status.is_server_error() || status.as_u16() == 429,
+                        format!(
+                            "{status} from {uri}: not a Prometheus answer ({})",
+                            String::from_utf8_lossy(&body[..body.len().min(200)]).trim()
+                        ),
+                    ),
+                }
+            }
+            Err(failure) => failure,
+        };
+        if !retry.0 || attempt >= ATTEMPTS {
+            return Err(TuneError::Prometheus(retry.1));
+        }
+        tokio::time::sleep(delay).await;
+        delay *= 2;
+        attempt += 1;
+    }
+}
