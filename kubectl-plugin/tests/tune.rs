@@ -156,6 +156,26 @@ fn bad_flags_and_inputs_say_what_to_fix() {
         &["tune", "gateway", "--rps", "10", "-o", "csv"],
         "-o csv is for the recommendations",
     );
+    usage(
+        &["tune", "--prometheus", "http://p:9090", "--step", "30s"],
+        "--step must be whole minutes from 1m to 1h",
+    );
+    usage(
+        &["tune", "--prometheus", "http://p:9090", "--history", "500d"],
+        "--history must be from one step to 400d",
+    );
+    usage(
+        &["tune", "--prometheus", "http://me:secret@p:9090"],
+        "carries credentials in its URL",
+    );
+    usage(
+        &["tune", "--prometheus", "ftp://p"],
+        "is not an http:// or https:// URL",
+    );
+    usage(
+        &["tune", "--every", "0s"],
+        "the sampling interval (--every) must be above 0",
+    );
     let missing = zen(&["tune", "--snapshot", "/nonexistent/snap"]);
     assert_eq!(missing.status.code(), Some(1));
     assert!(

@@ -48,19 +48,13 @@ class Recommendation:
     confidence: str | None
     confidence_score: float
     impact: float
+    changes: bool = False
+    """True when applying the recommendation changes the container (a patch is written)."""
     cpu_reason: str | None = None
     memory_reason: str | None = None
     usage: dict[str, float] | None = None
     notes: list[str] = field(default_factory=list)
     hpa: dict[str, Any] | None = None
-
-    @property
-    def changes(self) -> bool:
-        """True when applying the recommendation would change the container."""
-        return any(
-            self.recommended.get(key) is not None and self.recommended.get(key) != self.current.get(key)
-            for key in ("cpu_request", "memory_request", "memory_limit")
-        )
 
 
 @dataclass(frozen=True)
@@ -194,7 +188,8 @@ def tune(
             workload=r["workload"]["name"], container=r["container"], role=r["role"],
             replicas=r["replicas"], current=r["current"], recommended=r["recommended"],
             basis=r["basis"], confidence=r["confidence"], confidence_score=r["confidence_score"],
-            impact=r["impact"], cpu_reason=r["cpu_reason"], memory_reason=r["memory_reason"],
+            impact=r["impact"], changes=r["changes"], cpu_reason=r["cpu_reason"],
+            memory_reason=r["memory_reason"],
             usage=r["usage"], notes=r["notes"], hpa=r["hpa"],
         )
         for r in data["recommendations"]

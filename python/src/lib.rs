@@ -12,6 +12,37 @@ mod tune;
 
 use pyo3::prelude::*;
 
+/// Runs `work` on a thread of its own with the GIL released, checking for Python signals
+/// at least every 50 ms: on Ctrl-C (or any signal handler that raises) the token handed to `work` is
+/// cancelled, `work` is waited for (it stops at its next check) and the exception is raised.
+pub(crate) fn interruptible<T, F>(py: Python<'_>, work: F) -> PyResult<T>
+where
+    T: Send + 'static,
+    F: FnOnce(tokio_util::sync::CancellationToken) -> PyResult<T> + Send + 'static,
+{
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let token = cancel.clone();
+    let worker = std::thread::spawn(move || work(token));
+    // Quick work answers in a millisecond or two; long work is looked at every 50 ms.
+    let mut pause = std::time::Duration::from_micros(250);
+    loop {
+        py.detach(|| std::thread::sleep(pause));
+        pause = (pause * 2).min(std::time::Duration::from_millis(50));
+        if worker.is_finished() {
+            return worker.join().unwrap_or_else(|_| {
+                Err(pyo3::exceptions::PyRuntimeError::new_err(
+                    "the worker thread stopped without an answer",
+                ))
+            });
+        }
+        if let Err(raised) = py.check_signals() {
+            cancel.cancel();
+            let _ = py.detach(|| worker.join());
+            return Err(raised);
+        }
+    }
+}
+
 /// Connects to the cluster `options` name on a runtime of its own (two worker threads) and
 /// runs `work` with it; a runtime or connection failure becomes `error(message)`. Called with
 /// the GIL released.

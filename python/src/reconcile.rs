@@ -8,7 +8,6 @@ use kubezen::cluster::ClusterOptions;
 use kubezen::graph;
 use kubezen::reconcile::{Options, Plan, ReconcileError, Reconciler};
 use pyo3::{create_exception, exceptions::PyValueError, prelude::*};
-use tokio_util::sync::CancellationToken;
 
 use crate::graph::PyGraph;
 
@@ -61,7 +60,7 @@ pub fn reconcile_run(
         force_conflicts,
         prune,
     };
-    py.detach(move || {
+    crate::interruptible(py, move |cancel| {
         if dry_run {
             let instance = plan
                 .admit(object, namespace.as_deref().unwrap_or("default"))
@@ -82,7 +81,6 @@ pub fn reconcile_run(
             |cluster| async move {
                 let reconciler = Reconciler::new(cluster, plan);
                 let instance = reconciler.admit(object).map_err(|e| error(&e))?;
-                let cancel = CancellationToken::new();
                 let report = if delete {
                     reconciler.delete(&instance, &options, &(), &cancel).await
                 } else {

@@ -6,7 +6,6 @@ use std::time::Duration;
 use kubezen::cluster::ClusterOptions;
 use kubezen::tune::{self, Inventory, Options, TuneError, Usage, live, prometheus, snapshot};
 use pyo3::{create_exception, exceptions::PyValueError, prelude::*};
-use tokio_util::sync::CancellationToken;
 
 create_exception!(
     kubezen.tune,
@@ -83,7 +82,7 @@ pub fn tune_run(
             every: seconds("every", every)?,
         }),
     };
-    py.detach(move || {
+    crate::interruptible(py, move |cancel| {
         let workloads = &workloads;
         let finish =
             |mut inventory: Inventory, usage: Option<Usage>, source: &str| -> PyResult<String> {
@@ -98,7 +97,7 @@ pub fn tune_run(
             return finish(inventory, None, "manifests");
         }
         if let Some(dir) = snapshot {
-            let read = snapshot::read(&dir, &|| false).map_err(|e| error(&e))?;
+            let read = snapshot::read(&dir, &|| cancel.is_cancelled()).map_err(|e| error(&e))?;
             let source = format!(
                 "snapshot {} ({}, {} samples)",
                 dir.display(),
@@ -126,7 +125,6 @@ pub fn tune_run(
                     .map_err(|e| error(&e))?;
                 inventory.select(workloads).map_err(|e| error(&e))?;
                 let mut usage = Usage::new();
-                let cancel = CancellationToken::new();
                 let source = live::measure(
                     &cluster,
                     &inventory,

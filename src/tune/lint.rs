@@ -294,7 +294,7 @@ pub fn lint(workload: &Workload) -> Vec<Finding> {
                 } else {
                     container.resources.memory_request
                 };
-                if request.is_none() {
+                if request.is_none_or(|r| r <= 0.0) {
                     lint.add(
                         "hpa-without-request",
                         Some(&container.name),

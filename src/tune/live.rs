@@ -108,10 +108,26 @@ fn kinds() -> (Vec<ApiResource>, Vec<ApiResource>) {
 /// A pod reduced to what tune reads (owners, labels, container names and resources, and the
 /// last termination of each container), so that listing every pod stays small.
 fn slim_pod(pod: &Json) -> Json {
+    // A pod no controller owns is a workload of its own: keep what its heap is read from.
+    let bare = !pod["metadata"]["ownerReferences"]
+        .as_array()
+        .is_some_and(|owners| owners.iter().any(|o| o["controller"] == true));
     let containers = |field: &str| -> Json {
         pod["spec"][field]
             .as_array()
-            .map(|list| list.iter().map(|c| json!({"name": c["name"], "resources": c["resources"], "restartPolicy": c["restartPolicy"]})).collect())
+            .map(|list| {
+                list.iter()
+                    .map(|c| {
+                        let mut slim = json!({"name": c["name"], "resources": c["resources"], "restartPolicy": c["restartPolicy"]});
+                        if bare {
+                            for key in ["env", "command", "args", "readinessProbe", "livenessProbe"] {
+                                slim[key] = c[key].clone();
+                            }
+                        }
+                        slim
+                    })
+                    .collect()
+            })
             .unwrap_or_default()
     };
     let statuses = |field: &str| -> Json {

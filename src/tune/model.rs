@@ -226,17 +226,9 @@ impl Budget {
                 },
             )
         };
+        // The disruption controller rounds both percentages up: 10 % of 3 replicas is 1.
         if let Some(max) = self.max_unavailable.as_deref() {
-            // maxUnavailable rounds down: 10 % of 3 replicas is 0.
-            let allowed = max.strip_suffix('%').map_or_else(
-                || max.parse::<f64>().ok(),
-                |p| {
-                    p.parse::<f64>()
-                        .ok()
-                        .map(|p| (p / 100.0 * f64::from(replicas)).floor())
-                },
-            );
-            return allowed.is_some_and(|a| a < 1.0);
+            return value(max).is_some_and(|allowed| allowed < 1.0);
         }
         self.min_available
             .as_deref()
@@ -521,42 +513,46 @@ impl Inventory {
 
     /// The workload owning the pod `namespace/pod`: known pods by their owner references,
     /// others (pods long gone, as Prometheus remembers them) by the names controllers give
-    /// pods: `<deployment>-<hash>-<suffix>`, `<cronjob>-<n>-<suffix>`,
-    /// `<statefulset>-<ordinal>`, `<daemonset|job|replicaset>-<suffix>`.
+    /// pods, their shapes checked so that `web-agent-x7k2p` is `DaemonSet` `web-agent`'s and
+    /// not Deployment `web`'s: `<deployment>-<hash>-<suffix>`, `<cronjob>-<n>-<suffix>`,
+    /// `<statefulset>-<ordinal>`, `<daemonset|job|replicaset>-<suffix>`, where a hash is 6 to
+    /// 10 and a suffix 5 characters of the alphabet Kubernetes draws them from.
     #[must_use]
     pub fn workload_of_pod(&self, namespace: &str, pod: &str) -> Option<&Workload> {
         if let Some(id) = self.pods.get(&(namespace.to_owned(), pod.to_owned())) {
             return self.get(id);
         }
-        let (one, last) = pod.rsplit_once('-')?;
-        let by_one = || {
-            let ordinal = last.bytes().all(|b| b.is_ascii_digit());
-            let kinds: &[WorkloadKind] = if ordinal {
-                &[
-                    WorkloadKind::StatefulSet,
-                    WorkloadKind::DaemonSet,
-                    WorkloadKind::Job,
-                    WorkloadKind::ReplicaSet,
-                ]
-            } else {
-                &[
-                    WorkloadKind::DaemonSet,
-                    WorkloadKind::Job,
-                    WorkloadKind::ReplicaSet,
-                ]
-            };
-            kinds.iter().find_map(|&k| self.find(namespace, k, one))
-        };
-        let by_two = || {
-            let (two, _) = one.rsplit_once('-')?;
-            [WorkloadKind::Deployment, WorkloadKind::CronJob]
-                .iter()
-                .find_map(|&k| self.find(namespace, k, two))
-        };
-        by_two()
-            .or_else(by_one)
-            .or_else(|| self.find(namespace, WorkloadKind::Pod, pod))
-            .map(|at| &self.workloads[at])
+        let find = |kind, name: &str| self.find(namespace, kind, name);
+        let found = find(WorkloadKind::Pod, pod).or_else(|| {
+            let (one, last) = pod.rsplit_once('-')?;
+            let suffix = last.len() == 5 && generated(last);
+            let by_two = one.rsplit_once('-').and_then(|(two, middle)| {
+                let digits = !middle.is_empty() && middle.bytes().all(|b| b.is_ascii_digit());
+                if suffix && (6..=10).contains(&middle.len()) && generated(middle) {
+                    find(WorkloadKind::Deployment, two)
+                } else if suffix && digits {
+                    find(WorkloadKind::CronJob, two)
+                } else {
+                    None
+                }
+            });
+            by_two.or_else(|| {
+                if !last.is_empty() && last.bytes().all(|b| b.is_ascii_digit()) {
+                    find(WorkloadKind::StatefulSet, one)
+                } else if suffix {
+                    [
+                        WorkloadKind::DaemonSet,
+                        WorkloadKind::Job,
+                        WorkloadKind::ReplicaSet,
+                    ]
+                    .into_iter()
+                    .find_map(|kind| find(kind, one))
+                } else {
+                    None
+                }
+            })
+        });
+        found.map(|at| &self.workloads[at])
     }
 
     /// The workload with this identity.
@@ -612,17 +608,22 @@ impl Inventory {
                 None => (None, name.clone()),
             });
         }
-        self.retain(|w| {
-            wanted
-                .iter()
-                .any(|(kind, name)| *name == w.id.name && kind.is_none_or(|k| k == w.id.kind))
-        });
-        if self.workloads.is_empty() {
+        let matches = |(kind, name): &(Option<WorkloadKind>, String), w: &Workload| {
+            *name == w.id.name && kind.is_none_or(|k| k == w.id.kind)
+        };
+        let missing: Vec<&str> = wanted
+            .iter()
+            .zip(names)
+            .filter(|(want, _)| !self.workloads.iter().any(|w| matches(want, w)))
+            .map(|(_, name)| name.as_str())
+            .collect();
+        if !missing.is_empty() {
             return Err(super::TuneError::Invalid(format!(
                 "no workload named {}",
-                names.join(", ")
+                missing.join(", ")
             )));
         }
+        self.retain(|w| wanted.iter().any(|want| matches(want, w)));
         Ok(())
     }
 
@@ -726,6 +727,13 @@ impl InventoryBuilder {
         self.inventory.resolve(self.pending);
         self.inventory
     }
+}
+
+/// Whether `text` is drawn from the alphabet of generated names (Kubernetes' safe encoding:
+/// no vowels, no 0, 1 or 3), as pod-template hashes and pod name suffixes are.
+fn generated(text: &str) -> bool {
+    text.bytes()
+        .all(|b| b"bcdfghjklmnpqrstvwxz2456789".contains(&b))
 }
 
 /// A pod that some controller owns is not a workload of its own.

@@ -42,6 +42,54 @@ pub struct Source {
     pub end: Option<i64>,
 }
 
+/// The shortest and longest `--step`: rates need two scrapes in a window; a day of an hour's
+/// steps is 24 points.
+const STEPS: (u64, u64) = (60, 3600);
+/// The longest `--history`: a year and a month.
+const MAX_HISTORY: u64 = 400 * 86_400;
+
+impl Source {
+    /// Checks the source and returns its base URL.
+    ///
+    /// # Errors
+    /// A URL that is not `http(s)://host[:port][/prefix]` or carries credentials (they
+    /// would not be sent), a step that is not whole minutes from 1m to 1h, a history shorter
+    /// than a step or longer than 400 days.
+    pub fn validate(&self) -> Result<http::Uri, String> {
+        let base: http::Uri = self
+            .url
+            .parse()
+            .map_err(|e| format!("--prometheus {:?} is not a URL: {e}", self.url))?;
+        if !matches!(base.scheme_str(), Some("http" | "https")) || base.host().is_none() {
+            return Err(format!(
+                "--prometheus {:?} is not an http:// or https:// URL",
+                self.url
+            ));
+        }
+        if base.authority().is_some_and(|a| a.as_str().contains('@')) {
+            return Err("--prometheus carries credentials in its URL: they are not sent (reach Prometheus through a port-forward or an authenticating proxy)".into());
+        }
+        let step = self.step.as_secs();
+        if !(STEPS.0..=STEPS.1).contains(&step)
+            || self.step.subsec_nanos() != 0
+            || !step.is_multiple_of(60)
+        {
+            return Err(format!(
+                "--step must be whole minutes from 1m to 1h, not {}s",
+                self.step.as_secs_f64()
+            ));
+        }
+        let history = self.history.as_secs();
+        if history < step || history > MAX_HISTORY {
+            return Err(format!(
+                "--history must be from one step to 400d, not {}s",
+                self.history.as_secs_f64()
+            ));
+        }
+        Ok(base)
+    }
+}
+
 /// How reading is going, for a progress line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Progress {
@@ -115,7 +163,7 @@ pub fn queries(namespace: &str, step: Duration) -> [(Resource, String); 2] {
         "namespace=\"{}\",container!=\"\",container!=\"POD\"",
         escape(namespace)
     );
-    let window = step.as_secs().max(60);
+    let window = step.as_secs();
     [
         (
             Resource::Cpu,
@@ -156,19 +204,12 @@ pub async fn history(
     sink: &mut dyn Sink,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<u64, TuneError> {
-    let base: http::Uri = source.url.parse().map_err(|e| {
-        TuneError::Invalid(format!("--prometheus {:?} is not a URL: {e}", source.url))
-    })?;
-    if !matches!(base.scheme_str(), Some("http" | "https")) || base.host().is_none() {
-        return Err(TuneError::Invalid(format!(
-            "--prometheus {:?} is not an http:// or https:// URL",
-            source.url
-        )));
-    }
+    let base = source.validate().map_err(TuneError::Invalid)?;
     let client = client()?;
     let end = source.end.unwrap_or_else(|| chrono::Utc::now().timestamp());
+    // Both are bounded by `validate`: a year of seconds and an hour.
     let history = source.history.as_secs() as i64;
-    let step = source.step.as_secs().max(1) as i64;
+    let step = source.step.as_secs() as i64;
     let namespaces: BTreeSet<&str> = inventory
         .workloads()
         .iter()
@@ -211,8 +252,10 @@ pub async fn history(
 /// is read twice.
 fn windows(mut start: i64, end: i64, step: i64) -> Vec<(i64, i64)> {
     let mut windows = Vec::new();
-    while start < end {
-        let until = (start + WINDOW).min(end);
+    while start <= end {
+        // The last evaluation point within a day of `start`: the next window starts one
+        // step after it, whether or not the step divides a day.
+        let until = start + ((WINDOW.min(end - start)) / step) * step;
         windows.push((start, until));
         start = until + step;
     }
@@ -266,7 +309,12 @@ fn fold(
             pod: pod.to_owned(),
         };
         for (timestamp, value) in &series.values {
-            let Ok(value) = value.parse::<f64>() else {
+            // Prometheus writes NaN and +Inf for series that reset or divide by zero.
+            let Some(value) = value
+                .parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite() && *v >= 0.0)
+            else {
                 continue;
             };
             let timestamp = *timestamp as i64;

@@ -228,6 +228,8 @@ pub struct Recommendation {
     /// Change in requested capacity over all replicas, in core-equivalents (1 core = 4 GiB):
     /// negative frees capacity. Recommendations are sorted by its size.
     pub impact: f64,
+    /// Whether applying the recommendation changes the container (a patch is written).
+    pub changes: bool,
 }
 
 impl Recommendation {
@@ -245,9 +247,8 @@ impl Recommendation {
             .or(self.current.memory_request)
     }
 
-    /// Whether applying it changes anything.
-    #[must_use]
-    pub fn changes(&self) -> bool {
+    /// Whether applying it would change anything.
+    fn differs_from_current(&self) -> bool {
         let differs = |a: Option<f64>, b: Option<f64>| match (a, b) {
             (Some(a), Some(b)) => (a - b).abs() > 1e-6 * a.abs().max(1.0),
             (Some(_), None) => true,
@@ -289,6 +290,7 @@ pub fn recommend(
         notes: Vec::new(),
         hpa: None,
         impact: 0.0,
+        changes: false,
     };
     let profile = workload
         .annotations
@@ -310,14 +312,6 @@ pub fn recommend(
                 CpuLimit::None => None,
                 CpuLimit::Ratio(ratio) => Some(quantity::round_up(request * ratio, 1.0)),
             };
-            if let (CpuLimit::None, Some(limit)) =
-                (options.cpu_limit, container.resources.cpu_limit)
-            {
-                rec.notes.push(format!(
-                    "remove the {} CPU limit by hand: patches set fields, and cannot drop one another field manager owns",
-                    format_cpu(limit)
-                ));
-            }
         }
         if memory_ok {
             rec.recommended.memory_request = Some(memory_for(
@@ -361,10 +355,37 @@ pub fn recommend(
         apply_preset(&mut rec, profile, options);
     }
     if let Some(autoscaler) = &workload.autoscaler {
-        hpa(workload, autoscaler, &mut rec, usage);
+        hpa(workload, autoscaler, &mut rec, usage, options.min_samples);
     }
+    settle_cpu_limit(&mut rec);
     rec.impact = impact(&rec);
+    rec.changes = rec.differs_from_current();
     rec
+}
+
+/// With no CPU limit advised and one in place: a patch sets fields and cannot drop one
+/// another field manager owns, so say to remove it by hand; and where the new request is
+/// above it (the API refuses a request above its limit), raise it to the request.
+fn settle_cpu_limit(rec: &mut Recommendation) {
+    let (Some(request), None, Some(limit)) = (
+        rec.recommended.cpu_request,
+        rec.recommended.cpu_limit,
+        rec.current.cpu_limit,
+    ) else {
+        return;
+    };
+    if request > limit {
+        rec.recommended.cpu_limit = Some(request);
+        rec.notes.push(format!(
+            "CPU limit raised from {} to the request (a limit below its request is refused); better, remove it",
+            format_cpu(limit)
+        ));
+    } else {
+        rec.notes.push(format!(
+            "remove the {} CPU limit by hand: a patch cannot drop a field another manager owns",
+            format_cpu(limit)
+        ));
+    }
 }
 
 /// Memory for a container with usage: the peak plus buffer, raised after OOM kills and to
@@ -444,6 +465,7 @@ fn hpa(
     autoscaler: &super::model::Autoscaler,
     rec: &mut Recommendation,
     usage: Option<UsageSummary>,
+    min_samples: u64,
 ) {
     if !autoscaler.containers.is_empty() && !autoscaler.containers.contains(&rec.container) {
         return;
@@ -459,11 +481,21 @@ fn hpa(
         let Some(target) = target.filter(|t| *t > 0) else {
             continue;
         };
-        let (current, advised) = if resource == "cpu" {
-            (rec.current.cpu_request, rec.recommended.cpu_request)
+        let (current, advised, short) = if resource == "cpu" {
+            (
+                rec.current.cpu_request,
+                rec.recommended.cpu_request,
+                rec.cpu_reason.clone(),
+            )
         } else {
-            (rec.current.memory_request, rec.recommended.memory_request)
+            (
+                rec.current.memory_request,
+                rec.recommended.memory_request,
+                rec.memory_reason.clone(),
+            )
         };
+        // A request of 0 is no request: utilisation over it is undefined.
+        let current = current.filter(|r| *r > 0.0);
         let hold = format!(
             "HPA {} scales on {resource} at {target} % of the request",
             autoscaler.name
@@ -481,68 +513,104 @@ fn hpa(
             });
             continue;
         }
-        // Keep the current request: the HPA's arithmetic is built on it.
+        // Keep the current request: the HPA's arithmetic is built on it. Too few samples
+        // give no replica advice either, and the reason says so.
+        let reason = match &short {
+            Some(short) => format!("{hold}; {short}"),
+            None => hold.clone(),
+        };
         if resource == "cpu" {
             rec.recommended.cpu_request = None;
             rec.recommended.cpu_limit = None;
-            rec.cpu_reason = Some(hold.clone());
+            rec.cpu_reason = Some(reason);
         } else {
             rec.recommended.memory_request = None;
             rec.recommended.memory_limit = None;
-            rec.memory_reason = Some(hold.clone());
+            rec.memory_reason = Some(reason);
         }
-        let (Some(request), Some(usage)) = (current, usage) else {
-            continue;
-        };
-        let (mean, high) = if resource == "cpu" {
-            (usage.cpu_mean, usage.cpu_percentile)
-        } else {
-            (usage.memory_peak, usage.memory_peak)
-        };
-        let capacity = request * f64::from(target) / 100.0;
-        let replicas = f64::from(workload.replicas.max(1));
-        let for_mean = ((replicas * mean / capacity).ceil() as u64).max(1);
-        let for_peak = ((replicas * high / capacity).ceil() as u64).max(for_mean);
-        let usage_request = advised.unwrap_or(high);
-        let show = |v: f64| {
+        let samples = |u: &UsageSummary| {
             if resource == "cpu" {
-                format_cpu(v)
+                u.cpu_samples
             } else {
-                format_memory(v)
+                u.memory_samples
             }
         };
-        let mut message = format!(
-            "{hold}: the load measured needs {for_mean}-{for_peak} replicas at {} (HPA allows {}-{})",
-            show(request),
-            autoscaler.min_replicas,
-            autoscaler.max_replicas
+        let (Some(request), Some(usage)) = (current, usage.filter(|u| samples(u) >= min_samples))
+        else {
+            continue;
+        };
+        let advice = replica_advice(
+            workload, autoscaler, resource, target, request, advised, &usage, &hold,
         );
-        if usage_request > 0.0 && (usage_request - request).abs() / request > 0.1 {
-            let ratio = request / usage_request;
-            let _ = write!(
-                message,
-                "; a {} request (usage alone) would read {ratio:.1}x the utilisation and the HPA would run about {ratio:.1}x the replicas, for about the same total",
-                show(usage_request)
-            );
+        rec.notes.push(advice.message.clone());
+        rec.hpa = Some(advice);
+    }
+}
+
+/// The replicas the load measured needs at the HPA's target with the current `request`, and
+/// what a usage-based request (`advised`) would do to them.
+#[allow(
+    clippy::too_many_arguments,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss
+)]
+fn replica_advice(
+    workload: &Workload,
+    autoscaler: &super::model::Autoscaler,
+    resource: &str,
+    target: u32,
+    request: f64,
+    advised: Option<f64>,
+    usage: &UsageSummary,
+    hold: &str,
+) -> HpaAdvice {
+    let (mean, high) = if resource == "cpu" {
+        (usage.cpu_mean, usage.cpu_percentile)
+    } else {
+        (usage.memory_peak, usage.memory_peak)
+    };
+    let capacity = request * f64::from(target) / 100.0;
+    let replicas = f64::from(workload.replicas.max(1));
+    let for_mean = ((replicas * mean / capacity).ceil() as u64).max(1);
+    let for_peak = ((replicas * high / capacity).ceil() as u64).max(for_mean);
+    let usage_request = advised.unwrap_or(high);
+    let show = |v: f64| {
+        if resource == "cpu" {
+            format_cpu(v)
+        } else {
+            format_memory(v)
         }
-        if u64::from(autoscaler.max_replicas) < for_peak {
-            let _ = write!(message, "; raise maxReplicas to at least {for_peak}");
-        } else if u64::from(autoscaler.min_replicas) > for_mean.max(2) {
-            let _ = write!(message, "; minReplicas could be {}", for_mean.max(2));
-        }
-        rec.notes.push(message.clone());
-        rec.hpa = Some(HpaAdvice {
-            name: autoscaler.name.clone(),
-            resource: resource.to_owned(),
-            target_percent: target,
-            request,
-            usage_request,
-            replicas_for_mean: for_mean,
-            replicas_for_peak: for_peak,
-            min_replicas: autoscaler.min_replicas,
-            max_replicas: autoscaler.max_replicas,
+    };
+    let mut message = format!(
+        "{hold}: the load measured needs {for_mean}-{for_peak} replicas at {} (HPA allows {}-{})",
+        show(request),
+        autoscaler.min_replicas,
+        autoscaler.max_replicas
+    );
+    if usage_request > 0.0 && (usage_request - request).abs() / request > 0.1 {
+        let ratio = request / usage_request;
+        let _ = write!(
             message,
-        });
+            "; a {} request (usage alone) would read {ratio:.1}x the utilisation and the HPA would run about {ratio:.1}x the replicas, for about the same total",
+            show(usage_request)
+        );
+    }
+    if u64::from(autoscaler.max_replicas) < for_peak {
+        let _ = write!(message, "; raise maxReplicas to at least {for_peak}");
+    } else if u64::from(autoscaler.min_replicas) > for_mean.max(2) {
+        let _ = write!(message, "; minReplicas could be {}", for_mean.max(2));
+    }
+    HpaAdvice {
+        name: autoscaler.name.clone(),
+        resource: resource.to_owned(),
+        target_percent: target,
+        request,
+        usage_request,
+        replicas_for_mean: for_mean,
+        replicas_for_peak: for_peak,
+        min_replicas: autoscaler.min_replicas,
+        max_replicas: autoscaler.max_replicas,
+        message,
     }
 }
 

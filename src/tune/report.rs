@@ -87,7 +87,7 @@ impl Report {
         for rec in &recommendations {
             workloads.insert(&rec.workload);
             totals.containers += 1;
-            if rec.changes() {
+            if rec.changes {
                 totals.changed += 1;
             }
             if rec.recommended.cpu_request.is_none() && rec.recommended.memory_request.is_none() {
@@ -236,7 +236,7 @@ impl Report {
     pub fn patches(&self) -> Vec<Patch> {
         let mut by_workload: std::collections::BTreeMap<&WorkloadRef, Vec<&Recommendation>> =
             std::collections::BTreeMap::new();
-        for rec in self.recommendations.iter().filter(|r| r.changes()) {
+        for rec in self.recommendations.iter().filter(|r| r.changes) {
             if rec.workload.kind != WorkloadKind::Pod {
                 by_workload.entry(&rec.workload).or_default().push(rec);
             }
@@ -406,10 +406,21 @@ impl Tabular for Report {
         for r in &self.recommendations {
             let c = &r.current;
             let n = &r.recommended;
-            let cpu_limit_after = if r.cpu_reason.is_none() && n.cpu_request.is_some() {
-                Some(n.cpu_limit.map_or_else(|| "none".into(), format_cpu))
-            } else {
-                None
+            let cpu_limit = match (n.cpu_request, n.cpu_limit, c.cpu_limit) {
+                // Advised away, but only by hand (the note says so).
+                (Some(_), None, Some(limit)) if r.cpu_reason.is_none() => {
+                    Cell::toned(format!("{} (remove)", format_cpu(limit)), Tone::Warning)
+                }
+                (Some(_), after, before) if r.cpu_reason.is_none() => change(
+                    Some(before.map_or_else(|| "none".into(), format_cpu)),
+                    Some(after.map_or_else(|| "none".into(), format_cpu)),
+                    None,
+                ),
+                _ => change(
+                    Some(c.cpu_limit.map_or_else(|| "none".into(), format_cpu)),
+                    None,
+                    r.cpu_reason.as_deref(),
+                ),
             };
             let container = match r.role {
                 ContainerRole::Main => r.container.clone(),
@@ -447,11 +458,7 @@ impl Tabular for Report {
                     n.cpu_request.map(format_cpu),
                     r.cpu_reason.as_deref(),
                 ),
-                change(
-                    Some(c.cpu_limit.map_or_else(|| "none".into(), format_cpu)),
-                    cpu_limit_after,
-                    r.cpu_reason.as_deref(),
-                ),
+                cpu_limit,
                 change(
                     c.memory_request.map(format_memory),
                     n.memory_request.map(format_memory),

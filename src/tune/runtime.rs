@@ -8,12 +8,15 @@ use serde::{Deserialize, Serialize};
 
 use crate::quantity::MIB;
 
-/// Environment variables the JVM reads options from.
-const JVM_OPTION_VARIABLES: &[&str] = &[
+/// Environment variables a heap is configured by: kept when snapshots drop the values of
+/// all others.
+pub(crate) const HEAP_VARIABLES: &[&str] = &[
     "JAVA_TOOL_OPTIONS",
     "JDK_JAVA_OPTIONS",
     "JAVA_OPTS",
     "_JAVA_OPTIONS",
+    "NODE_OPTIONS",
+    "GOMEMLIMIT",
 ];
 
 /// A language runtime with a configured heap.
@@ -42,46 +45,61 @@ pub struct Heap {
 }
 
 impl Heap {
-    /// The heap a container's runtime is configured with, if any; the last setting wins, as
-    /// each runtime reads them.
+    /// The heap a container's runtime is configured with, if any, read in the order each
+    /// runtime reads its settings (a later one wins): the JVM takes `JAVA_TOOL_OPTIONS` and
+    /// `JDK_JAVA_OPTIONS`, then the command line (scripts pass `JAVA_OPTS` on it), then
+    /// `_JAVA_OPTIONS`, and any `-Xmx` wins over `-XX:MaxRAMPercentage`; Node takes
+    /// `NODE_OPTIONS`, then its command line; Go, `GOMEMLIMIT`.
     #[must_use]
     pub fn of(container: &Container) -> Option<Self> {
-        let mut found = None;
-        let env = container.env.iter().flatten();
-        let words = container
+        let env = |name: &'static str| {
+            container
+                .env
+                .iter()
+                .flatten()
+                .filter(move |v| v.name == name)
+                .filter_map(|v| v.value.as_deref())
+                .flat_map(str::split_whitespace)
+        };
+        let command_line = container
             .command
             .iter()
             .flatten()
             .chain(container.args.iter().flatten())
             .flat_map(|arg| arg.split_whitespace());
-        for word in words {
-            found = jvm_option(word).or_else(|| node_option(word)).or(found);
-        }
-        for variable in env {
-            let Some(value) = variable.value.as_deref() else {
-                continue;
-            };
-            let name = variable.name.as_str();
-            if JVM_OPTION_VARIABLES.contains(&name) {
-                for word in value.split_whitespace() {
-                    found = jvm_option(word).or(found);
-                }
-            } else if name == "NODE_OPTIONS" {
-                for word in value.split_whitespace() {
-                    found = node_option(word).or(found);
-                }
-            } else if name == "GOMEMLIMIT" {
-                found = go_limit(value)
-                    .map(|bytes| Self {
-                        runtime: Runtime::Go,
-                        bytes: Some(bytes),
-                        percent: None,
-                        setting: format!("GOMEMLIMIT={value}"),
-                    })
-                    .or(found);
+        let jvm_words = env("JAVA_TOOL_OPTIONS")
+            .chain(env("JDK_JAVA_OPTIONS"))
+            .chain(env("JAVA_OPTS"))
+            .chain(command_line.clone())
+            .chain(env("_JAVA_OPTIONS"));
+        let (mut size, mut share) = (None, None);
+        for heap in jvm_words.filter_map(jvm_option) {
+            if heap.bytes.is_some() {
+                size = Some(heap);
+            } else {
+                share = Some(heap);
             }
         }
-        found
+        let node = env("NODE_OPTIONS")
+            .chain(command_line)
+            .filter_map(node_option)
+            .next_back();
+        let go = container
+            .env
+            .iter()
+            .flatten()
+            .filter(|v| v.name == "GOMEMLIMIT")
+            .filter_map(|v| v.value.as_deref())
+            .filter_map(|value| {
+                go_limit(value).map(|bytes| Self {
+                    runtime: Runtime::Go,
+                    bytes: Some(bytes),
+                    percent: None,
+                    setting: format!("GOMEMLIMIT={value}"),
+                })
+            })
+            .next_back();
+        size.or(share).or(node).or(go)
     }
 
     /// The heap in bytes under a memory limit: the size, or the share of the limit.
@@ -196,5 +214,16 @@ mod tests {
         );
         assert_eq!(heap(json!({"name": "a", "args": ["-Xmxlots"]})), None);
         assert_eq!(heap(json!({"name": "a"})), None);
+        // The command line wins over JAVA_TOOL_OPTIONS, _JAVA_OPTIONS over both, and a size
+        // over a share whatever the order.
+        let tool = json!([{"name": "JAVA_TOOL_OPTIONS", "value": "-Xmx512m"}]);
+        let over = heap(json!({"name": "a", "args": ["-Xmx4g"], "env": tool})).unwrap();
+        assert_eq!(over.bytes, Some(4096.0 * MIB));
+        let last = json!([{"name": "_JAVA_OPTIONS", "value": "-Xmx1g"}, {"name": "JAVA_TOOL_OPTIONS", "value": "-Xmx512m"}]);
+        let under = heap(json!({"name": "a", "args": ["-Xmx4g"], "env": last})).unwrap();
+        assert_eq!(under.bytes, Some(1024.0 * MIB));
+        let both =
+            heap(json!({"name": "a", "args": ["-Xmx2g", "-XX:MaxRAMPercentage=75"]})).unwrap();
+        assert_eq!((both.bytes, both.percent), (Some(2048.0 * MIB), None));
     }
 }

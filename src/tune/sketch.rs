@@ -1,8 +1,9 @@
 //! Usage statistics in bounded memory: a relative-error quantile sketch (the `DDSketch`
 //! idea: logarithmic buckets, so every quantile is within 1 % of a true sample value) plus the
 //! exact count, minimum, maximum and time span. No series is ever kept whole: a sketch of
-//! a year of samples is as small as one of a minute (at most ~1,050 buckets of 4 bytes, for
-//! values from 0.001 to 10^9; a container's usage typically fills a few dozen).
+//! a year of samples is as small as one of a minute (about 1,400 buckets of 4 bytes at most
+//! for values from 0.001 to 10^9, 2,100 to the cap of 10^15; a container's usage typically
+//! fills a few dozen).
 
 use serde::{Deserialize, Serialize};
 

@@ -4,6 +4,7 @@ use serde_json::{Value as Json, json};
 
 use super::*;
 use crate::quantity::MIB;
+use crate::table::Tabular as _;
 
 fn deployment(name: &str, replicas: u32, resources: &Json) -> Json {
     json!({
@@ -125,7 +126,7 @@ fn too_few_samples_give_no_number_and_say_why_or_take_the_preset() {
         "{:?}",
         rec.cpu_reason
     );
-    assert!(!rec.changes());
+    assert!(!rec.changes);
     assert_eq!(report.totals.without_number, 1);
     let preset = Options {
         profile: Some(Profile::WebApi),
@@ -334,7 +335,10 @@ fn budgets_block_evictions_as_the_eviction_api_counts() {
     };
     assert!(budget(None, Some("0")).blocks_every_eviction(3));
     assert!(budget(None, Some("0%")).blocks_every_eviction(3));
-    assert!(budget(None, Some("10%")).blocks_every_eviction(3));
+    assert!(
+        !budget(None, Some("10%")).blocks_every_eviction(3),
+        "rounded up: 1 of 3"
+    );
     assert!(!budget(None, Some("1")).blocks_every_eviction(3));
     assert!(budget(Some("3"), None).blocks_every_eviction(3));
     assert!(budget(Some("100%"), None).blocks_every_eviction(3));
@@ -433,7 +437,22 @@ fn objects_that_do_not_read_are_reported_and_skipped() {
 fn pods_long_gone_are_matched_to_workloads_by_name() {
     let sts = json!({"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "db", "namespace": "shop"},
         "spec": {"template": {"spec": {"containers": [{"name": "db", "image": "x"}]}}}});
-    let inventory = Inventory::from_objects([deployment("web", 1, &json!({})), sts], "default");
+    let agent = json!({"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "web-agent", "namespace": "shop"},
+        "spec": {"template": {"spec": {"containers": [{"name": "agent", "image": "x"}]}}}});
+    let db_proxy = json!({"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "web-db", "namespace": "shop"},
+        "spec": {"template": {"spec": {"containers": [{"name": "db", "image": "x"}]}}}});
+    let nightly = json!({"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "nightly", "namespace": "shop"},
+        "spec": {"jobTemplate": {"spec": {"template": {"spec": {"containers": [{"name": "job", "image": "x"}]}}}}}});
+    let inventory = Inventory::from_objects(
+        [
+            deployment("web", 1, &json!({})),
+            sts,
+            agent,
+            db_proxy,
+            nightly,
+        ],
+        "default",
+    );
     let owner = |pod: &str| {
         inventory
             .workload_of_pod("shop", pod)
@@ -445,5 +464,142 @@ fn pods_long_gone_are_matched_to_workloads_by_name() {
     );
     assert_eq!(owner("db-0").as_deref(), Some("shop/statefulset/db"));
     assert_eq!(owner("db-x").as_deref(), None);
+    // Shapes decide between a Deployment and the workloads whose names extend it.
+    assert_eq!(
+        owner("web-agent-x7k2p").as_deref(),
+        Some("shop/daemonset/web-agent")
+    );
+    assert_eq!(
+        owner("web-db-2").as_deref(),
+        Some("shop/statefulset/web-db")
+    );
+    assert_eq!(
+        owner("nightly-29113920-q7wzt").as_deref(),
+        Some("shop/cronjob/nightly")
+    );
+    assert_eq!(
+        owner("web-db-x7k2p"),
+        None,
+        "not a statefulset pod, and no web-db-<hash>"
+    );
     assert_eq!(owner("other-7d9f8b6c5-x2x9k"), None);
+}
+
+#[test]
+fn hpas_without_enough_samples_or_with_a_zero_request_get_no_replica_advice() {
+    let hpa = json!({
+        "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "web", "namespace": "shop"},
+        "spec": {"scaleTargetRef": {"kind": "Deployment", "name": "web"}, "maxReplicas": 3,
+                 "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 50}}}]}
+    });
+    let few = Inventory::from_objects(
+        [deployment("web", 3, &resources("100m", "1Gi")), hpa.clone()],
+        "default",
+    );
+    let report = analyse(
+        &few,
+        Some(&usage_of_three_pods(10)),
+        &Options::default(),
+        "test",
+    );
+    let rec = &report.recommendations[0];
+    let reason = rec.cpu_reason.as_deref().unwrap();
+    assert!(
+        reason.starts_with(
+            "HPA web scales on cpu at 50 % of the request; only 30 samples (needs 100"
+        ),
+        "{reason}"
+    );
+    assert!(rec.hpa.is_none());
+    let zero = Inventory::from_objects(
+        [deployment("web", 3, &resources("0", "1Gi")), hpa],
+        "default",
+    );
+    let report = analyse(
+        &zero,
+        Some(&usage_of_three_pods(4032)),
+        &Options::default(),
+        "test",
+    );
+    let rec = &report.recommendations[0];
+    assert!(rec.hpa.is_none());
+    assert!(
+        rec.notes
+            .iter()
+            .any(|n| n.contains("there is no cpu request: set it (")),
+        "{:?}",
+        rec.notes
+    );
+    assert!(
+        report
+            .findings
+            .iter()
+            .any(|f| f.check == "hpa-without-request")
+    );
+}
+
+#[test]
+fn cpu_limits_left_in_place_are_raised_to_the_request_or_flagged_for_removal() {
+    let limited = |limit: &str| {
+        let object = deployment(
+            "web",
+            3,
+            &json!({"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"cpu": limit, "memory": "1Gi"}}),
+        );
+        let inventory = Inventory::from_objects([object], "default");
+        analyse(
+            &inventory,
+            Some(&usage_of_three_pods(4032)),
+            &Options::default(),
+            "test",
+        )
+    };
+    // p95 ~124m: above a 110m limit, which must rise to the request or the API refuses it.
+    let low = limited("110m");
+    let rec = &low.recommendations[0];
+    assert_eq!(rec.recommended.cpu_limit, rec.recommended.cpu_request);
+    assert!(
+        rec.notes
+            .iter()
+            .any(|n| n.contains("CPU limit raised from 110m")),
+        "{:?}",
+        rec.notes
+    );
+    assert_eq!(
+        low.patches()[0].object["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]
+            ["cpu"],
+        json!(crate::quantity::format_cpu(
+            rec.recommended.cpu_request.unwrap()
+        ))
+    );
+    // Below a 1-core limit: left alone by the patch, flagged for removal by hand.
+    let high = limited("1");
+    let rec = &high.recommendations[0];
+    assert_eq!(rec.recommended.cpu_limit, None);
+    assert!(
+        rec.notes
+            .iter()
+            .any(|n| n.contains("remove the 1 CPU limit by hand")),
+        "{:?}",
+        rec.notes
+    );
+    let table = high.to_table();
+    assert!(table.rows()[0].iter().any(|c| c.text == "1 (remove)"));
+}
+
+#[test]
+fn every_name_asked_for_must_match() {
+    let mut inventory = Inventory::from_objects([deployment("web", 1, &json!({}))], "default");
+    let error = inventory
+        .select(&["web".to_owned(), "deploy/typo".to_owned()])
+        .unwrap_err();
+    assert_eq!(error.to_string(), "no workload named deploy/typo");
+    assert_eq!(
+        inventory.workloads().len(),
+        1,
+        "nothing is dropped on an error"
+    );
+    assert!(inventory.select(&["gadget/web".to_owned()]).is_err());
+    inventory.select(&["deploy/web".to_owned()]).unwrap();
 }

@@ -223,6 +223,13 @@ impl UsageSummary {
     #[must_use]
     #[allow(clippy::cast_precision_loss)]
     pub fn of(series: &[&SeriesStats], percentile: f64) -> Option<Self> {
+        // A series declared but never sampled (a snapshot line of empty values, say) has no
+        // time span and no pod worth counting.
+        let series: Vec<&SeriesStats> = series
+            .iter()
+            .copied()
+            .filter(|s| s.cpu.count() + s.memory_samples > 0)
+            .collect();
         let cpu_samples: u64 = series.iter().map(|s| s.cpu.count()).sum();
         let memory_samples: u64 = series.iter().map(|s| s.memory_samples).sum();
         if cpu_samples + memory_samples == 0 {

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import _thread
 import doctest
 import subprocess
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -120,6 +123,21 @@ spec:
       containers:
       - {name: app, image: web, resources: {requests: {cpu: '1', memory: 1Gi}, limits: {memory: 1Gi}}}
 """
+
+
+def test_ctrl_c_stops_sampling_at_once(tmp_path: Path) -> None:
+    manifest = tmp_path / "web.yaml"
+    manifest.write_text(WEB)
+    with sim.start() as cluster:
+        subprocess.run(["kubectl", "--kubeconfig", str(cluster.kubeconfig), "apply", "-f", str(manifest)],
+                       check=True, capture_output=True)
+        timer = threading.Timer(1.0, _thread.interrupt_main)
+        timer.start()
+        started = time.perf_counter()
+        with pytest.raises(KeyboardInterrupt):
+            kubezen.tune(kubeconfig=cluster.kubeconfig, namespace="default", sample_for=60.0, every=0.25)
+        assert time.perf_counter() - started < 5.0
+        timer.cancel()
 
 
 def test_live_sampling_releases_the_gil(tmp_path: Path) -> None:

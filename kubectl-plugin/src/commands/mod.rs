@@ -85,3 +85,16 @@ pub fn on_interrupt(
         }
     }))
 }
+
+/// Quits at once (exit code 130) on Ctrl-C or SIGTERM: for the phases after a cancellable
+/// one, once its listener is gone (a signal handler, once installed, replaces the default of
+/// quitting for the rest of the process).
+pub fn exit_on_interrupt() -> Result<tokio::task::JoinHandle<()>, Failure> {
+    let cancel = CancellationToken::new();
+    let watcher = on_interrupt(cancel.clone(), None)?;
+    Ok(tokio::spawn(async move {
+        cancel.cancelled().await;
+        watcher.abort();
+        std::process::exit(130);
+    }))
+}

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use kubezen::Tabular as _;
+use kubezen::cluster::Cluster;
 use kubezen::tune::{
     self, ControllerLoad, CpuLimit, Inventory, Options, Profile, Report, Severity, TuneError,
     Usage, live, prometheus, snapshot,
@@ -16,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     cli::GlobalArgs,
-    commands::{on_interrupt, runtime, sim::parse_duration},
+    commands::{exit_on_interrupt, on_interrupt, runtime, sim::parse_duration},
     error::{EXIT_FAILURE, EXIT_OK, Failure},
     output::{Output, OutputFormat},
 };
@@ -307,50 +308,30 @@ pub fn run(args: &TuneArgs, global: &GlobalArgs) -> Result<ExitCode, Failure> {
         )
         .hint("add --yes to apply without asking"));
     }
+    let live = args.files.is_empty() && args.snapshot.is_none();
+    let usage_source = if live {
+        Some(args.usage.source().map_err(Failure::usage)?)
+    } else {
+        None
+    };
     runtime()?.block_on(async {
         let cancel = CancellationToken::new();
+        // Sampling stops at Ctrl-C and what was sampled is analysed; reading history or a
+        // snapshot just stops.
+        let sampling = matches!(usage_source, Some(live::UsageSource::Metrics(_)));
         let watcher = on_interrupt(
             cancel.clone(),
-            Some("interrupted: analysing what was sampled (Ctrl-C again to quit now)"),
+            Some(if sampling {
+                "interrupted: analysing what was sampled (Ctrl-C again to quit now)"
+            } else {
+                "interrupted: stopping (Ctrl-C again to quit now)"
+            }),
         )?;
-        let mut cluster = None;
-        let (mut inventory, usage, source) = if !args.files.is_empty() {
-            let namespace = global.namespace.as_deref().unwrap_or("default");
-            let inventory =
-                Inventory::from_manifests(&args.files, namespace).map_err(|e| tune_failure(&e))?;
-            (inventory, None, "manifests".to_owned())
-        } else if let Some(dir) = &args.snapshot {
-            let flag = cancel.clone();
-            let read =
-                snapshot::read(dir, &move || flag.is_cancelled()).map_err(|e| tune_failure(&e))?;
-            let source = format!(
-                "snapshot {} ({}, {} samples)",
-                dir.display(),
-                read.meta.source,
-                read.samples
-            );
-            (read.inventory, Some(read.usage), source)
-        } else {
-            let connected = global.connect().await?;
-            let scope = scope(global, &connected);
-            let inventory = live::inventory(&connected, &scope)
-                .await
-                .map_err(|e| tune_failure(&e))?;
-            let inventory = select(inventory, &args.workloads)?;
-            let mut usage = Usage::new();
-            let source = measure(
-                &connected,
-                &inventory,
-                &scope,
-                &args.usage,
-                &cancel,
-                &mut usage,
-            )
-            .await?;
-            cluster = Some(connected);
-            (inventory, Some(usage), source)
-        };
+        let (mut inventory, usage, source, cluster) =
+            gather(args, global, usage_source.as_ref(), &cancel).await?;
+        // From here on (printing, patches, the question, the writes) Ctrl-C quits at once.
         watcher.abort();
+        exit_on_interrupt()?;
         inventory = select(inventory, &args.workloads)?;
         for problem in &inventory.problems {
             let _ = writeln!(io::stderr(), "warning: skipped {problem}");
@@ -404,23 +385,67 @@ fn select(mut inventory: Inventory, names: &[String]) -> Result<Inventory, Failu
     Ok(inventory)
 }
 
+/// What to analyse: from the cluster (workloads listed, usage measured), a snapshot, or
+/// manifests; with where it came from and the cluster, when one was used.
+async fn gather(
+    args: &TuneArgs,
+    global: &GlobalArgs,
+    usage_source: Option<&live::UsageSource>,
+    cancel: &CancellationToken,
+) -> Result<(Inventory, Option<Usage>, String, Option<Cluster>), Failure> {
+    if let Some(usage_source) = usage_source {
+        let connected = global.connect().await?;
+        let scope = scope(global, &connected);
+        let inventory = live::inventory(&connected, &scope)
+            .await
+            .map_err(|e| tune_failure(&e))?;
+        let inventory = select(inventory, &args.workloads)?;
+        let mut usage = Usage::new();
+        let source = measure(
+            &connected,
+            &inventory,
+            &scope,
+            usage_source,
+            cancel,
+            &mut usage,
+        )
+        .await?;
+        return Ok((inventory, Some(usage), source, Some(connected)));
+    }
+    if let Some(dir) = &args.snapshot {
+        let flag = cancel.clone();
+        let read =
+            snapshot::read(dir, &move || flag.is_cancelled()).map_err(|e| tune_failure(&e))?;
+        let source = format!(
+            "snapshot {} ({}, {} samples)",
+            dir.display(),
+            read.meta.source,
+            read.samples
+        );
+        return Ok((read.inventory, Some(read.usage), source, None));
+    }
+    let namespace = global.namespace.as_deref().unwrap_or("default");
+    let inventory =
+        Inventory::from_manifests(&args.files, namespace).map_err(|e| tune_failure(&e))?;
+    Ok((inventory, None, "manifests".to_owned(), None))
+}
+
 /// Fills `sink` from Prometheus or metrics.k8s.io, with a progress line; returns the source
 /// in words.
 async fn measure(
     cluster: &kubezen::cluster::Cluster,
     inventory: &Inventory,
     scope: &live::Scope,
-    args: &UsageArgs,
+    source: &live::UsageSource,
     cancel: &CancellationToken,
     sink: &mut dyn live::Sink,
 ) -> Result<String, Failure> {
-    let source = args.source().map_err(Failure::usage)?;
     let mut line = ProgressLine::new();
     let measured = live::measure(
         cluster,
         inventory,
         scope,
-        &source,
+        source,
         cancel,
         sink,
         &mut |text| line.show(text),
@@ -433,12 +458,14 @@ async fn measure(
 impl UsageArgs {
     fn source(&self) -> Result<live::UsageSource, String> {
         if let Some(url) = &self.prometheus {
-            return Ok(live::UsageSource::Prometheus(prometheus::Source {
+            let source = prometheus::Source {
                 url: url.clone(),
                 history: self.history,
                 step: self.step,
                 end: None,
-            }));
+            };
+            source.validate()?;
+            return Ok(live::UsageSource::Prometheus(source));
         }
         let sampling = live::Sampling {
             duration: self.sample_for,
@@ -602,6 +629,7 @@ async fn apply(
 }
 
 fn run_snapshot(args: &SnapshotArgs, global: &GlobalArgs) -> Result<ExitCode, Failure> {
+    let usage_source = args.usage.source().map_err(Failure::usage)?;
     runtime()?.block_on(async {
         let cancel = CancellationToken::new();
         let watcher = on_interrupt(
@@ -640,12 +668,13 @@ fn run_snapshot(args: &SnapshotArgs, global: &GlobalArgs) -> Result<ExitCode, Fa
             &cluster,
             &inventory,
             &scope,
-            &args.usage,
+            &usage_source,
             &cancel,
             &mut writer,
         )
         .await;
         watcher.abort();
+        exit_on_interrupt()?;
         let samples = writer.finish().map_err(|e| tune_failure(&e))?;
         let source = measured?;
         let _ = writeln!(
