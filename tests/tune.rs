@@ -298,6 +298,43 @@ async fn autoscalers_budgets_and_services_are_found_through_the_api() {
 }
 
 #[tokio::test]
+async fn controllers_are_sized_from_object_counts_listed_page_by_page() {
+    let test = cluster().await;
+    let configmaps = test.api::<k8s_openapi::api::core::v1::ConfigMap>();
+    for i in 0..7 {
+        configmaps
+            .create(
+                &PostParams::default(),
+                &object(
+                    json!({"metadata": {"name": format!("c{i}")}, "data": {"k": "v".repeat(100)}}),
+                ),
+            )
+            .await
+            .unwrap();
+    }
+    let kinds = vec!["configmaps".to_owned()];
+    let load = live::count_objects(&test.cluster, Some(&test.namespace), &kinds, 4)
+        .await
+        .unwrap();
+    // Seven of ours, and the namespace's kube-root-ca.crt where a control plane publishes it.
+    assert!((7..=8).contains(&load.objects), "{load:?}");
+    assert_eq!(load.largest_namespace, load.objects);
+    assert!(load.mean_object_bytes > 100, "{load:?}");
+    let advice = tune::presets::controller(load);
+    assert_eq!(advice.settings[0].value, "50");
+    let error = live::count_objects(&test.cluster, None, &["gadgets".to_owned()], 4)
+        .await
+        .unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .starts_with("cannot count \"gadgets\": use plural names among pods, services"),
+        "{error}"
+    );
+    test.cleanup().await;
+}
+
+#[tokio::test]
 async fn patches_apply_only_resources_with_the_kubectl_zen_field_manager() {
     let test = cluster().await;
     let api = test.api::<Deployment>();

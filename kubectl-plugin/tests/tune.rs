@@ -420,3 +420,74 @@ fn ctrl_c_while_sampling_analyses_what_was_sampled() {
     );
     sim.stop();
 }
+
+#[test]
+fn apply_shows_the_diff_and_writes_only_with_consent() {
+    let (sim, _dir, kc) = sim_with_workload();
+    let args = [
+        "tune",
+        "deploy/web",
+        "--kubeconfig",
+        &kc,
+        "-n",
+        "default",
+        "--sample-for",
+        "2s",
+        "--every",
+        "250ms",
+        "--min-samples",
+        "2",
+        "--apply",
+    ];
+    // No terminal to ask on: refused before anything is read.
+    let unasked = zen(&args);
+    assert_eq!(unasked.status.code(), Some(2), "{}", text(&unasked.stderr));
+    assert!(
+        text(&unasked.stderr).contains("add --yes"),
+        "{}",
+        text(&unasked.stderr)
+    );
+    // kubectl apply (client-side) owns the fields: a conflict, said as such, and nothing written.
+    let conflicted = zen(&[&args[..], &["--yes"]].concat());
+    assert_eq!(
+        conflicted.status.code(),
+        Some(1),
+        "{}",
+        text(&conflicted.stderr)
+    );
+    assert!(
+        text(&conflicted.stderr).contains("--force-conflicts takes them over"),
+        "{}",
+        text(&conflicted.stderr)
+    );
+    let cpu = || {
+        let out = Command::new("kubectl")
+            .args([
+                "--kubeconfig",
+                &kc,
+                "get",
+                "deploy",
+                "web",
+                "-o",
+                "jsonpath={.spec.template.spec.containers[0].resources.requests.cpu}",
+            ])
+            .output()
+            .unwrap();
+        text(&out.stdout)
+    };
+    assert_eq!(cpu(), "1");
+    let applied = zen(&[&args[..], &["--yes", "--force-conflicts"]].concat());
+    assert_eq!(applied.status.code(), Some(0), "{}", text(&applied.stderr));
+    let stderr = text(&applied.stderr);
+    assert!(
+        stderr.contains("--- default/deployment/web") && stderr.contains("-            cpu: '1'"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("default/deployment/web: applied"),
+        "{stderr}"
+    );
+    let after = cpu();
+    assert!(after.ends_with('m') && after != "1", "{after}");
+    sim.stop();
+}
