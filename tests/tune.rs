@@ -136,7 +136,10 @@ async fn live_usage_from_the_metrics_api_becomes_recommendations() {
     let Some(source) = sample(&test, &inventory, &mut usage, 3).await else {
         return test.cleanup().await;
     };
-    assert!(source.starts_with("metrics.k8s.io (3s every"), "{source}");
+    assert!(
+        source.starts_with("metrics.k8s.io (3s every 250ms, "),
+        "{source}"
+    );
     let report = tune::analyse(&inventory, Some(&usage), &quick(), &source);
     let rec = &report.recommendations[0];
     assert_eq!(rec.workload.name, "web");

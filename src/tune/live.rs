@@ -467,6 +467,14 @@ pub async fn measure(
     progress: &mut dyn FnMut(&str),
 ) -> Result<String, TuneError> {
     let secs = |d: Duration| i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
+    // Sub-second sampling intervals are written in milliseconds, not as `0s`.
+    let duration_text = |d: Duration| {
+        if d < Duration::from_secs(1) {
+            format!("{}ms", d.as_millis())
+        } else {
+            super::span_text(secs(d))
+        }
+    };
     match source {
         UsageSource::Prometheus(prometheus) => {
             let samples =
@@ -498,8 +506,8 @@ pub async fn measure(
             .await?;
             Ok(format!(
                 "metrics.k8s.io ({} every {}, {samples} samples)",
-                super::span_text(secs(sampling.duration)),
-                super::span_text(secs(sampling.every))
+                duration_text(sampling.duration),
+                duration_text(sampling.every)
             ))
         }
     }
