@@ -84,20 +84,23 @@ pub fn tune_run(
     };
     crate::interruptible(py, move |cancel| {
         let workloads = &workloads;
+        // Each path narrows its inventory to `workloads` once, where it is built.
         let finish =
-            |mut inventory: Inventory, usage: Option<Usage>, source: &str| -> PyResult<String> {
-                inventory.select(workloads).map_err(|e| error(&e))?;
+            |inventory: Inventory, usage: Option<Usage>, source: &str| -> PyResult<String> {
                 let report = tune::analyse(&inventory, usage.as_ref(), &options, source);
                 serde_json::to_string(&report).map_err(|e| PyValueError::new_err(e.to_string()))
             };
         if let Some(paths) = manifests {
-            let inventory =
+            let mut inventory =
                 Inventory::from_manifests(&paths, namespace.as_deref().unwrap_or("default"))
                     .map_err(|e| error(&e))?;
+            inventory.select(workloads).map_err(|e| error(&e))?;
             return finish(inventory, None, "manifests");
         }
         if let Some(dir) = snapshot {
-            let read = snapshot::read(&dir, &|| cancel.is_cancelled()).map_err(|e| error(&e))?;
+            let mut read =
+                snapshot::read(&dir, &|| cancel.is_cancelled()).map_err(|e| error(&e))?;
+            read.inventory.select(workloads).map_err(|e| error(&e))?;
             let source = format!(
                 "snapshot {} ({}, {} samples)",
                 dir.display(),

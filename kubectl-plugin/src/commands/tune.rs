@@ -327,12 +327,11 @@ pub fn run(args: &TuneArgs, global: &GlobalArgs) -> Result<ExitCode, Failure> {
                 "interrupted: stopping (Ctrl-C again to quit now)"
             }),
         )?;
-        let (mut inventory, usage, source, cluster) =
+        let (inventory, usage, source, cluster) =
             gather(args, global, usage_source.as_ref(), &cancel).await?;
         // From here on (printing, patches, the question, the writes) Ctrl-C quits at once.
         watcher.abort();
         exit_on_interrupt()?;
-        inventory = select(inventory, &args.workloads)?;
         for problem in &inventory.problems {
             let _ = writeln!(io::stderr(), "warning: skipped {problem}");
         }
@@ -386,7 +385,8 @@ fn select(mut inventory: Inventory, names: &[String]) -> Result<Inventory, Failu
 }
 
 /// What to analyse: from the cluster (workloads listed, usage measured), a snapshot, or
-/// manifests; with where it came from and the cluster, when one was used.
+/// manifests, narrowed to the workloads named; with where it came from and the cluster, when
+/// one was used.
 async fn gather(
     args: &TuneArgs,
     global: &GlobalArgs,
@@ -422,12 +422,18 @@ async fn gather(
             read.meta.source,
             read.samples
         );
-        return Ok((read.inventory, Some(read.usage), source, None));
+        let inventory = select(read.inventory, &args.workloads)?;
+        return Ok((inventory, Some(read.usage), source, None));
     }
     let namespace = global.namespace.as_deref().unwrap_or("default");
     let inventory =
         Inventory::from_manifests(&args.files, namespace).map_err(|e| tune_failure(&e))?;
-    Ok((inventory, None, "manifests".to_owned(), None))
+    Ok((
+        select(inventory, &args.workloads)?,
+        None,
+        "manifests".to_owned(),
+        None,
+    ))
 }
 
 /// Fills `sink` from Prometheus or metrics.k8s.io, with a progress line; returns the source
