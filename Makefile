@@ -7,7 +7,7 @@ PIP_INSTALL := $(PYTHON) -m pip --disable-pip-version-check install --root-user-
 # The plugin binary the Python tests compare the Python face with.
 export KUBECTL_ZEN_BIN ?= $(CURDIR)/target/debug/kubectl-zen
 
-.PHONY: help build release demo test lint rust-test python python-test dist bench bench-tune bench-python fuzz install clean
+.PHONY: help build release demo test lint rust-test python python-test dist bench bench-tune bench-python bench-api-python fuzz install clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -46,7 +46,7 @@ dist: ## the krew release archive, its sha256 and the rendered krew manifest, in
 	CARGO="$(CARGO)" bash scripts/dist.sh
 
 bench: ## criterion benchmarks (release build), the CEL ratio table, zen-sim's capacity (100,000 objects)
-	$(CARGO) bench --locked --bench table --bench cel --bench graph --bench cluster --bench reconcile --bench tune
+	$(CARGO) bench --locked --bench table --bench cel --bench graph --bench cluster --bench reconcile --bench tune --bench bench
 	$(PYTHON) benches/cel_report.py
 	$(CARGO) bench --locked --bench sim
 
@@ -62,6 +62,10 @@ bench-python: python ## kubezen against cel-python, common-expression-language a
 	$(PIP_INSTALL) cel-python common-expression-language networkx
 	$(PYTHON) benches/python_cel.py
 	$(PYTHON) benches/python_graph.py 1000 10000
+
+bench-api-python: release python ## `bench api` beside the same workload on the Python kubernetes client
+	$(PIP_INSTALL) kubernetes
+	$(PYTHON) benches/bench_api_python.py --zen target/release/kubectl-zen
 
 # cargo-fuzz passes nightly flags to rustc; RUSTC_BOOTSTRAP lets the stable toolchain take them.
 FUZZ_RUNS ?= 1000000

@@ -84,6 +84,15 @@ kubectl zen tune -f "$(dirname "${BASH_SOURCE[0]}")/tune/manifests.yaml" | tail 
 step "kubectl zen tune gateway --rps 3000 --concurrency 10000"
 kubectl zen tune gateway --rps 3000 --concurrency 10000
 
+step "kubectl zen bench api --duration=3s --workers=4 --resources=100   # judged against the API SLOs"
+kubectl zen bench api --kubeconfig "$sim_dir/kubeconfig" --duration=3s --workers=4 --resources=100 2>/dev/null
+
+step "kubectl zen bench http \$SIM/version --rate 200 --duration 2s --target-p99 100ms"
+kubectl zen bench http "$(kubectl config view --kubeconfig "$sim_dir/kubeconfig" -o jsonpath='{.clusters[0].cluster.server}')/version" --rate 200 --duration 2s --target-p99 100ms
+
+step "kubectl zen bench graph --sizes 10,100,1000"
+kubectl zen bench graph --sizes 10,100,1000 --budget 100ms
+
 step "$python -c 'import kubezen; print(kubezen.version_info())'"
 "$python" -c 'import kubezen; print(kubezen.version_info())'
 

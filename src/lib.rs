@@ -5,6 +5,7 @@
 //! nothing of either: each capability is a module here with a small public API, and the faces
 //! add only argument parsing and presentation.
 //!
+//! - [`bench`]: API servers, HTTP endpoints and the core's hot paths measured and judged.
 //! - [`cel`]: a KRO-compatible, cached CEL engine.
 //! - [`cluster`]: the client every capability shares: kubeconfig, rate limit, retries, cache.
 //! - [`graph`]: KRO resource graphs, parsed, validated, ordered and measured offline.
@@ -16,6 +17,7 @@
 //! - [`version`]: what build this is.
 //! - [`table`]: the tabular form every result can take, rendered as text by the plugin.
 
+pub mod bench;
 pub mod cel;
 pub mod cluster;
 pub mod graph;

@@ -12,6 +12,9 @@ Examples:
   # Evaluate a KRO-style CEL expression against variables
   kubectl zen cel eval 'schema.spec.replicas > 2' --vars instance.yaml
 
+  # Load an API server as the KRO guide does, judged against the API SLOs
+  kubectl zen bench api --duration=300s --workers=4 --resources=500
+
   # Which build is this (also as JSON, for scripts)
   kubectl zen version
   kubectl zen version -o json
@@ -77,13 +80,14 @@ pub struct GlobalArgs {
     #[arg(short = 'l', long, global = true, value_name = "SELECTOR")]
     pub selector: Option<String>,
 
-    /// Client-side requests per second to the API server (0: unlimited)
-    #[arg(long, global = true, value_name = "QPS", default_value_t = kubezen::cluster::DEFAULT_QPS)]
-    pub qps: f64,
+    /// Client-side requests per second to the API server, 0 for unlimited [default: 50; bench:
+    /// unlimited]
+    #[arg(long, global = true, value_name = "QPS")]
+    pub qps: Option<f64>,
 
-    /// Client-side burst of requests to the API server
-    #[arg(long, global = true, value_name = "N", default_value_t = kubezen::cluster::DEFAULT_BURST)]
-    pub burst: u32,
+    /// Client-side burst of requests to the API server [default: 100]
+    #[arg(long, global = true, value_name = "N")]
+    pub burst: Option<u32>,
 
     /// How long to wait for the API server to answer a request, e.g. 30s, 1m; 0 waits for ever
     #[arg(long, global = true, value_name = "DURATION", default_value = "30s", value_parser = commands::sim::parse_duration)]
@@ -108,8 +112,8 @@ impl GlobalArgs {
             kubeconfig: self.kubeconfig.clone(),
             context: self.context.clone(),
             namespace: self.namespace.clone(),
-            qps: self.qps,
-            burst: self.burst,
+            qps: self.qps.unwrap_or(kubezen::cluster::DEFAULT_QPS),
+            burst: self.burst.unwrap_or(kubezen::cluster::DEFAULT_BURST),
             request_timeout: (!self.request_timeout.is_zero()).then_some(self.request_timeout),
             ..kubezen::cluster::ClusterOptions::default()
         }
@@ -136,6 +140,9 @@ pub enum Command {
     /// Right-size workloads from measured usage, lint them, size controllers and gateways
     #[command(long_about = commands::tune::LONG_ABOUT)]
     Tune(commands::tune::TuneArgs),
+    /// Measure API servers, HTTP endpoints, CEL, graphs, the cache and reconciles; judge them
+    #[command(long_about = commands::bench::LONG_ABOUT)]
+    Bench(commands::bench::BenchArgs),
     /// Run zen-sim, a Kubernetes API server for tests, demos and notebooks
     #[command(long_about = commands::sim::LONG_ABOUT)]
     Sim(commands::sim::SimArgs),

@@ -8,7 +8,7 @@ engine as the ``kubectl zen`` plugin, for scripts and Jupyter.
 True
 """
 
-from kubezen import cel, graph, sim
+from kubezen import bench, cel, graph, sim
 from kubezen._core import Graph, VersionInfo, __version__, version_info
 from kubezen._reconcile import (
     ObjectOutcome,
@@ -33,6 +33,7 @@ __all__ = [
     "TuneReport",
     "VersionInfo",
     "__version__",
+    "bench",
     "cel",
     "graph",
     "reconcile",

@@ -5,6 +5,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal, final
 
 __all__ = [
+    "BenchError",
     "CelError",
     "CelEvaluationError",
     "CelLimitError",
@@ -21,6 +22,15 @@ __all__ = [
     "Variables",
     "VersionInfo",
     "__version__",
+    "bench_api",
+    "bench_cache",
+    "bench_cel",
+    "bench_cleanup",
+    "bench_compare",
+    "bench_graph",
+    "bench_http",
+    "bench_load",
+    "bench_reconcile",
     "cel_cache_stats",
     "cel_compile",
     "cel_eval",
@@ -353,3 +363,92 @@ def tune_run(
 ) -> str:
     """Analyses manifests, a snapshot or a live cluster; returns the report as JSON text.
     The GIL is released while it works. Use :func:`kubezen.tune`."""
+
+# -- bench -------------------------------------------------------------------------------
+
+class BenchError(ValueError):
+    """A benchmark could not run: bad options, an unreachable target, or a cluster that
+    refused the set-up."""
+
+def bench_api(
+    *,
+    kubeconfig: str | None = None,
+    context: str | None = None,
+    workers: int = 4,
+    duration: float = 30.0,
+    count: int | None = None,
+    resources: int = 100,
+    ops: list[str] | None = None,
+    mix: list[tuple[str, int]] | None = None,
+    kind: str = "configmap",
+    object_size: int = 1024,
+    qps: float = 0.0,
+    burst: int = 100,
+    attempts: int = 1,
+    cleanup_timeout: float = 120.0,
+) -> str:
+    """Runs ``bench api``; returns the report as JSON text. The GIL is released; Ctrl-C
+    stops the run, cleans up and raises KeyboardInterrupt."""
+
+def bench_cleanup(
+    *,
+    kubeconfig: str | None = None,
+    context: str | None = None,
+    dry_run: bool = False,
+    timeout: float = 120.0,
+) -> str:
+    """Deletes what earlier runs left; returns the namespaces as JSON text."""
+
+def bench_http(
+    url: str,
+    *,
+    method: str = "GET",
+    headers: list[tuple[str, str]] = ...,
+    body: bytes | None = None,
+    rate: float | None = None,
+    concurrency: int | None = None,
+    duration: float = 10.0,
+    count: int | None = None,
+    timeout: float = 30.0,
+    insecure: bool = False,
+    cacert: str | None = None,
+    target_p95: float | None = None,
+    target_p99: float | None = None,
+    min_success: float | None = None,
+) -> str:
+    """Runs ``bench http``; returns the report as JSON text."""
+
+def bench_cel(*, budget: float = 0.1, filter: str | None = None) -> str:
+    """Runs ``bench cel``; returns the report as JSON text."""
+
+def bench_graph(*, sizes: list[int] = ..., budget: float = 0.3) -> str:
+    """Runs ``bench graph``; returns the report as JSON text."""
+
+def bench_cache(
+    *,
+    kubeconfig: str | None = None,
+    context: str | None = None,
+    objects: int = 2000,
+    capacities: list[int] = ...,
+    ttls: list[float] = ...,
+    duration: float = 2.0,
+    skew: float = 1.0,
+) -> str:
+    """Runs ``bench cache``; returns the report as JSON text."""
+
+def bench_reconcile(
+    *,
+    kubeconfig: str | None = None,
+    context: str | None = None,
+    resources: int = 100,
+    workers: int = 4,
+    runs: int = 3,
+) -> str:
+    """Runs ``bench reconcile``; returns the report as JSON text."""
+
+def bench_load(text: str) -> str:
+    """Checks a report's JSON text; returns it as the engine writes it."""
+
+def bench_compare(report: str, baseline: str, threshold: float) -> str:
+    """A report (JSON text) compared with a baseline (JSON text); returns it with its
+    changes."""

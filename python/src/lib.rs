@@ -4,6 +4,7 @@
 //! result back; nothing else. The Python package (`python/kubezen`) re-exports these names and
 //! its `_core.pyi` stub types them.
 
+mod bench;
 mod cel;
 mod graph;
 mod reconcile;
@@ -74,6 +75,11 @@ mod _core {
     use pyo3::{prelude::*, types::PyDict};
 
     #[pymodule_export]
+    use super::bench::{
+        bench_api, bench_cache, bench_cel, bench_cleanup, bench_compare, bench_graph, bench_http,
+        bench_load, bench_reconcile,
+    };
+    #[pymodule_export]
     use super::cel::{PyProgram, PyVariables, cel_cache_stats, cel_compile, cel_eval};
     #[pymodule_export]
     use super::graph::{PyDiagnostic, PyGraph, graph_load, graph_loads};
@@ -107,6 +113,7 @@ mod _core {
             py.get_type::<super::reconcile::ReconcileException>(),
         )?;
         m.add("TuneError", py.get_type::<super::tune::TuneException>())?;
+        m.add("BenchError", py.get_type::<super::bench::BenchException>())?;
         m.add(
             "GraphCycleError",
             py.get_type::<super::graph::GraphCycleError>(),

@@ -30,7 +30,7 @@ pub(crate) struct Counters {
 }
 
 /// What a client's transport has done since it was built.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ClientStats {
     /// Requests sent by callers (each counted once, however many attempts it took).
     pub requests: u64,

@@ -403,6 +403,7 @@ async fn resource_request(
             .and_then(|value| value.to_str().ok()),
     );
     let verb = verb_of(request.method(), &target, &query);
+    let _timer = (verb != "watch").then(|| state.time(verb));
     let namespace = target.namespace.clone().unwrap_or_default();
     if resource.namespaced && target.namespace.is_none() && !matches!(verb, "list" | "watch") {
         return Err(not_found());
@@ -1186,6 +1187,11 @@ async fn admin(state: &SimState, request: Request<Incoming>) -> Response<Body> {
                 Ok(json!({"cleared": true}))
             }
             ("GET", "/zen-sim/v1/stats") => Ok(json!(state.stats())),
+            ("GET", "/zen-sim/v1/timings") => Ok(json!(state.timings())),
+            ("DELETE", "/zen-sim/v1/timings") => {
+                state.reset_timings();
+                Ok(json!({"cleared": true}))
+            }
             ("POST", path)
                 if path.starts_with("/zen-sim/v1/namespaces/") && path.ends_with("/ready") =>
             {

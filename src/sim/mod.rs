@@ -197,11 +197,37 @@ pub(crate) struct SimState {
     pub(crate) address: SocketAddr,
     requests: AtomicU64,
     started: Instant,
+    timings: std::sync::Mutex<std::collections::BTreeMap<&'static str, crate::bench::Recorder>>,
 }
 
 impl SimState {
     pub(crate) fn count_request(&self) {
         self.requests.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Starts timing a request of `verb`; the time is recorded when the guard drops.
+    pub(crate) fn time(&self, verb: &'static str) -> Timer<'_> {
+        Timer {
+            state: self,
+            verb,
+            started: Instant::now(),
+        }
+    }
+
+    pub(crate) fn timings(&self) -> std::collections::BTreeMap<String, crate::bench::Latency> {
+        self.timings
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .map(|(verb, recorder)| ((*verb).to_owned(), recorder.summary()))
+            .collect()
+    }
+
+    pub(crate) fn reset_timings(&self) {
+        self.timings
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
     }
 
     pub(crate) fn stats(&self) -> SimStats {
@@ -211,6 +237,27 @@ impl SimState {
             requests: self.requests.load(Ordering::Relaxed),
             uptime_seconds: self.started.elapsed().as_secs(),
         }
+    }
+}
+
+/// Times one request from the moment its verb is known until its response is ready (the
+/// body of a watch streams afterwards, and is not timed).
+pub(crate) struct Timer<'a> {
+    state: &'a SimState,
+    verb: &'static str,
+    started: Instant,
+}
+
+impl Drop for Timer<'_> {
+    fn drop(&mut self) {
+        let elapsed = self.started.elapsed();
+        self.state
+            .timings
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(self.verb)
+            .or_default()
+            .record(elapsed);
     }
 }
 
@@ -279,6 +326,7 @@ impl Sim {
             address,
             requests: AtomicU64::new(0),
             started: Instant::now(),
+            timings: std::sync::Mutex::default(),
         });
         let controllers = tokio::spawn(control::run(Arc::clone(&state)));
         control::seed(&state);
@@ -365,6 +413,54 @@ impl Sim {
     /// The pod does not exist.
     pub fn set_pod_ready(&self, namespace: &str, name: &str, ready: bool) -> Result<(), String> {
         control::set_pod_ready(&self.state, namespace, name, ready).map_err(|error| error.message)
+    }
+
+    /// The server's own time per verb (from the request's arrival at the handler to its
+    /// response being ready, watches left out), since start or the last
+    /// [`Sim::reset_timings`]: an independent measurement to check a client's figures by.
+    #[must_use]
+    pub fn timings(&self) -> std::collections::BTreeMap<String, crate::bench::Latency> {
+        self.state.timings()
+    }
+
+    /// Forgets the timings so far.
+    pub fn reset_timings(&self) {
+        self.state.reset_timings();
+    }
+
+    /// The median round trip of `rounds` minimal requests (`GET /healthz`) on one kept-alive
+    /// connection, over a plain socket: the loopback's share of a client's latency, measured
+    /// without any HTTP client. Blocks; call it off the simulator's runtime (from
+    /// `spawn_blocking`, or another thread). Plain HTTP only.
+    ///
+    /// # Errors
+    /// A TLS simulator, or a connection that fails.
+    pub fn loopback_round_trip(&self, rounds: usize) -> std::io::Result<Duration> {
+        use std::io::{Read as _, Write as _};
+        if self.state.options.tls {
+            return Err(std::io::Error::other(
+                "a TLS simulator: measure over plain HTTP",
+            ));
+        }
+        let mut stream = std::net::TcpStream::connect(self.state.address)?;
+        stream.set_nodelay(true)?;
+        let mut times = Vec::with_capacity(rounds);
+        let mut buffer = [0_u8; 1024];
+        for _ in 0..rounds.max(1) {
+            let started = Instant::now();
+            stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: zen-sim\r\n\r\n")?;
+            let mut read = Vec::new();
+            while !read.ends_with(b"ok") {
+                let n = stream.read(&mut buffer)?;
+                if n == 0 {
+                    return Err(std::io::ErrorKind::UnexpectedEof.into());
+                }
+                read.extend_from_slice(&buffer[..n]);
+            }
+            times.push(started.elapsed());
+        }
+        times.sort();
+        Ok(times[times.len() / 2])
     }
 
     /// Objects, revision, requests served.

@@ -12,8 +12,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
@@ -125,31 +123,11 @@ struct Series {
     values: Vec<(f64, String)>,
 }
 
-type HttpClient = Client<
-    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
-    Full<Bytes>,
->;
+type HttpClient = crate::bench::http::HttpClient;
 
 fn client() -> Result<HttpClient, TuneError> {
-    let connector =
-        if let Ok(builder) = hyper_rustls::HttpsConnectorBuilder::new().with_native_roots() {
-            builder.https_or_http().enable_http1().build()
-        } else {
-            // No system roots: plain HTTP still works; HTTPS fails with a certificate error.
-            let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-                rustls::crypto::ring::default_provider(),
-            ))
-            .with_safe_default_protocol_versions()
-            .map_err(|e| TuneError::Prometheus(e.to_string()))?
-            .with_root_certificates(rustls::RootCertStore::empty())
-            .with_no_client_auth();
-            hyper_rustls::HttpsConnectorBuilder::new()
-                .with_tls_config(config)
-                .https_or_http()
-                .enable_http1()
-                .build()
-        };
-    Ok(Client::builder(TokioExecutor::new()).build(connector))
+    crate::bench::http::client(&crate::bench::http::Tls::default(), 8)
+        .map_err(TuneError::Prometheus)
 }
 
 fn escape(value: &str) -> String {

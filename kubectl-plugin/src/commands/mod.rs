@@ -1,6 +1,7 @@
 //! One module per subcommand; each takes its parsed arguments and the shared flags, calls the
 //! core and hands the result to the output layer.
 
+pub mod bench;
 pub mod cel;
 pub mod completion;
 pub mod graph;
@@ -25,6 +26,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, Failure> {
     // output layer decides per stream instead, and calls it only when colour is wanted.
     colored::control::set_override(true);
     match cli.command {
+        Command::Bench(args) => bench::run(&args, &cli.global),
         Command::Cel(args) => cel::run(&args, &cli.global),
         Command::Graph(args) => graph::run(&args, &cli.global),
         Command::Version(args) => {

@@ -1,0 +1,287 @@
+"""Bench: measure API servers, HTTP endpoints, CEL, graphs, the cache and reconciles, and
+judge the numbers.
+
+The engine is the one ``kubectl zen bench`` runs; every function returns a
+:class:`BenchResult` that holds the same JSON report ``-o json`` writes:
+
+>>> import kubezen
+>>> result = kubezen.bench.graph(sizes=[10, 100], budget=0.01)
+>>> [row["resources"] for row in result.rows]
+[10, 100]
+>>> result.kind
+'graph'
+
+Latencies are in milliseconds (``p50_ms``...), CEL and graph timings in microseconds.
+``result.to_pandas()`` gives one row per verb, outcome, expression, size or cell, nested
+figures flattened (``latency.p99_ms``). ``result.save(path)`` and :func:`load` round-trip
+a report, also one written by the plugin; :meth:`BenchResult.compare` judges a run against
+a baseline as ``--baseline`` does.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from kubezen import _core
+from kubezen._core import BenchError
+
+__all__ = [
+    "BenchError",
+    "BenchResult",
+    "api",
+    "cache",
+    "cel",
+    "cleanup",
+    "graph",
+    "http",
+    "load",
+    "reconcile",
+]
+
+
+class BenchResult:
+    """A benchmark's report: rows, verdicts, the environment, as plain Python data."""
+
+    def __init__(self, report: dict[str, Any]) -> None:
+        self._report = report
+
+    @classmethod
+    def _from_json(cls, text: str) -> BenchResult:
+        return cls(json.loads(text))
+
+    @property
+    def kind(self) -> str:
+        """``api``, ``http``, ``cel``, ``graph``, ``cache`` or ``reconcile``."""
+        return str(self._report["kind"])
+
+    @property
+    def rows(self) -> list[dict[str, Any]]:
+        """One dict per verb (api), outcome (http), expression (cel), size (graph),
+        capacity and TTL (cache), or run and phase (reconcile)."""
+        return list(self._report.get("rows", []))
+
+    @property
+    def verdicts(self) -> list[dict[str, Any]]:
+        """Each judgement: ``check``, ``measured``, ``limit``, ``unit``, ``passed``,
+        ``source``."""
+        return list(self._report.get("verdicts", []))
+
+    @property
+    def changes(self) -> list[dict[str, Any]]:
+        """Figures against a baseline (after :meth:`compare`)."""
+        return list(self._report.get("changes", []))
+
+    @property
+    def passed(self) -> bool:
+        """True when every verdict passed and nothing regressed."""
+        return all(v["passed"] for v in self.verdicts) and not any(
+            c["regression"] for c in self.changes
+        )
+
+    @property
+    def environment(self) -> dict[str, Any]:
+        """Client and server versions, cores, start and end times, the options."""
+        return dict(self._report["environment"])
+
+    @property
+    def report(self) -> dict[str, Any]:
+        """The whole report, as ``-o json`` writes it."""
+        return self._report
+
+    def to_json(self) -> str:
+        """The report as JSON text."""
+        return json.dumps(self._report, indent=2)
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Writes the report as JSON, for :func:`load` or ``kubectl zen bench --baseline``."""
+        with open(path, "w", encoding="utf-8") as file:
+            file.write(self.to_json())
+            file.write("\n")
+
+    def compare(self, baseline: BenchResult, threshold: float = 10.0) -> BenchResult:
+        """This run judged against ``baseline`` (api and http): p50 and p99 up, or the rate
+        down, by more than ``threshold`` percent is a regression."""
+        return BenchResult._from_json(
+            _core.bench_compare(json.dumps(self._report), json.dumps(baseline._report), threshold)
+        )
+
+    def to_pandas(self) -> Any:
+        """A DataFrame of the rows, nested figures flattened (``latency.p99_ms``). Needs
+        pandas."""
+        pd: Any = importlib.import_module("pandas")
+        return pd.json_normalize(self.rows)
+
+    def __repr__(self) -> str:
+        verdicts = self.verdicts
+        passed = sum(1 for v in verdicts if v["passed"])
+        return (
+            f"<BenchResult {self.kind}: {len(self.rows)} rows, "
+            f"{passed}/{len(verdicts)} verdicts passed>"
+        )
+
+    def _repr_html_(self) -> str:
+        import html
+
+        rows = self.to_pandas().to_html(index=False) if _has_pandas() else ""
+        items = "".join(
+            f"<li>{'PASS' if v['passed'] else '<b>FAIL</b>'} {html.escape(v['check'])}: "
+            f"{v['measured']:.4g} {html.escape(v['unit'])} "
+            f"({'≤' if v['atMost'] else '≥'} {v['limit']:.4g}; {html.escape(v['source'])})</li>"
+            for v in self.verdicts
+        )
+        return f"<p><b>bench {html.escape(self.kind)}</b></p>{rows}<ul>{items}</ul>"
+
+
+def _has_pandas() -> bool:
+    try:
+        importlib.import_module("pandas")
+    except ImportError:
+        return False
+    return True
+
+
+def _path(value: str | os.PathLike[str] | None) -> str | None:
+    return None if value is None else os.fspath(value)
+
+
+def api(
+    *,
+    kubeconfig: str | os.PathLike[str] | None = None,
+    context: str | None = None,
+    workers: int = 4,
+    duration: float = 30.0,
+    count: int | None = None,
+    resources: int = 100,
+    ops: Sequence[str] | None = None,
+    mix: Mapping[str, int] | None = None,
+    kind: str = "configmap",
+    object_size: int = 1024,
+    qps: float = 0.0,
+    burst: int = 100,
+    attempts: int = 1,
+    cleanup_timeout: float = 120.0,
+) -> BenchResult:
+    """Loads an API server as ``kubectl zen bench api`` does: ``workers`` pick verbs from
+    ``mix`` (weights, e.g. ``{"get": 60, "update": 40}``) for ``duration`` seconds or
+    ``count`` operations, on ``resources`` objects of ``kind`` in a fresh namespace that is
+    deleted at the end (also on Ctrl-C, which raises KeyboardInterrupt). ``"watch"`` in
+    ``ops`` (the default) times event delivery. ``attempts=1`` counts every failure as it
+    happens. Raises :class:`BenchError` when the benchmark cannot run."""
+    return BenchResult._from_json(
+        _core.bench_api(
+            kubeconfig=_path(kubeconfig), context=context, workers=workers, duration=duration,
+            count=count, resources=resources, ops=list(ops) if ops is not None else None,
+            mix=list(mix.items()) if mix is not None else None, kind=kind,
+            object_size=object_size, qps=qps, burst=burst, attempts=attempts,
+            cleanup_timeout=cleanup_timeout,
+        )
+    )
+
+
+def cleanup(
+    *,
+    kubeconfig: str | os.PathLike[str] | None = None,
+    context: str | None = None,
+    dry_run: bool = False,
+    timeout: float = 120.0,
+) -> list[dict[str, str]]:
+    """Deletes the namespaces earlier runs left (labelled ``zen.kubezen.io/bench-run``);
+    returns each with its ``outcome``."""
+    result: list[dict[str, str]] = json.loads(
+        _core.bench_cleanup(
+            kubeconfig=_path(kubeconfig), context=context, dry_run=dry_run, timeout=timeout
+        )
+    )
+    return result
+
+
+def http(
+    url: str,
+    *,
+    method: str = "GET",
+    headers: Mapping[str, str] | None = None,
+    body: bytes | str | None = None,
+    rate: float | None = None,
+    concurrency: int | None = None,
+    duration: float = 10.0,
+    count: int | None = None,
+    timeout: float = 30.0,
+    insecure: bool = False,
+    cacert: str | os.PathLike[str] | None = None,
+    target_p95: float | None = None,
+    target_p99: float | None = None,
+    min_success: float | None = None,
+) -> BenchResult:
+    """Loads ``url`` as ``kubectl zen bench http`` does: ``rate`` requests a second (open
+    loop, latency from when each was due) or ``concurrency`` clients back to back. Targets
+    are in seconds (``target_p95=0.1``) and percent (``min_success=99.9``)."""
+    data = body.encode() if isinstance(body, str) else body
+    return BenchResult._from_json(
+        _core.bench_http(
+            url, method=method, headers=list((headers or {}).items()), body=data, rate=rate,
+            concurrency=concurrency, duration=duration, count=count, timeout=timeout,
+            insecure=insecure, cacert=_path(cacert), target_p95=target_p95,
+            target_p99=target_p99, min_success=min_success,
+        )
+    )
+
+
+def cel(*, budget: float = 0.1, filter: str | None = None) -> BenchResult:
+    """Times the CEL engine on the documented expression set: compile, cached lookup and
+    evaluation of each expression, ``budget`` seconds per measurement."""
+    return BenchResult._from_json(_core.bench_cel(budget=budget, filter=filter))
+
+
+def graph(*, sizes: Sequence[int] = (10, 30, 100, 1000), budget: float = 0.3) -> BenchResult:
+    """Times graph load, order and plan at each size; ``report["growthExponent"]`` says how
+    the cost grows (1 = linear)."""
+    return BenchResult._from_json(_core.bench_graph(sizes=list(sizes), budget=budget))
+
+
+def cache(
+    *,
+    kubeconfig: str | os.PathLike[str] | None = None,
+    context: str | None = None,
+    objects: int = 2000,
+    capacities: Sequence[int] = (100, 500, 1000, 2000),
+    ttls: Sequence[float] = (1.0, 30.0),
+    duration: float = 2.0,
+    skew: float = 1.0,
+) -> BenchResult:
+    """Measures the object cache's hit ratio and latency for each capacity and TTL (seconds),
+    ``duration`` seconds each, keys drawn with a Zipf ``skew``."""
+    return BenchResult._from_json(
+        _core.bench_cache(
+            kubeconfig=_path(kubeconfig), context=context, objects=objects,
+            capacities=list(capacities), ttls=list(ttls), duration=duration, skew=skew,
+        )
+    )
+
+
+def reconcile(
+    *,
+    kubeconfig: str | os.PathLike[str] | None = None,
+    context: str | None = None,
+    resources: int = 100,
+    workers: int = 4,
+    runs: int = 3,
+) -> BenchResult:
+    """Applies, re-applies and deletes a ``resources``-resource graph instance ``runs``
+    times; wall time, API calls and writes of each phase."""
+    return BenchResult._from_json(
+        _core.bench_reconcile(
+            kubeconfig=_path(kubeconfig), context=context, resources=resources,
+            workers=workers, runs=runs,
+        )
+    )
+
+
+def load(path: str | os.PathLike[str]) -> BenchResult:
+    """Reads a report saved by :meth:`BenchResult.save` or ``kubectl zen bench ... -o json``;
+    raises :class:`BenchError` for anything else."""
+    with open(path, encoding="utf-8") as file:
+        return BenchResult._from_json(_core.bench_load(file.read()))

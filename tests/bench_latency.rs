@@ -1,0 +1,73 @@
+//! `bench api`'s latencies against an independent measurement: zen-sim's own server-side
+//! timing plus the loopback round trip, measured with a raw socket. Alone in its binary, so
+//! that no other test shares the cores while it measures.
+
+mod support;
+
+use kubezen::bench::{
+    Stop,
+    api::{self, ApiOptions, Verb},
+};
+use kubezen::cluster::{ClusterOptions, RetryPolicy};
+use kubezen::sim::{Fault, FaultAction};
+use support::cluster_with;
+use tokio_util::sync::CancellationToken;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::print_stderr)] // the figures, for the record
+async fn latencies_agree_with_the_servers_own_timing() {
+    let test = cluster_with(ClusterOptions {
+        qps: 0.0,
+        retry: RetryPolicy::none(),
+        ..ClusterOptions::default()
+    })
+    .await;
+    let Some(sim) = test.sim_only("server-side timing") else {
+        return test.cleanup().await;
+    };
+    let gets = ApiOptions {
+        workers: 2,
+        mix: vec![(Verb::Get, 1)],
+        watch: false,
+        resources: 40,
+        ..ApiOptions::default()
+    };
+    let cancel = CancellationToken::new();
+    // As zen-sim answers (microseconds: only printed, the loopback's own wake-ups dominate),
+    // and as a busy API server answers (20 ms), checked. The figures of a release build at
+    // 1 and 3 ms are `cargo bench --bench bench -- api`'s; this debug build adds a few
+    // hundred microseconds of its own.
+    for (delay_ms, count) in [(0, 1000), (20, 200)] {
+        let gets = ApiOptions {
+            stop: Stop::Count(count),
+            ..gets.clone()
+        };
+        if delay_ms > 0 {
+            sim.faults().inject(Fault::on(
+                "configmaps",
+                "get",
+                FaultAction::Delay { millis: delay_ms },
+            ));
+        }
+        sim.reset_timings();
+        let report = api::run(&test.cluster, &gets, &(), &cancel).await.unwrap();
+        let client = report.row(Verb::Get).unwrap().latency.p50_ms;
+        let server = sim.timings()["get"].p50_ms;
+        let loopback = tokio::task::block_in_place(|| sim.loopback_round_trip(2000))
+            .unwrap()
+            .as_secs_f64()
+            * 1000.0;
+        let independent = server + loopback;
+        let gap = (client - independent) / independent * 100.0;
+        eprintln!(
+            "delay {delay_ms}ms: client p50 {client:.3}ms; server p50 {server:.3}ms + loopback {loopback:.3}ms = {independent:.3}ms; gap {gap:+.1}%"
+        );
+        if delay_ms > 0 {
+            assert!(
+                gap.abs() <= 5.0,
+                "client {client}ms against server + loopback {independent}ms"
+            );
+        }
+    }
+    test.cleanup().await;
+}
