@@ -5,7 +5,7 @@
 //! nothing of either: each capability is a module here with a small public API, and the faces
 //! add only argument parsing and presentation.
 //!
-//! - [`bench`]: API servers, HTTP endpoints and the core's hot paths measured and judged.
+//! - [`bench`](mod@bench): API servers, HTTP endpoints and the core's hot paths measured and judged.
 //! - [`cel`]: a KRO-compatible, cached CEL engine.
 //! - [`cluster`]: the client every capability shares: kubeconfig, rate limit, retries, cache.
 //! - [`graph`]: KRO resource graphs, parsed, validated, ordered and measured offline.
