@@ -153,6 +153,15 @@ async fn injected_faults_are_counted_exactly_as_they_happen() {
 #[tokio::test]
 async fn an_interrupted_run_reports_what_it_did_and_cleans_up() {
     let test = bench_cluster().await;
+    // On zen-sim, gets that would take 30 s: Ctrl-C must not wait for them.
+    let stuck = test.sim.as_ref().is_some_and(|sim| {
+        sim.faults().inject(Fault::on(
+            "configmaps",
+            "get",
+            FaultAction::Delay { millis: 30_000 },
+        ));
+        true
+    });
     let cancel = CancellationToken::new();
     let stopper = cancel.clone();
     tokio::spawn(async move {
@@ -171,6 +180,17 @@ async fn an_interrupted_run_reports_what_it_did_and_cleans_up() {
     assert!(started.elapsed() < Duration::from_secs(20));
     assert!(report.interrupted);
     assert!(report.operations > 0);
+    for row in report.rows.iter().filter(|r| r.verb != Verb::Watch) {
+        assert_eq!(row.count, row.succeeded + row.errors, "{row:?}");
+    }
+    if stuck {
+        let get = report.row(Verb::Get).unwrap();
+        assert_eq!(
+            get.errors_by_status.get("interrupted"),
+            Some(&get.count),
+            "every get was cut short and counted: {get:?}"
+        );
+    }
     assert!(report.cleaned_up && gone(&test, &report.namespace).await);
     test.cleanup().await;
 }
@@ -197,14 +217,27 @@ async fn cleanup_finds_what_killed_runs_left() {
         .await
         .unwrap();
     let timeout = Duration::from_secs(60);
-    let listed = api::cleanup(&test.cluster, true, timeout).await.unwrap();
+    let listed = api::cleanup(&test.cluster, true, Duration::ZERO, timeout)
+        .await
+        .unwrap();
     let mine = listed.iter().find(|l| l.namespace == name).unwrap();
     assert_eq!(
         (mine.run_id.as_str(), mine.outcome.as_str()),
         ("left", "kept")
     );
     assert!(!gone(&test, &name).await, "a dry run deletes nothing");
-    let cleaned = api::cleanup(&test.cluster, false, timeout).await.unwrap();
+    // A run still going is younger than an hour: kept.
+    let young = api::cleanup(&test.cluster, false, Duration::from_secs(3600), timeout)
+        .await
+        .unwrap();
+    assert_eq!(
+        young.iter().find(|l| l.namespace == name).unwrap().outcome,
+        "kept: younger than --older-than"
+    );
+    assert!(!gone(&test, &name).await);
+    let cleaned = api::cleanup(&test.cluster, false, Duration::ZERO, timeout)
+        .await
+        .unwrap();
     assert_eq!(
         cleaned
             .iter()
@@ -215,7 +248,7 @@ async fn cleanup_finds_what_killed_runs_left() {
     );
     assert!(gone(&test, &name).await);
     assert!(
-        !api::cleanup(&test.cluster, true, timeout)
+        !api::cleanup(&test.cluster, true, Duration::ZERO, timeout)
             .await
             .unwrap()
             .iter()
@@ -260,7 +293,7 @@ async fn bad_kinds_and_options_are_refused_before_anything_is_created() {
     .unwrap_err();
     assert!(matches!(big, BenchError::Options(_)), "{big}");
     assert!(
-        api::cleanup(&test.cluster, true, Duration::from_secs(1))
+        api::cleanup(&test.cluster, true, Duration::ZERO, Duration::from_secs(1))
             .await
             .unwrap()
             .iter()

@@ -137,6 +137,7 @@ fn the_guides_flags_work_as_written() {
 }
 
 #[test]
+#[allow(clippy::too_many_lines)] // one user's session, in order
 fn json_reports_are_baselines_that_later_runs_are_judged_against() {
     let (sim, dir, kubeconfig) = started();
     let kc = kubeconfig.as_str();
@@ -220,6 +221,14 @@ fn json_reports_are_baselines_that_later_runs_are_judged_against() {
         "{}",
         text(&worse.stdout)
     );
+    // A report of another benchmark is refused before anything runs.
+    let other = zen(&["bench", "http", "http://127.0.0.1:1/", "--baseline", &base]);
+    assert_eq!(other.status.code(), Some(2), "{}", text(&other.stderr));
+    assert!(
+        text(&other.stderr).contains("compares with its own kind"),
+        "{}",
+        text(&other.stderr)
+    );
     // Not a report.
     std::fs::write(&baseline, "{}").unwrap();
     let bad = zen(&[
@@ -274,6 +283,35 @@ fn usage_errors_exit_two_and_say_what_to_fix() {
         ),
         (&["bench", "graph", "--sizes", "10,0"], "is not a size"),
         (&["bench", "cel", "-o", "csv"], "not a bench format"),
+        (
+            &[
+                "bench",
+                "http",
+                "https://127.0.0.1:1/",
+                "-k",
+                "--cacert",
+                "ca.pem",
+            ],
+            "cannot be used with",
+        ),
+        (
+            &["bench", "http", "http://127.0.0.1:1/", "--timeout", "0"],
+            "--timeout must be above 0",
+        ),
+        (
+            &[
+                "bench",
+                "http",
+                "http://127.0.0.1:1/",
+                "--min-success",
+                "150",
+            ],
+            "0 to 100",
+        ),
+        (
+            &["bench", "api", "--threshold=-5", "--baseline", "x.json"],
+            "--threshold must be",
+        ),
     ] {
         let out = zen(args);
         assert_eq!(
@@ -353,6 +391,26 @@ fn a_killed_run_leaves_its_namespace_for_cleanup_to_find() {
 #[test]
 fn http_reports_as_vegeta_does_and_missed_targets_exit_one() {
     let (sim, _dir, _kubeconfig) = started();
+    // Credentials and query tokens in the URL stay out of the report.
+    let secret = sim
+        .sim()
+        .url()
+        .replacen("http://", "http://user:hunter2@", 1);
+    let report = zen(&[
+        "bench",
+        "http",
+        &format!("{secret}/version?token=s3cr3t"),
+        "--count",
+        "5",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(report.status.code(), Some(0), "{}", text(&report.stderr));
+    let written = text(&report.stdout);
+    assert!(
+        !written.contains("hunter2") && !written.contains("s3cr3t"),
+        "{written}"
+    );
     let url = format!("{}/version", sim.sim().url());
     let out = zen(&[
         "bench",
@@ -387,7 +445,7 @@ fn http_reports_as_vegeta_does_and_missed_targets_exit_one() {
         "--count",
         "50",
         "--target-p95",
-        "0ms",
+        "0.001ms",
         "-o",
         "json",
     ]);

@@ -395,6 +395,7 @@ def bench_cleanup(
     kubeconfig: str | None = None,
     context: str | None = None,
     dry_run: bool = False,
+    older_than: float = 0.0,
     timeout: float = 120.0,
 ) -> str:
     """Deletes what earlier runs left; returns the namespaces as JSON text."""

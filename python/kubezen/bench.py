@@ -187,13 +187,16 @@ def cleanup(
     kubeconfig: str | os.PathLike[str] | None = None,
     context: str | None = None,
     dry_run: bool = False,
+    older_than: float = 0.0,
     timeout: float = 120.0,
 ) -> list[dict[str, str]]:
-    """Deletes the namespaces earlier runs left (labelled ``zen.kubezen.io/bench-run``);
-    returns each with its ``outcome``."""
+    """Deletes the namespaces earlier runs left (labelled ``zen.kubezen.io/bench-run``),
+    those at least ``older_than`` seconds old (runs still going are younger); returns each
+    with its ``outcome``."""
     result: list[dict[str, str]] = json.loads(
         _core.bench_cleanup(
-            kubeconfig=_path(kubeconfig), context=context, dry_run=dry_run, timeout=timeout
+            kubeconfig=_path(kubeconfig), context=context, dry_run=dry_run,
+            older_than=older_than, timeout=timeout,
         )
     )
     return result

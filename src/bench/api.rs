@@ -281,8 +281,8 @@ impl ApiOptions {
     /// Checks the options make a benchmark.
     ///
     /// # Errors
-    /// No workers, no objects to measure with, an empty mix, a zero duration or count, a
-    /// payload above [`MAX_OBJECT_SIZE`].
+    /// No workers or more than 1024, more than 100,000 objects, an empty mix, a zero
+    /// duration or count, a payload above [`MAX_OBJECT_SIZE`].
     pub fn validate(&self) -> Result<(), BenchError> {
         let fail = |message: String| Err(BenchError::Options(message));
         if !(1..=1024).contains(&self.workers) {
@@ -696,10 +696,14 @@ fn deleted_uid(text: &str) -> Option<String> {
         .or_else(|| answer.metadata.and_then(|m| m.uid))
 }
 
+/// What a request cut short by Ctrl-C counts as.
+const INTERRUPTED: &str = "interrupted";
+
 /// A failed operation's name in the report: its HTTP status, or its cause.
 fn error_key(error: &kube::Error) -> String {
     match error {
         kube::Error::Api(status) if status.code > 0 => status.code.to_string(),
+        kube::Error::Service(cause) if cause.to_string() == INTERRUPTED => INTERRUPTED.into(),
         other => {
             let text = other.to_string();
             if text.contains("no response from the API server within") {
@@ -886,6 +890,37 @@ impl Shared {
     fn request(&self) -> kube::core::Request {
         kube::core::Request::new(self.kind.path.clone())
     }
+
+    /// Sends a measured request; Ctrl-C ends the wait, and the request counts as an error
+    /// (`interrupted`), so that every attempt is still reported once.
+    async fn send(
+        &self,
+        request: Result<http::Request<Vec<u8>>, kube::core::request::Error>,
+    ) -> Result<String, kube::Error> {
+        tokio::select! {
+            answer = send(&self.client, request) => answer,
+            () = self.cancel.cancelled() => Err(kube::Error::Service(INTERRUPTED.into())),
+        }
+    }
+
+    /// After a write of `slot`: its new resourceVersion is expected on the watch (unless the
+    /// write changed nothing); a conflict forgets the version held, a 404 the object.
+    fn written(&self, slots: &mut Slots, slot: usize, result: &Result<String, kube::Error>) {
+        match result {
+            Ok(text) => {
+                let version = resource_version(text);
+                if let Some(v) = &version
+                    && slots.versions[slot].as_ref() != Some(v)
+                {
+                    self.acked(v.clone());
+                }
+                slots.versions[slot] = version;
+            }
+            Err(error) if is_code(error, 409) => slots.versions[slot] = None,
+            Err(error) if is_code(error, 404) => slots.mark_absent(slot),
+            Err(_) => {}
+        }
+    }
 }
 
 async fn send(
@@ -938,11 +973,9 @@ async fn work(shared: Arc<Shared>, mut slots: Slots, mix: Vec<(Verb, u32)>) -> [
                     shared
                         .kind
                         .body(&slots.names[slot], &shared.run, &shared.payload, seq, None);
-                let result = send(
-                    &shared.client,
-                    shared.request().create(&PostParams::default(), body),
-                )
-                .await;
+                let result = shared
+                    .send(shared.request().create(&PostParams::default(), body))
+                    .await;
                 match &result {
                     Ok(text) => {
                         let version = resource_version(text);
@@ -957,22 +990,23 @@ async fn work(shared: Arc<Shared>, mut slots: Slots, mix: Vec<(Verb, u32)>) -> [
                 }
                 result.map(drop)
             }
-            Verb::List => send(
-                &shared.client,
-                shared.request().list(&ListParams::default()),
-            )
-            .await
-            .map(drop),
+            Verb::List => shared
+                .send(shared.request().list(&ListParams::default()))
+                .await
+                .map(drop),
             Verb::Get => {
                 let slot = target.unwrap_or_default();
-                send(
-                    &shared.client,
-                    shared
-                        .request()
-                        .get(&slots.names[slot], &GetParams::default()),
-                )
-                .await
-                .map(drop)
+                let result = shared
+                    .send(
+                        shared
+                            .request()
+                            .get(&slots.names[slot], &GetParams::default()),
+                    )
+                    .await;
+                if result.as_ref().is_err_and(|e| is_code(e, 404)) {
+                    slots.mark_absent(slot);
+                }
+                result.map(drop)
             }
             Verb::Update => {
                 let slot = target.unwrap_or_default();
@@ -983,49 +1017,35 @@ async fn work(shared: Arc<Shared>, mut slots: Slots, mix: Vec<(Verb, u32)>) -> [
                     seq,
                     slots.versions[slot].as_deref(),
                 );
-                let result = send(
-                    &shared.client,
-                    shared
-                        .request()
-                        .replace(&slots.names[slot], &PostParams::default(), body),
-                )
-                .await;
-                if let Ok(text) = &result {
-                    let version = resource_version(text);
-                    if let Some(v) = &version {
-                        shared.acked(v.clone());
-                    }
-                    slots.versions[slot] = version;
-                }
+                let result = shared
+                    .send(shared.request().replace(
+                        &slots.names[slot],
+                        &PostParams::default(),
+                        body,
+                    ))
+                    .await;
+                shared.written(&mut slots, slot, &result);
                 result.map(drop)
             }
             Verb::Patch => {
                 let slot = target.unwrap_or_default();
                 let patch = Patch::Merge(shared.kind.patch(seq));
-                let result = send(
-                    &shared.client,
-                    shared
-                        .request()
-                        .patch(&slots.names[slot], &PatchParams::default(), &patch),
-                )
-                .await;
-                if let Ok(text) = &result {
-                    let version = resource_version(text);
-                    if let Some(v) = &version {
-                        shared.acked(v.clone());
-                    }
-                    slots.versions[slot] = version;
-                }
+                let result = shared
+                    .send(shared.request().patch(
+                        &slots.names[slot],
+                        &PatchParams::default(),
+                        &patch,
+                    ))
+                    .await;
+                shared.written(&mut slots, slot, &result);
                 result.map(drop)
             }
             Verb::Delete | Verb::Watch => {
                 let slot = target.unwrap_or_default();
                 let name = slots.names[slot].clone();
-                let result = send(
-                    &shared.client,
-                    shared.request().delete(&name, &DeleteParams::default()),
-                )
-                .await;
+                let result = shared
+                    .send(shared.request().delete(&name, &DeleteParams::default()))
+                    .await;
                 match &result {
                     Ok(text) => {
                         if let Some(uid) = deleted_uid(text) {
@@ -1073,6 +1093,17 @@ async fn watch(
         let stream = tokio::select! {
             () = stop.cancelled() => return,
             stream = api.watch(&params, &version) => stream,
+        };
+        let stream = match stream {
+            Ok(stream) => Ok(stream),
+            Err(kube::Error::Api(gone)) if gone.code == 410 => {
+                bump(|s| s.expired += 1);
+                if let Ok(now) = api.list_metadata(&ListParams::default().limit(1)).await {
+                    version = now.metadata.resource_version.unwrap_or_default();
+                }
+                continue;
+            }
+            Err(error) => Err(error),
         };
         let Ok(stream) = stream else {
             bump(|s| s.restarts += 1);
@@ -1153,9 +1184,7 @@ pub async fn run(
     let kind = Kind::resolve(cluster, &options.kind, &namespace_name(&run)).await?;
     watcher.phase(&format!("creating namespace {}", namespace_name(&run)));
     let namespace = create_namespace(cluster, &run).await?;
-    let before = cluster.stats();
     let measured = measure(cluster, options, &kind, &run, watcher, cancel).await;
-    let client_stats = delta(before, cluster.stats());
     watcher.phase(&format!("deleting namespace {namespace}"));
     let cleanup_started = Instant::now();
     let cleaned_up = delete_namespace(cluster, &namespace, options.cleanup_timeout).await;
@@ -1165,7 +1194,6 @@ pub async fn run(
     report.environment = environment;
     report.run_id = run;
     report.namespace = namespace;
-    report.client = client_stats;
     report.cleanup_seconds = cleanup_seconds;
     report.cleaned_up = cleaned_up;
     Ok(report)
@@ -1173,17 +1201,27 @@ pub async fn run(
 
 fn delta(before: ClientStats, after: ClientStats) -> ClientStats {
     ClientStats {
-        requests: after.requests - before.requests,
-        retries: after.retries - before.retries,
-        succeeded_after_retry: after.succeeded_after_retry - before.succeeded_after_retry,
-        gave_up: after.gave_up - before.gave_up,
-        timeouts: after.timeouts - before.timeouts,
-        transport_errors: after.transport_errors - before.transport_errors,
-        throttled_by_server: after.throttled_by_server - before.throttled_by_server,
-        server_errors: after.server_errors - before.server_errors,
-        conflict_retries: after.conflict_retries - before.conflict_retries,
-        rate_limited: after.rate_limited - before.rate_limited,
-        rate_limited_wait_us: after.rate_limited_wait_us - before.rate_limited_wait_us,
+        requests: after.requests.saturating_sub(before.requests),
+        retries: after.retries.saturating_sub(before.retries),
+        succeeded_after_retry: after
+            .succeeded_after_retry
+            .saturating_sub(before.succeeded_after_retry),
+        gave_up: after.gave_up.saturating_sub(before.gave_up),
+        timeouts: after.timeouts.saturating_sub(before.timeouts),
+        transport_errors: after
+            .transport_errors
+            .saturating_sub(before.transport_errors),
+        throttled_by_server: after
+            .throttled_by_server
+            .saturating_sub(before.throttled_by_server),
+        server_errors: after.server_errors.saturating_sub(before.server_errors),
+        conflict_retries: after
+            .conflict_retries
+            .saturating_sub(before.conflict_retries),
+        rate_limited: after.rate_limited.saturating_sub(before.rate_limited),
+        rate_limited_wait_us: after
+            .rate_limited_wait_us
+            .saturating_sub(before.rate_limited_wait_us),
     }
 }
 
@@ -1216,33 +1254,38 @@ async fn measure(
     ));
     let setup_started = Instant::now();
     let request = kube::core::Request::new(kind.path.clone());
-    let created: Vec<Result<(usize, Option<String>), kube::Error>> =
-        futures::stream::iter(0..options.resources)
-            .map(|index| {
-                let (client, request, payload) = (&client, &request, &payload);
-                async move {
-                    if cancel.is_cancelled() {
-                        return Ok((index, None));
-                    }
-                    let name = format!("obj-{index}");
-                    let text = patiently(|| {
-                        let body = kind.body(&name, run, payload, 0, None);
-                        send(client, request.create(&PostParams::default(), body))
-                    })
-                    .await?;
-                    Ok((index, resource_version(&text)))
+    // The first failure ends set-up (after the retries of `patiently`); a 409 means an
+    // earlier attempt of this create was made after all (the names are the run's own).
+    let created: Vec<(usize, Option<String>)> = futures::stream::iter(0..options.resources)
+        .map(|index| {
+            let (client, request, payload) = (&client, &request, &payload);
+            async move {
+                if cancel.is_cancelled() {
+                    return Ok((index, None));
                 }
-            })
-            .buffer_unordered(workers.clamp(1, 32))
-            .collect()
-            .await;
-    for result in created {
-        let (index, version) = result.map_err(|e| {
+                let name = format!("obj-{index}");
+                match patiently(|| {
+                    let body = kind.body(&name, run, payload, 0, None);
+                    send(client, request.create(&PostParams::default(), body))
+                })
+                .await
+                {
+                    Ok(text) => Ok((index, resource_version(&text))),
+                    Err(error) if is_code(&error, 409) => Ok((index, None)),
+                    Err(error) => Err(error),
+                }
+            }
+        })
+        .buffer_unordered(workers.clamp(1, 32))
+        .try_collect()
+        .await
+        .map_err(|e| {
             BenchError::api(
                 format!("cannot create the benchmark's {}", kind.resource.plural),
                 &e,
             )
         })?;
+    for (index, version) in created {
         let owner = &mut slots[index % workers];
         owner.names.push(format!("obj-{index}"));
         owner.versions.push(version);
@@ -1251,6 +1294,7 @@ async fn measure(
     let setup_seconds = setup_started.elapsed().as_secs_f64();
     let watch_stats = Arc::new(Mutex::new(WatchStats::default()));
     let stop_watch = CancellationToken::new();
+    let before = cluster.stats();
     let begun = Instant::now();
     let shared = Arc::new(Shared {
         client: client.clone(),
@@ -1307,7 +1351,11 @@ async fn measure(
                         total.merge(part);
                     }
                 }
-                Some(Err(_)) => {}
+                Some(Err(error)) => {
+                    // Its counts are lost: say so rather than report a run that adds up wrong.
+                    tasks.abort_all();
+                    return Err(BenchError::Target(format!("a worker stopped: {error}")));
+                }
                 None => break,
             },
             _ = ticker.tick() => report_progress(),
@@ -1315,6 +1363,8 @@ async fn measure(
     }
     report_progress();
     let duration = begun.elapsed();
+    // The measured phase's requests (the watcher's included), not set-up's.
+    let client_stats = delta(before, cluster.stats());
     let interrupted = cancel.is_cancelled();
     if let Some(task) = watcher_task {
         // Events of the last writes are still on their way: give them a moment.
@@ -1415,7 +1465,7 @@ async fn measure(
         per_second: operations as f64 / seconds,
         rows,
         watch,
-        client: ClientStats::default(),
+        client: client_stats,
         verdicts,
         changes: Vec::new(),
     })
@@ -1439,10 +1489,28 @@ pub(crate) async fn create_namespace(cluster: &Cluster, run: &str) -> Result<Str
     }))
     .unwrap_or_default();
     let params = PostParams::default();
-    patiently(|| namespaces.create(&params, &object))
-        .await
-        .map_err(|e| BenchError::api(format!("cannot create namespace {name}"), &e))?;
-    Ok(name)
+    match patiently(|| namespaces.create(&params, &object)).await {
+        Ok(_) => Ok(name),
+        // An earlier attempt was made after all: ours if it carries this run's label.
+        Err(error) if is_code(&error, 409) => {
+            let existing = namespaces.get_opt(&name).await.ok().flatten();
+            let ours = existing
+                .and_then(|ns| ns.metadata.labels)
+                .is_some_and(|labels| labels.get(RUN_LABEL).map(String::as_str) == Some(run));
+            if ours {
+                Ok(name)
+            } else {
+                Err(BenchError::api(
+                    format!("cannot create namespace {name}"),
+                    &error,
+                ))
+            }
+        }
+        Err(error) => Err(BenchError::api(
+            format!("cannot create namespace {name}"),
+            &error,
+        )),
+    }
 }
 
 /// Deletes a benchmark namespace and waits, up to `timeout`, until it is gone.
@@ -1476,8 +1544,8 @@ pub struct Leftover {
     pub run_id: String,
     /// When it was created.
     pub created: String,
-    /// `deleted`, `terminating` (deletion asked, not finished in time), `kept` (dry run) or
-    /// the error.
+    /// `deleted`, `terminating` (deletion asked, not finished in time), `kept` (dry run),
+    /// `kept: younger than --older-than`.
     pub outcome: String,
 }
 
@@ -1492,7 +1560,8 @@ impl Tabular for Vec<Leftover> {
         for leftover in self {
             let tone = match leftover.outcome.as_str() {
                 "deleted" => Tone::Good,
-                "kept" | "terminating" => Tone::Warning,
+                "terminating" => Tone::Warning,
+                kept if kept.starts_with("kept") => Tone::Warning,
                 _ => Tone::Bad,
             };
             table.push_row(vec![
@@ -1507,13 +1576,15 @@ impl Tabular for Vec<Leftover> {
 }
 
 /// Finds the namespaces earlier runs left (by [`RUN_LABEL`]) and, unless `dry_run`, deletes
-/// them, waiting up to `timeout` for each to go.
+/// those older than `older_than` (a run still going on a shared cluster is younger),
+/// waiting up to `timeout` for each to go.
 ///
 /// # Errors
 /// The namespaces cannot be listed.
 pub async fn cleanup(
     cluster: &Cluster,
     dry_run: bool,
+    older_than: Duration,
     timeout: Duration,
 ) -> Result<Vec<Leftover>, BenchError> {
     let namespaces: kube::Api<k8s_openapi::api::core::v1::Namespace> =
@@ -1538,8 +1609,18 @@ pub async fn cleanup(
             .as_ref()
             .map(|t| t.0.to_string())
             .unwrap_or_default();
+        let age = chrono::DateTime::parse_from_rfc3339(&created)
+            .ok()
+            .map(|at| {
+                chrono::DateTime::<chrono::Utc>::from(std::time::SystemTime::now())
+                    .signed_duration_since(at)
+                    .to_std()
+                    .unwrap_or_default()
+            });
         let outcome = if dry_run {
             "kept".to_owned()
+        } else if age.is_some_and(|age| age < older_than) {
+            "kept: younger than --older-than".to_owned()
         } else if delete_namespace(cluster, &name, timeout).await {
             "deleted".to_owned()
         } else {

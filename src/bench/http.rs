@@ -52,7 +52,9 @@ pub struct Tls {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct HttpOptions {
-    /// The target, `http://` or `https://`.
+    /// The target, `http://` or `https://` (reports show it without user information or
+    /// query).
+    #[serde(serialize_with = "shown_url")]
     pub url: String,
     /// The method.
     pub method: String,
@@ -76,6 +78,25 @@ pub struct HttpOptions {
     pub tls: Tls,
     /// What to judge.
     pub targets: Targets,
+}
+
+#[allow(clippy::ptr_arg)] // serde's signature
+fn shown_url<S: serde::Serializer>(url: &String, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&shown(url))
+}
+
+/// A URL as reports show it: no user information (credentials), no query (tokens).
+fn shown(url: &str) -> String {
+    match url.parse::<http::Uri>() {
+        Ok(uri) => format!(
+            "{}://{}{}",
+            uri.scheme_str().unwrap_or("http"),
+            uri.authority()
+                .map_or("", |a| a.as_str().rsplit('@').next().unwrap_or("")),
+            uri.path()
+        ),
+        Err(_) => "(not a URL)".into(),
+    }
 }
 
 #[allow(clippy::ptr_arg)] // serde's signature
@@ -113,6 +134,26 @@ impl HttpOptions {
             }
             Stop::Count(0) => return Err(BenchError::Options("--count must be above 0".into())),
             _ => {}
+        }
+        if self.timeout.is_zero() {
+            return Err(BenchError::Options("--timeout must be above 0".into()));
+        }
+        let targets = self.targets;
+        for (name, target) in [
+            ("--target-p95", targets.p95_ms),
+            ("--target-p99", targets.p99_ms),
+        ] {
+            if target.is_some_and(|ms| !(ms.is_finite() && ms > 0.0)) {
+                return Err(BenchError::Options(format!("{name} must be above 0")));
+            }
+        }
+        if targets
+            .min_success_percent
+            .is_some_and(|p| !(0.0..=100.0).contains(&p))
+        {
+            return Err(BenchError::Options(
+                "--min-success is a percentage, 0 to 100".into(),
+            ));
         }
         Ok(())
     }
@@ -585,19 +626,16 @@ pub async fn run(
                 issued.store(number, Ordering::Relaxed);
             }
         } else {
-            let mut clients = Vec::new();
             for _ in 0..options.concurrency {
-                let (shared, issued, cancel, limit) = (
-                    Arc::clone(&shared),
-                    Arc::clone(&issued),
-                    cancel.clone(),
-                    Arc::clone(&limit),
-                );
+                // Every permit is free before the attack: each client holds one until it ends.
+                let Ok(permit) = Arc::clone(&limit).try_acquire_owned() else {
+                    break;
+                };
+                let (shared, issued, cancel) =
+                    (Arc::clone(&shared), Arc::clone(&issued), cancel.clone());
                 let stop = options.stop;
-                clients.push(tokio::spawn(async move {
-                    let Ok(_permit) = limit.acquire_owned().await else {
-                        return;
-                    };
+                tokio::spawn(async move {
+                    let _permit = permit;
                     loop {
                         let number = issued.fetch_add(1, Ordering::Relaxed);
                         if cancel.is_cancelled() || !stop.allows(number, begun.elapsed()) {
@@ -605,11 +643,7 @@ pub async fn run(
                         }
                         shared.send(Instant::now()).await;
                     }
-                }));
-            }
-            // Every client has started (holds its permit) before the attack counts as done.
-            while limit.available_permits() > 0 && clients.iter().any(|c| !c.is_finished()) {
-                tokio::task::yield_now().await;
+                });
             }
         }
         begun.elapsed()

@@ -193,6 +193,11 @@ pub struct CleanupArgs {
     #[arg(long)]
     pub dry_run: bool,
 
+    /// Only namespaces at least this old, e.g. 1h: on a shared cluster, runs still going are
+    /// younger [default: 0s, every one]
+    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = parse_duration)]
+    pub older_than: Duration,
+
     /// How long to wait for each namespace to be gone
     #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = parse_duration)]
     pub timeout: Duration,
@@ -238,7 +243,7 @@ pub struct HttpArgs {
     pub timeout: Duration,
 
     /// Accept any server certificate (self-signed test endpoints)
-    #[arg(long, short = 'k')]
+    #[arg(long, short = 'k', conflicts_with = "cacert")]
     pub insecure: bool,
 
     /// PEM certificates to trust besides the system's
@@ -440,7 +445,7 @@ where
     Fut: Future<Output = Result<Report, bench::BenchError>>,
 {
     let baseline = baseline
-        .map(|(path, threshold)| load(path).map(|report| (report, threshold)))
+        .map(|(path, threshold)| load_baseline(path, "api", threshold).map(|r| (r, threshold)))
         .transpose()?;
     let runtime = super::runtime()?;
     let mut report = runtime.block_on(async {
@@ -540,7 +545,12 @@ fn run_http(args: &HttpArgs, global: &GlobalArgs) -> Result<ExitCode, Failure> {
             min_success_percent: args.min_success,
         },
     };
-    let baseline = args.baseline.baseline.as_deref().map(load).transpose()?;
+    let baseline = args
+        .baseline
+        .baseline
+        .as_deref()
+        .map(|path| load_baseline(path, "http", args.baseline.threshold))
+        .transpose()?;
     let runtime = super::runtime()?;
     let mut report = runtime.block_on(async {
         let cancel = CancellationToken::new();
@@ -564,7 +574,7 @@ fn run_cleanup(args: &CleanupArgs, global: &GlobalArgs) -> Result<ExitCode, Fail
     let runtime = super::runtime()?;
     let leftovers = runtime.block_on(async {
         let cluster = global.connect().await?;
-        bench::api::cleanup(&cluster, args.dry_run, args.timeout)
+        bench::api::cleanup(&cluster, args.dry_run, args.older_than, args.timeout)
             .await
             .map_err(|e| failure(&e))
     })?;
@@ -579,8 +589,27 @@ fn run_cleanup(args: &CleanupArgs, global: &GlobalArgs) -> Result<ExitCode, Fail
     Output::stdout(global.output).print(&leftovers)?;
     let failed = leftovers
         .iter()
-        .any(|l| !matches!(l.outcome.as_str(), "deleted" | "kept"));
+        .any(|l| !(l.outcome == "deleted" || l.outcome.starts_with("kept")));
     Ok(ExitCode::from(if failed { EXIT_FAILURE } else { EXIT_OK }))
+}
+
+/// A baseline, read and checked before the run (a mismatch found after a 5-minute run would
+/// throw the run away).
+fn load_baseline(path: &Path, kind: &str, threshold: f64) -> Result<Report, Failure> {
+    if !(threshold.is_finite() && threshold >= 0.0) {
+        return Err(Failure::usage(format!(
+            "--threshold must be a percentage of 0 or more, not {threshold}"
+        )));
+    }
+    let report = load(path)?;
+    if report.kind() != kind {
+        return Err(Failure::usage(format!(
+            "the baseline is a bench {} report; bench {kind} compares with its own kind",
+            report.kind()
+        ))
+        .at(path.display().to_string()));
+    }
+    Ok(report)
 }
 
 fn load(path: &Path) -> Result<Report, Failure> {
