@@ -547,6 +547,7 @@ fn verdicts(rows: &[VerbRow], watch: Option<WatchStats>) -> Vec<Verdict> {
 #[derive(Debug, Clone)]
 struct Kind {
     resource: ApiResource,
+    namespace: String,
     path: String,
     shape: Shape,
 }
@@ -609,6 +610,7 @@ impl Kind {
         };
         Ok(Self {
             resource,
+            namespace: namespace.to_owned(),
             path,
             shape,
         })
@@ -826,6 +828,16 @@ struct Delivery {
     delivered: u64,
 }
 
+impl Delivery {
+    /// Acknowledged writes whose events have not arrived.
+    fn waiting(&self) -> u64 {
+        self.pending
+            .values()
+            .filter(|mark| matches!(mark, Mark::Acked(_)))
+            .count() as u64
+    }
+}
+
 /// What workers and the watcher share.
 struct Shared {
     client: kube::Client,
@@ -880,11 +892,7 @@ impl Shared {
     }
 
     fn waiting(&self) -> u64 {
-        self.delivery()
-            .pending
-            .values()
-            .filter(|mark| matches!(mark, Mark::Acked(_)))
-            .count() as u64
+        self.delivery().waiting()
     }
 
     fn request(&self) -> kube::core::Request {
@@ -1083,7 +1091,7 @@ async fn watch(
 ) {
     let api: kube::Api<DynamicObject> = kube::Api::namespaced_with(
         shared.client.clone(),
-        &namespace_of(&shared.kind.path),
+        &shared.kind.namespace,
         &shared.kind.resource,
     );
     let bump =
@@ -1098,9 +1106,7 @@ async fn watch(
             Ok(stream) => Ok(stream),
             Err(kube::Error::Api(gone)) if gone.code == 410 => {
                 bump(|s| s.expired += 1);
-                if let Ok(now) = api.list_metadata(&ListParams::default().limit(1)).await {
-                    version = now.metadata.resource_version.unwrap_or_default();
-                }
+                version = resume_from_now(&api).await.unwrap_or(version);
                 continue;
             }
             Err(error) => Err(error),
@@ -1139,10 +1145,7 @@ async fn watch(
                 }
                 Some(Ok(WatchEvent::Error(gone))) if gone.code == 410 => {
                     bump(|s| s.expired += 1);
-                    // Resume from now: what happened in between is missed, and counted so.
-                    if let Ok(now) = api.list_metadata(&ListParams::default().limit(1)).await {
-                        version = now.metadata.resource_version.unwrap_or_default();
-                    }
+                    version = resume_from_now(&api).await.unwrap_or(version);
                     break;
                 }
                 Some(Ok(WatchEvent::Error(_)) | Err(_)) | None => {
@@ -1154,12 +1157,14 @@ async fn watch(
     }
 }
 
-fn namespace_of(path: &str) -> String {
-    path.split("/namespaces/")
-        .nth(1)
-        .and_then(|rest| rest.split('/').next())
-        .unwrap_or_default()
-        .to_owned()
+/// The version to resume a watch from after a 410: now. What happened in between is
+/// missed, and counted so.
+async fn resume_from_now(api: &kube::Api<DynamicObject>) -> Option<String> {
+    let now = api
+        .list_metadata(&ListParams::default().limit(1))
+        .await
+        .ok()?;
+    Some(now.metadata.resource_version.unwrap_or_default())
 }
 
 /// Runs `bench api` against `cluster`: set-up, the measured phase, cleanup. Measured
@@ -1197,32 +1202,6 @@ pub async fn run(
     report.cleanup_seconds = cleanup_seconds;
     report.cleaned_up = cleaned_up;
     Ok(report)
-}
-
-fn delta(before: ClientStats, after: ClientStats) -> ClientStats {
-    ClientStats {
-        requests: after.requests.saturating_sub(before.requests),
-        retries: after.retries.saturating_sub(before.retries),
-        succeeded_after_retry: after
-            .succeeded_after_retry
-            .saturating_sub(before.succeeded_after_retry),
-        gave_up: after.gave_up.saturating_sub(before.gave_up),
-        timeouts: after.timeouts.saturating_sub(before.timeouts),
-        transport_errors: after
-            .transport_errors
-            .saturating_sub(before.transport_errors),
-        throttled_by_server: after
-            .throttled_by_server
-            .saturating_sub(before.throttled_by_server),
-        server_errors: after.server_errors.saturating_sub(before.server_errors),
-        conflict_retries: after
-            .conflict_retries
-            .saturating_sub(before.conflict_retries),
-        rate_limited: after.rate_limited.saturating_sub(before.rate_limited),
-        rate_limited_wait_us: after
-            .rate_limited_wait_us
-            .saturating_sub(before.rate_limited_wait_us),
-    }
 }
 
 /// Set-up and the measured phase.
@@ -1312,7 +1291,7 @@ async fn measure(
     });
     let watcher_task = if options.watch && !cancel.is_cancelled() {
         let api: kube::Api<DynamicObject> =
-            kube::Api::namespaced_with(client.clone(), &namespace_of(&kind.path), &kind.resource);
+            kube::Api::namespaced_with(client.clone(), &kind.namespace, &kind.resource);
         let one = ListParams::default().limit(1);
         let list = patiently(|| api.list_metadata(&one))
             .await
@@ -1364,7 +1343,7 @@ async fn measure(
     report_progress();
     let duration = begun.elapsed();
     // The measured phase's requests (the watcher's included), not set-up's.
-    let client_stats = delta(before, cluster.stats());
+    let client_stats = cluster.stats().since(&before);
     let interrupted = cancel.is_cancelled();
     if let Some(task) = watcher_task {
         // Events of the last writes are still on their way: give them a moment.
@@ -1411,11 +1390,7 @@ async fn measure(
         let delivery = shared.delivery();
         let mut stats = *watch_stats.lock().unwrap_or_else(PoisonError::into_inner);
         stats.delivered = delivery.delivered;
-        stats.missed = delivery
-            .pending
-            .values()
-            .filter(|mark| matches!(mark, Mark::Acked(_)))
-            .count() as u64;
+        stats.missed = delivery.waiting();
         let count = stats.delivered + stats.missed;
         #[allow(clippy::cast_precision_loss)] // counts
         rows.push(VerbRow {

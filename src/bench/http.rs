@@ -114,7 +114,12 @@ impl HttpOptions {
     /// A URL that is not http(s), a bad method or header, a concurrency, rate, duration or
     /// count out of range.
     pub fn validate(&self) -> Result<(), BenchError> {
-        Template::new(self)?;
+        self.checked().map(drop)
+    }
+
+    /// The checks of [`HttpOptions::validate`], and the request they allow.
+    fn checked(&self) -> Result<Template, BenchError> {
+        let template = Template::new(self)?;
         if !(1..=100_000).contains(&self.concurrency) {
             return Err(BenchError::Options(format!(
                 "--concurrency must be 1 to 100000, not {}",
@@ -155,7 +160,7 @@ impl HttpOptions {
                 "--min-success is a percentage, 0 to 100".into(),
             ));
         }
-        Ok(())
+        Ok(template)
     }
 }
 
@@ -571,8 +576,7 @@ pub async fn run(
     watcher: &dyn Watcher,
     cancel: &CancellationToken,
 ) -> Result<HttpReport, BenchError> {
-    options.validate()?;
-    let template = Template::new(options)?;
+    let template = options.checked()?;
     let mut environment = Environment::start(options);
     environment.server = Some(template.shown());
     let client = client(&options.tls, options.concurrency).map_err(BenchError::Target)?;

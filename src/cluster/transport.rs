@@ -56,6 +56,36 @@ pub struct ClientStats {
     pub rate_limited_wait_us: u64,
 }
 
+impl ClientStats {
+    /// What happened between `before` (an earlier snapshot of the same client) and this one.
+    #[must_use]
+    pub fn since(&self, before: &Self) -> Self {
+        Self {
+            requests: self.requests.saturating_sub(before.requests),
+            retries: self.retries.saturating_sub(before.retries),
+            succeeded_after_retry: self
+                .succeeded_after_retry
+                .saturating_sub(before.succeeded_after_retry),
+            gave_up: self.gave_up.saturating_sub(before.gave_up),
+            timeouts: self.timeouts.saturating_sub(before.timeouts),
+            transport_errors: self
+                .transport_errors
+                .saturating_sub(before.transport_errors),
+            throttled_by_server: self
+                .throttled_by_server
+                .saturating_sub(before.throttled_by_server),
+            server_errors: self.server_errors.saturating_sub(before.server_errors),
+            conflict_retries: self
+                .conflict_retries
+                .saturating_sub(before.conflict_retries),
+            rate_limited: self.rate_limited.saturating_sub(before.rate_limited),
+            rate_limited_wait_us: self
+                .rate_limited_wait_us
+                .saturating_sub(before.rate_limited_wait_us),
+        }
+    }
+}
+
 impl Counters {
     pub(crate) fn snapshot(&self, limiter: &RateLimiter) -> ClientStats {
         let (rate_limited, waited) = limiter.throttled();
