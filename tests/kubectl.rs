@@ -43,7 +43,7 @@ data: {mode: fast}
 /// Runs kubectl against the test's cluster and namespace, with a cache of the test's own.
 async fn kubectl(test: &TestCluster, args: &[&str], stdin: Option<&str>) -> Output {
     use tokio::io::AsyncWriteExt as _;
-    let cache = std::env::temp_dir().join(format!("kubectl-cache-{}", test.namespace));
+    let cache = test.scratch().join("kubectl-cache");
     let mut command = tokio::process::Command::new("kubectl");
     command
         .arg("--kubeconfig")
@@ -253,7 +253,7 @@ async fn kubectl_server_side_apply_and_its_conflicts() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_get_watch_sees_changes() {
     let test = cluster().await;
-    let cache = std::env::temp_dir().join(format!("kubectl-cache-{}", test.namespace));
+    let cache = test.scratch().join("kubectl-cache");
     let mut watcher = tokio::process::Command::new("kubectl")
         .arg("--kubeconfig")
         .arg(test.kubeconfig())

@@ -294,9 +294,8 @@ fn a_hundred_thousand_resources_validate() {
 
 #[test]
 fn crds_extend_the_type_checks() {
-    let dir = std::env::temp_dir().join(format!("zen-graph-crd-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let crd = dir.join("widget.yaml");
+    let dir = tempfile::tempdir().unwrap();
+    let crd = dir.path().join("widget.yaml");
     std::fs::write(
         &crd,
         "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata: {name: widgets.example.com}\nspec:\n  group: example.com\n  names: {kind: Widget, plural: widgets}\n  scope: Namespaced\n  versions:\n    - name: v1\n      served: true\n      storage: true\n      schema:\n        openAPIV3Schema:\n          type: object\n          properties:\n            spec: {type: object, properties: {size: {type: integer}}}\n",
@@ -320,5 +319,4 @@ fn crds_extend_the_type_checks() {
         rgd,
     );
     assert!(text(&not_crd.stderr).contains("no CustomResourceDefinition found"));
-    std::fs::remove_dir_all(dir).unwrap();
 }

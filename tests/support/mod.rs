@@ -21,7 +21,7 @@ pub struct TestCluster {
     pub namespace: String,
     pub sim: Option<Sim>,
     pub kubeconfig: PathBuf,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 /// The cluster for one test: `ZEN_TEST_KUBECONFIG`'s, or a new zen-sim.
@@ -66,7 +66,7 @@ pub async fn cluster_with(mut options: ClusterOptions) -> TestCluster {
         namespace,
         sim,
         kubeconfig,
-        _dir: dir,
+        dir,
     }
 }
 
@@ -99,6 +99,11 @@ impl TestCluster {
     /// The kubeconfig file, for kubectl.
     pub fn kubeconfig(&self) -> &Path {
         &self.kubeconfig
+    }
+
+    /// A directory of the test's own, removed when the test ends (kubectl's cache lives here).
+    pub fn scratch(&self) -> &Path {
+        self.dir.path()
     }
 }
 
