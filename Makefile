@@ -7,7 +7,7 @@ PIP_INSTALL := $(PYTHON) -m pip --disable-pip-version-check install --root-user-
 # The plugin binary the Python tests compare the Python face with.
 export KUBECTL_ZEN_BIN ?= $(CURDIR)/target/debug/kubectl-zen
 
-.PHONY: help build release demo test lint rust-test python python-test dist bench bench-tune bench-python bench-api-python fuzz install clean
+.PHONY: help build release demo test lint rust-test python python-test dist bench bench-tune bench-lead bench-python bench-api-python fuzz install clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -57,6 +57,9 @@ bench-tune: release ## tune a generated 10,000-workload, 14-day snapshot; time, 
 	$(CARGO) bench --locked --bench tune_snapshot -- generate $(TUNE_SNAPSHOT) 10000 14 300
 	/usr/bin/time -f 'tune --snapshot: %e s wall, %M KB peak RSS' target/release/kubectl-zen tune --snapshot $(TUNE_SNAPSHOT) -o csv > $(TUNE_SNAPSHOT)/report.csv
 	$(CARGO) bench --locked --bench tune_snapshot -- check $(TUNE_SNAPSHOT)
+
+bench-lead: release ## zen-lead with 1,000 opted-in Services over 10,000 pods: convergence, steady p95, failover, memory
+	$(CARGO) bench --locked --bench lead -- scale 1000 10
 
 bench-python: python ## kubezen against cel-python, common-expression-language and networkx
 	$(PIP_INSTALL) cel-python common-expression-language networkx

@@ -21,6 +21,7 @@ pub mod bench;
 pub mod cel;
 pub mod cluster;
 pub mod graph;
+pub mod lead;
 pub mod metrics;
 pub mod quantity;
 pub mod reconcile;

@@ -143,6 +143,10 @@ pub enum Command {
     /// Measure API servers, HTTP endpoints, CEL, graphs, the cache and reconciles; judge them
     #[command(long_about = commands::bench::LONG_ABOUT)]
     Bench(commands::bench::BenchArgs),
+    /// Run zen-lead's leader-Service controller (a single active pod behind SERVICE-leader), or
+    /// show its state
+    #[command(long_about = commands::lead::LONG_ABOUT)]
+    Lead(commands::lead::LeadArgs),
     /// Run zen-sim, a Kubernetes API server for tests, demos and notebooks
     #[command(long_about = commands::sim::LONG_ABOUT)]
     Sim(commands::sim::SimArgs),

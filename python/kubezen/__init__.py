@@ -8,7 +8,7 @@ engine as the ``kubectl zen`` plugin, for scripts and Jupyter.
 True
 """
 
-from kubezen import bench, cel, graph, sim
+from kubezen import bench, cel, graph, lead, sim
 from kubezen._core import Graph, VersionInfo, __version__, version_info
 from kubezen._reconcile import (
     ObjectOutcome,
@@ -36,6 +36,7 @@ __all__ = [
     "bench",
     "cel",
     "graph",
+    "lead",
     "reconcile",
     "sim",
     "tune",

@@ -15,6 +15,7 @@ __all__ = [
     "Graph",
     "GraphCycleError",
     "GraphError",
+    "LeadError",
     "NativeSim",
     "Program",
     "ReconcileError",
@@ -36,6 +37,7 @@ __all__ = [
     "cel_eval",
     "graph_load",
     "graph_loads",
+    "lead_status",
     "reconcile_run",
     "tune_run",
     "version_info",
@@ -278,6 +280,18 @@ def graph_loads(text: str, crds: Sequence[str | os.PathLike[str]] | None = None)
 class ReconcileError(ValueError):
     """The graph has errors, the instance does not fit its schema, an expression failed
     offline, or the cluster refused what every object needs."""
+
+class LeadError(ValueError):
+    """The zen-lead state could not be read: an unreachable cluster or a refused request."""
+
+def lead_status(
+    *,
+    kubeconfig: str | None = None,
+    context: str | None = None,
+    namespace: str | None = None,
+    all_namespaces: bool = False,
+) -> str:
+    """Every Service opted in to zen-lead, its leader and problems, as JSON text."""
 
 def reconcile_run(
     graph: Graph,

@@ -7,6 +7,7 @@
 mod bench;
 mod cel;
 mod graph;
+mod lead;
 mod reconcile;
 mod sim;
 mod tune;
@@ -84,6 +85,8 @@ mod _core {
     #[pymodule_export]
     use super::graph::{PyDiagnostic, PyGraph, graph_load, graph_loads};
     #[pymodule_export]
+    use super::lead::lead_status;
+    #[pymodule_export]
     use super::reconcile::reconcile_run;
     #[pymodule_export]
     use super::sim::PySim;
@@ -114,6 +117,7 @@ mod _core {
         )?;
         m.add("TuneError", py.get_type::<super::tune::TuneException>())?;
         m.add("BenchError", py.get_type::<super::bench::BenchException>())?;
+        m.add("LeadError", py.get_type::<super::lead::LeadException>())?;
         m.add(
             "GraphCycleError",
             py.get_type::<super::graph::GraphCycleError>(),

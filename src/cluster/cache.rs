@@ -175,6 +175,12 @@ where
         self.shard(&namespace).insert(name, Arc::new(object));
     }
 
+    /// Replaces an object the cache holds (as a watch event does); one it does not hold stays
+    /// out.
+    pub fn update(&self, object: K) {
+        self.refresh(object, false);
+    }
+
     /// Drops an object from the cache.
     pub fn invalidate(&self, namespace: &str, name: &str) {
         let shards = self

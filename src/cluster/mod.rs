@@ -105,6 +105,9 @@ pub struct Cluster {
     limiter: Arc<RateLimiter>,
     counters: Arc<transport::Counters>,
     policy: RetryPolicy,
+    /// What the client was built from, for [`Cluster::with_retry`].
+    config: kube::Config,
+    timeout: Option<std::time::Duration>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -141,17 +144,33 @@ impl Cluster {
         }
         // Our policy replaces kube's own retry layer, so retries are counted and bounded once.
         config.default_retry = false;
-        let server = config.cluster_url.to_string();
-        let namespace = config.default_namespace.clone();
         let limiter = Arc::new(RateLimiter::new(options.qps, options.burst));
         let counters = Arc::new(transport::Counters::default());
+        Self::build(
+            config,
+            limiter,
+            counters,
+            options.retry,
+            options.request_timeout,
+        )
+    }
+
+    fn build(
+        config: kube::Config,
+        limiter: Arc<RateLimiter>,
+        counters: Arc<transport::Counters>,
+        policy: RetryPolicy,
+        timeout: Option<std::time::Duration>,
+    ) -> Result<Self, ClusterError> {
+        let server = config.cluster_url.to_string();
+        let namespace = config.default_namespace.clone();
         let governor = transport::Governor {
             limiter: Arc::clone(&limiter),
-            policy: options.retry,
-            timeout: options.request_timeout,
+            policy,
+            timeout,
             counters: Arc::clone(&counters),
         };
-        let client = kube::client::ClientBuilder::try_from(config)
+        let client = kube::client::ClientBuilder::try_from(config.clone())
             .map_err(ClusterError::Client)?
             .with_layer(&tower::buffer::BufferLayer::new(1024))
             .with_layer(&governor)
@@ -162,8 +181,26 @@ impl Cluster {
             server,
             limiter,
             counters,
-            policy: options.retry,
+            policy,
+            config,
+            timeout,
         })
+    }
+
+    /// The same cluster with another retry policy: a second client that shares this one's rate
+    /// limiter (one budget of requests) and counters (one set of [`ClientStats`]). zen-lead's
+    /// failover-critical requests use [`RetryPolicy::fast`] this way.
+    ///
+    /// # Errors
+    /// A client that cannot be built.
+    pub fn with_retry(&self, policy: RetryPolicy) -> Result<Self, ClusterError> {
+        Self::build(
+            self.config.clone(),
+            Arc::clone(&self.limiter),
+            Arc::clone(&self.counters),
+            policy,
+            self.timeout,
+        )
     }
 
     /// The client; cheap to clone.

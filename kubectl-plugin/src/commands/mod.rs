@@ -5,6 +5,7 @@ pub mod bench;
 pub mod cel;
 pub mod completion;
 pub mod graph;
+pub mod lead;
 pub mod reconcile;
 pub mod sim;
 pub mod tune;
@@ -32,6 +33,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, Failure> {
         Command::Version(args) => {
             version::run(&args, &cli.global).map(|()| ExitCode::from(EXIT_OK))
         }
+        Command::Lead(args) => lead::run(&args, &cli.global),
         Command::Reconcile(args) => reconcile::run(&args, &cli.global),
         Command::Sim(args) => sim::run(&args, &cli.global),
         Command::Tune(args) => tune::run(&args, &cli.global),

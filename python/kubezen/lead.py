@@ -1,0 +1,125 @@
+"""zen-lead's leader Services from Python: what ``kubectl zen lead status`` shows.
+
+Every Service annotated ``zen-lead.io/enabled: "true"`` gets a selector-less ``<svc>-leader``
+Service whose EndpointSlice holds exactly one Ready pod; ``kubectl zen lead`` runs the
+controller that maintains them. :func:`status` reads their state from the cluster:
+
+>>> import kubezen
+>>> report = kubezen.lead.status(kubeconfig="kubeconfig", all_namespaces=True)  # doctest: +SKIP
+>>> report.rows[0].leader, report.healthy  # doctest: +SKIP
+('web-7d4b9-x2k8p', True)
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from kubezen import _core
+from kubezen._core import LeadError
+
+__all__ = ["LeadError", "LeaderStatus", "StatusReport", "status"]
+
+
+@dataclass(frozen=True)
+class LeaderStatus:
+    """One opted-in Service: its leader Service, leader pod, since when, and problems."""
+
+    namespace: str
+    service: str
+    leader_service: str
+    leader: str | None
+    since: str | None
+    pods: int
+    ready_pods: int
+    endpoints: int
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def healthy(self) -> bool:
+        """True when nothing is wrong."""
+        return not self.problems
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    """Every opted-in Service in scope."""
+
+    rows: list[LeaderStatus]
+
+    @property
+    def healthy(self) -> bool:
+        """True when no Service has a problem (``kubectl zen lead status`` exits 0)."""
+        return all(row.healthy for row in self.rows)
+
+    def to_pandas(self) -> Any:
+        """A DataFrame, one row per Service. Needs pandas."""
+        pd: Any = importlib.import_module("pandas")
+        return pd.DataFrame([asdict(row) for row in self.rows])
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def _repr_html_(self) -> str:
+        import html
+
+        cells = "".join(
+            "<tr>"
+            + "".join(
+                f"<td>{html.escape(str(value))}</td>"
+                for value in (
+                    row.namespace,
+                    row.service,
+                    row.leader or "<none>",
+                    row.since or "-",
+                    f"{row.ready_pods}/{row.pods}",
+                    "; ".join(row.problems) or "-",
+                )
+            )
+            + "</tr>"
+            for row in self.rows
+        )
+        head = "".join(
+            f"<th>{name}</th>"
+            for name in ("namespace", "service", "leader", "since", "ready", "problems")
+        )
+        return f"<table><tr>{head}</tr>{cells}</table>"
+
+
+def status(
+    *,
+    kubeconfig: str | os.PathLike[str] | None = None,
+    context: str | None = None,
+    namespace: str | None = None,
+    all_namespaces: bool = False,
+) -> StatusReport:
+    """Every Service opted in to zen-lead in ``namespace`` (default: the context's), or in
+    every namespace with ``all_namespaces``: its leader, since when, and what is wrong.
+
+    Raises :class:`LeadError` when the cluster cannot be reached or refuses the reads.
+    """
+    text = _core.lead_status(
+        kubeconfig=None if kubeconfig is None else os.fspath(kubeconfig),
+        context=context,
+        namespace=namespace,
+        all_namespaces=all_namespaces,
+    )
+    return StatusReport(
+        [
+            LeaderStatus(
+                namespace=row["namespace"],
+                service=row["service"],
+                leader_service=row["leaderService"],
+                leader=row.get("leader"),
+                since=row.get("since"),
+                pods=row["pods"],
+                ready_pods=row["readyPods"],
+                endpoints=row["endpoints"],
+                problems=list(row["problems"]),
+            )
+            for row in json.loads(text)
+        ]
+    )

@@ -1,0 +1,1078 @@
+//! The controller loop: kube's `Controller` over Services, pod and `EndpointSlice` events mapped
+//! to the Services they concern, leader election, metrics.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt as _;
+use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::jiff::Timestamp;
+use kube::ResourceExt;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube::runtime::controller::{self, Action, Controller};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt as _, watcher};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use super::election::Elector;
+use super::select::{self, LeadConfig, Unfit};
+use super::{
+    FIELD_MANAGER, LEADER_POD_NAME, LEADER_POD_UID, LeadError, LeadOptions, MANAGED_BY,
+    MANAGED_BY_VALUE, SLICE_MANAGED_BY, SOURCE_SERVICE,
+};
+use crate::bench::{Latency, Recorder};
+use crate::cluster::{CacheOptions, ClientStats, Cluster, ObjectCache, is_not_found};
+use crate::metrics::{Endpoint, serve};
+
+type Labels = Vec<(String, String)>;
+
+/// zen-lead's histogram buckets, 1 ms to 5 s.
+const BUCKETS: [f64; 11] = [
+    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
+
+/// What a run of the controller did, for tests, benchmarks and the closing line.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunSummary {
+    /// Reconciles of opted-in Services.
+    pub reconciles: u64,
+    /// Reconciles that failed (and were retried).
+    pub errors: u64,
+    /// Leader Services and `EndpointSlices` created or changed, and leftovers deleted.
+    pub writes: u64,
+    /// Leader changes.
+    pub failovers: u64,
+    /// How long reconciles of opted-in Services took.
+    pub latency: Latency,
+    /// Times this replica became leader of the controller replicas.
+    pub terms: u64,
+    /// What the client did (requests, retries, timeouts...).
+    pub client: ClientStats,
+}
+
+/// The `zen_lead_*` metrics.
+#[derive(Debug, Clone)]
+struct Metrics {
+    duration: Family<Labels, Histogram>,
+    failover_latency: Family<Labels, Histogram>,
+    failovers: Family<Labels, Counter>,
+    without_endpoints: Family<Labels, Gauge>,
+    cache_hits: Family<Labels, Counter>,
+    cache_misses: Family<Labels, Counter>,
+    cache_size: Family<Labels, Gauge>,
+    retry_attempts: Counter,
+    success_after_retry: Counter,
+    timeouts: Counter,
+    is_leader: Gauge,
+}
+
+fn histogram() -> Histogram {
+    Histogram::new(BUCKETS)
+}
+
+impl Metrics {
+    fn new(endpoint: &Endpoint) -> Self {
+        let metrics = Self {
+            duration: Family::new_with_constructor(histogram),
+            failover_latency: Family::new_with_constructor(histogram),
+            failovers: Family::default(),
+            without_endpoints: Family::default(),
+            cache_hits: Family::default(),
+            cache_misses: Family::default(),
+            cache_size: Family::default(),
+            retry_attempts: Counter::default(),
+            success_after_retry: Counter::default(),
+            timeouts: Counter::default(),
+            is_leader: Gauge::default(),
+        };
+        let mut registry = endpoint
+            .registry
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let registry = registry.sub_registry_with_prefix("zen_lead");
+        let m = metrics.clone();
+        registry.register(
+            "reconciliation_duration_seconds",
+            "Duration of reconciliation loops in seconds, by namespace, service and result",
+            m.duration,
+        );
+        registry.register(
+            "failover_latency_seconds",
+            "Time from leader unhealthy detection to new leader written, in seconds",
+            m.failover_latency,
+        );
+        registry.register(
+            "failover_count",
+            "Leader changes, by reason (notReady, terminating, noIP, noneReady)",
+            m.failovers,
+        );
+        registry.register(
+            "leader_service_without_endpoints",
+            "Leader Services with no endpoint (1) or one (0)",
+            m.without_endpoints,
+        );
+        registry.register(
+            "cache_hits",
+            "Pod events mapped with the namespace's opted-in Services already cached",
+            m.cache_hits,
+        );
+        registry.register(
+            "cache_misses",
+            "Pod events that had to rebuild the namespace's opted-in Services",
+            m.cache_misses,
+        );
+        registry.register(
+            "cache_size",
+            "Opted-in Services cached, by namespace",
+            m.cache_size,
+        );
+        registry.register(
+            "retry_attempts",
+            "API requests tried again (attempts beyond the first)",
+            m.retry_attempts,
+        );
+        registry.register(
+            "retry_success_after_retry",
+            "API requests that succeeded only after a retry",
+            m.success_after_retry,
+        );
+        registry.register(
+            "timeout_occurrences",
+            "API request attempts that got no answer within the request timeout",
+            m.timeouts,
+        );
+        registry.register(
+            "is_leader",
+            "1 while this replica leads the controller replicas and reconciles",
+            m.is_leader,
+        );
+        metrics
+    }
+}
+
+fn labels(pairs: &[(&str, &str)]) -> Labels {
+    pairs
+        .iter()
+        .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()))
+        .collect()
+}
+
+/// One opted-in Service, as pod events are mapped.
+#[derive(Debug)]
+struct OptedIn {
+    name: String,
+    selector: BTreeMap<String, String>,
+    leader_service: String,
+    sticky: bool,
+}
+
+/// zen-lead's cache of opted-in Services per namespace, built from the Service store on a miss
+/// and dropped for a namespace when one of its Services changes; at most `capacity` Services a
+/// namespace.
+#[derive(Debug, Default)]
+struct OptedInCache {
+    namespaces: RwLock<HashMap<String, Arc<Vec<OptedIn>>>>,
+    capacity: usize,
+}
+
+/// The objects this controller wrote last, by parent Service, until its watches deliver them:
+/// a reconcile that runs before the store has caught up with the previous write (the slice's
+/// own watch event triggers one) must not take the older object for the truth, count the same
+/// failover twice and write again.
+/// How long a written object is trusted over a store that has not shown it.
+const WRITTEN_TRUSTED: Duration = Duration::from_secs(5);
+
+struct Written<K>(Mutex<HashMap<Key, (Arc<K>, Instant)>>);
+
+/// A parent Service: namespace and name.
+type Key = (String, String);
+
+impl<K> Default for Written<K> {
+    fn default() -> Self {
+        Self(Mutex::default())
+    }
+}
+
+impl<K: kube::Resource> Written<K> {
+    fn remember(&self, key: &(String, String), object: K) {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(key.clone(), (Arc::new(object), Instant::now()));
+    }
+
+    fn forget(&self, key: &(String, String)) {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(key);
+    }
+
+    /// The store's object once it shows what was written, or after [`WRITTEN_TRUSTED`] (the
+    /// store then shows whatever happened since); until then, the written one.
+    fn fresher(&self, key: &(String, String), stored: Option<Arc<K>>) -> Option<Arc<K>> {
+        let mut written = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Some((mine, at)) = written.get(key) else {
+            return stored;
+        };
+        let caught_up = stored
+            .as_deref()
+            .is_some_and(|found| found.resource_version() == mine.resource_version());
+        if caught_up || at.elapsed() > WRITTEN_TRUSTED {
+            written.remove(key);
+            return stored;
+        }
+        Some(Arc::clone(mine))
+    }
+}
+
+/// What every reconcile shares.
+struct Context {
+    cluster: Cluster,
+    fast: Cluster,
+    options: LeadOptions,
+    metrics: Metrics,
+    store: Store<Service>,
+    slices: Store<EndpointSlice>,
+    leader_pods: Option<ObjectCache<Pod>>,
+    opted_in: OptedInCache,
+    /// When each Service's leader was first seen unfit, and why.
+    unfit_since: Mutex<HashMap<(String, String), (Instant, Unfit)>>,
+    /// Leader Services by (namespace, parent), learnt as they are reconciled.
+    leaders_of: Mutex<HashMap<(String, String), String>>,
+    /// What this controller last wrote, until the watches deliver it (see [`Written`]).
+    written_services: Written<Service>,
+    written_slices: Written<EndpointSlice>,
+    /// True once the slice store holds its first list (kube's `Controller` holds reconciles
+    /// until its own Service store does). kube's `Store::wait_until_ready` wakes only one of
+    /// several tasks waiting at once, so one task waits there and every reconcile here.
+    stores_ready: watch::Receiver<bool>,
+    leading: watch::Receiver<bool>,
+    latency: Mutex<Recorder>,
+    reconciles: AtomicU64,
+    errors: AtomicU64,
+    writes: AtomicU64,
+    failovers: AtomicU64,
+    last_stats: Mutex<ClientStats>,
+}
+
+impl Context {
+    /// Brings the retry and timeout counters up to the client's.
+    fn sync_client_stats(&self) {
+        let now = self.cluster.stats();
+        let mut last = self
+            .last_stats
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let delta = now.since(&last);
+        self.metrics.retry_attempts.inc_by(delta.retries);
+        self.metrics
+            .success_after_retry
+            .inc_by(delta.succeeded_after_retry);
+        self.metrics.timeouts.inc_by(delta.timeouts);
+        *last = now;
+    }
+
+    /// The namespace's opted-in Services, counting a hit or a miss.
+    fn opted_in(&self, namespace: &str) -> Arc<Vec<OptedIn>> {
+        let key = labels(&[("namespace", namespace)]);
+        if let Some(found) = self
+            .opted_in
+            .namespaces
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(namespace)
+        {
+            self.metrics.cache_hits.get_or_create(&key).inc();
+            return Arc::clone(found);
+        }
+        self.metrics.cache_misses.get_or_create(&key).inc();
+        let mut list: Vec<OptedIn> = self
+            .store
+            .state()
+            .into_iter()
+            .filter(|service| {
+                service.namespace().as_deref() == Some(namespace) && select::enabled(service)
+            })
+            .filter_map(|service| {
+                let selector = service.spec.as_ref()?.selector.clone()?;
+                let config = LeadConfig::of(&service);
+                (!selector.is_empty()).then(|| OptedIn {
+                    name: service.name_any(),
+                    selector,
+                    leader_service: config.leader_service,
+                    sticky: config.sticky,
+                })
+            })
+            .collect();
+        list.sort_by(|a, b| a.name.cmp(&b.name));
+        list.truncate(self.opted_in.capacity.max(1));
+        #[allow(clippy::cast_possible_wrap)]
+        self.metrics
+            .cache_size
+            .get_or_create(&key)
+            .set(list.len() as i64);
+        let list = Arc::new(list);
+        self.opted_in
+            .namespaces
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(namespace.to_owned(), Arc::clone(&list));
+        list
+    }
+
+    /// Drops the namespace's opted-in list when `service` is not in it as it is now.
+    fn notice(&self, service: &Service) {
+        let namespace = service.namespace().unwrap_or_default();
+        let name = service.name_any();
+        let cached = self
+            .opted_in
+            .namespaces
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&namespace)
+            .cloned();
+        let Some(cached) = cached else { return };
+        let now = select::enabled(service)
+            .then(|| {
+                let selector = service.spec.as_ref()?.selector.clone()?;
+                let config = LeadConfig::of(service);
+                Some((selector, config.leader_service, config.sticky))
+            })
+            .flatten();
+        let was = cached.iter().find(|entry| entry.name == name).map(|entry| {
+            (
+                entry.selector.clone(),
+                entry.leader_service.clone(),
+                entry.sticky,
+            )
+        });
+        if now != was {
+            self.opted_in
+                .namespaces
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .remove(&namespace);
+        }
+    }
+
+    /// The Services a pod event concerns: those whose leader it is, and, when it may lead,
+    /// those with no leader or not sticky. A healthy pod coming or going beside a healthy
+    /// sticky leader changes nothing and triggers nothing.
+    ///
+    /// Also says whether the pod leads any of them.
+    fn services_for(&self, pod: &Pod, deleted: bool) -> (Vec<ObjectRef<Service>>, bool) {
+        let namespace = pod.namespace().unwrap_or_default();
+        let name = pod.name_any();
+        let fit = !deleted && select::fitness(pod).is_ok();
+        let pod_labels = pod.labels();
+        let mut wanted = Vec::new();
+        let mut leads = false;
+        for entry in self.opted_in(&namespace).iter() {
+            let leader = self
+                .store
+                .get(&ObjectRef::new(&entry.leader_service).within(&namespace))
+                .and_then(|service| service.annotations().get(LEADER_POD_NAME).cloned());
+            let is_leader = leader.as_deref() == Some(name.as_str());
+            leads |= is_leader;
+            let concerned = is_leader
+                || (select::selects(&entry.selector, pod_labels)
+                    && fit
+                    && (leader.is_none() || !entry.sticky));
+            if concerned {
+                wanted.push(ObjectRef::new(&entry.name).within(&namespace));
+            }
+        }
+        (wanted, leads)
+    }
+
+    fn leading(&self) -> bool {
+        *self.leading.borrow()
+    }
+}
+
+/// Runs the controller until `shutdown`. With election options, it reconciles only while this
+/// replica holds the Lease, and stops writing as soon as it loses it.
+///
+/// # Errors
+/// Options that do not fit together, or a metrics address that cannot be bound.
+pub async fn run(
+    cluster: Cluster,
+    options: &LeadOptions,
+    shutdown: &CancellationToken,
+) -> Result<RunSummary, LeadError> {
+    if options.workers == 0 {
+        return Err(LeadError::Options("--workers must be at least 1".into()));
+    }
+    let election = options
+        .election
+        .clone()
+        .map(super::election::ElectionOptions::checked)
+        .transpose()
+        .map_err(LeadError::Options)?;
+    let fast = cluster
+        .with_retry(options.fast_retry)
+        .map_err(|error| LeadError::Options(error.to_string()))?;
+    let endpoint = Arc::new(Endpoint::default());
+    let metrics = Metrics::new(&endpoint);
+    let stop = shutdown.child_token();
+    if let Some(address) = options.metrics_addr {
+        serve(address, Arc::clone(&endpoint), stop.clone())
+            .await
+            .map_err(|source| LeadError::Metrics { address, source })?;
+    }
+    let (leading_tx, leading) = watch::channel(election.is_none());
+    if let Some(election) = election {
+        let elector = Elector::new(cluster.client(), election);
+        tokio::spawn(elector.run(leading_tx, stop.clone()));
+    } else {
+        drop(leading_tx);
+    }
+    endpoint.ready.store(true, Ordering::Relaxed);
+    let before = cluster.stats();
+    let mut summary = RunSummary::default();
+    let mut latency = Recorder::new();
+    let mut leading_rx = leading.clone();
+    while !stop.is_cancelled() {
+        // Wait to lead.
+        while !*leading_rx.borrow_and_update() {
+            tokio::select! {
+                changed = leading_rx.changed() => if changed.is_err() { break },
+                () = stop.cancelled() => break,
+            }
+        }
+        if stop.is_cancelled() || !*leading_rx.borrow() {
+            break;
+        }
+        summary.terms += 1;
+        metrics.is_leader.set(1);
+        let term = stop.child_token();
+        let lost = {
+            let term = term.clone();
+            let mut rx = leading_rx.clone();
+            tokio::spawn(async move {
+                while *rx.borrow_and_update() {
+                    if rx.changed().await.is_err() {
+                        // No election: leading for ever.
+                        term.cancelled().await;
+                        return;
+                    }
+                }
+                term.cancel();
+            })
+        };
+        let context = run_term(&cluster, &fast, options, &metrics, leading.clone(), &term).await;
+        lost.abort();
+        term.cancel();
+        metrics.is_leader.set(0);
+        summary.reconciles += context.reconciles.load(Ordering::Relaxed);
+        summary.errors += context.errors.load(Ordering::Relaxed);
+        summary.writes += context.writes.load(Ordering::Relaxed);
+        summary.failovers += context.failovers.load(Ordering::Relaxed);
+        latency.merge(
+            &context
+                .latency
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        if options.election.is_none() {
+            break;
+        }
+    }
+    stop.cancel();
+    summary.latency = latency.summary();
+    summary.client = cluster.stats().since(&before);
+    Ok(summary)
+}
+
+/// One term as leader: the controller runs until `term` is cancelled.
+#[allow(clippy::too_many_lines)] // the wiring of four streams, read best in one place
+async fn run_term(
+    cluster: &Cluster,
+    fast: &Cluster,
+    options: &LeadOptions,
+    metrics: &Metrics,
+    leading: watch::Receiver<bool>,
+    term: &CancellationToken,
+) -> Arc<Context> {
+    let client = cluster.client();
+    let (services, pods, slices_api): (Api<Service>, Api<Pod>, Api<EndpointSlice>) =
+        match &options.namespace {
+            Some(namespace) => (
+                Api::namespaced(client.clone(), namespace),
+                Api::namespaced(client.clone(), namespace),
+                Api::namespaced(client.clone(), namespace),
+            ),
+            None => (
+                Api::all(client.clone()),
+                Api::all(client.clone()),
+                Api::all(client.clone()),
+            ),
+        };
+    let controller = Controller::new(services, watcher::Config::default())
+        .with_config(controller::Config::default().concurrency(options.workers));
+    let (slice_store, slice_writer) = reflector::store();
+    let leader_pods = options.leader_pod_cache.then(|| {
+        let mut cache_options = CacheOptions {
+            default_ttl: options.leader_pod_cache_ttl,
+            per_namespace_capacity: options.max_cache_size_per_namespace as u64,
+            ..CacheOptions::default()
+        };
+        cache_options
+            .ttl_by_kind
+            .insert("Pod".into(), options.leader_pod_cache_ttl);
+        ObjectCache::new(fast.client(), &cache_options)
+    });
+    let (ready_tx, stores_ready) = watch::channel(false);
+    let context = Arc::new(Context {
+        cluster: cluster.clone(),
+        fast: fast.clone(),
+        options: options.clone(),
+        metrics: metrics.clone(),
+        store: controller.store(),
+        slices: slice_store,
+        leader_pods,
+        opted_in: OptedInCache {
+            capacity: options.max_cache_size_per_namespace,
+            ..OptedInCache::default()
+        },
+        unfit_since: Mutex::default(),
+        leaders_of: Mutex::default(),
+        written_services: Written::default(),
+        written_slices: Written::default(),
+        stores_ready,
+        leading,
+        latency: Mutex::new(Recorder::new()),
+        reconciles: AtomicU64::new(0),
+        errors: AtomicU64::new(0),
+        writes: AtomicU64::new(0),
+        failovers: AtomicU64::new(0),
+        last_stats: Mutex::new(cluster.stats()),
+    });
+    let (trigger_tx, trigger_rx) = mpsc::unbounded_channel::<ObjectRef<Service>>();
+    let triggers = futures::stream::unfold(trigger_rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
+    // Pod events: the leader cache refreshed first, then the Services concerned triggered.
+    let pod_task = {
+        let context = Arc::clone(&context);
+        let tx = trigger_tx.clone();
+        tokio::spawn(async move {
+            let events = watcher(pods, watcher::Config::default()).default_backoff();
+            let mut events = std::pin::pin!(events);
+            while let Some(event) = events.next().await {
+                let (pod, deleted) = match event {
+                    Ok(watcher::Event::Apply(pod) | watcher::Event::InitApply(pod)) => (pod, false),
+                    Ok(watcher::Event::Delete(pod)) => (pod, true),
+                    Ok(watcher::Event::Init | watcher::Event::InitDone) | Err(_) => continue,
+                };
+                let (services, leads) = context.services_for(&pod, deleted);
+                if let Some(cache) = &context.leader_pods {
+                    if deleted {
+                        cache.invalidate(&pod.namespace().unwrap_or_default(), &pod.name_any());
+                    } else if leads {
+                        // Leader pods seen by the watch (its first list included) are cached,
+                        // so a restarted controller reads none of them with a request.
+                        cache.insert(pod.clone());
+                    } else {
+                        cache.update(pod.clone());
+                    }
+                }
+                for service in services {
+                    let _ = tx.send(service);
+                }
+            }
+        })
+    };
+    // The slices the controller made: a store to compare with, and drift repaired.
+    let slice_task = {
+        let tx = trigger_tx.clone();
+        let config =
+            watcher::Config::default().labels(&format!("{SLICE_MANAGED_BY}={MANAGED_BY_VALUE}"));
+        tokio::spawn(async move {
+            let events = reflector::reflector(slice_writer, watcher(slices_api, config))
+                .default_backoff()
+                .touched_objects();
+            let mut events = std::pin::pin!(events);
+            while let Some(slice) = events.next().await {
+                let Ok(slice) = slice else { continue };
+                if let (Some(source), Some(namespace)) = (
+                    slice.labels().get(SOURCE_SERVICE),
+                    slice.namespace().as_deref(),
+                ) {
+                    let _ = tx.send(ObjectRef::new(source).within(namespace));
+                }
+            }
+        })
+    };
+    drop(trigger_tx);
+    let ready_task = {
+        let context = Arc::clone(&context);
+        tokio::spawn(async move {
+            if context.slices.wait_until_ready().await.is_ok() {
+                let _ = ready_tx.send(true);
+            }
+        })
+    };
+    let stats_task = {
+        let context = Arc::clone(&context);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                context.sync_client_stats();
+            }
+        })
+    };
+    let stop = term.clone();
+    controller
+        .reconcile_on(triggers)
+        .graceful_shutdown_on(async move { stop.cancelled().await })
+        .run(reconcile, error_policy, Arc::clone(&context))
+        .for_each(|_| futures::future::ready(()))
+        .await;
+    pod_task.abort();
+    slice_task.abort();
+    ready_task.abort();
+    stats_task.abort();
+    context.sync_client_stats();
+    context
+}
+
+fn error_policy(_: Arc<Service>, _: &LeadError, _: Arc<Context>) -> Action {
+    Action::requeue(Duration::from_secs(2))
+}
+
+async fn reconcile(service: Arc<Service>, context: Arc<Context>) -> Result<Action, LeadError> {
+    if !context.leading() {
+        // Lost the Lease mid-flight: another replica reconciles now.
+        return Ok(Action::await_change());
+    }
+    context.notice(&service);
+    if select::is_leader_service(&service) {
+        return reconcile_leader_service(&service, &context).await;
+    }
+    if !select::enabled(&service) {
+        cleanup(&service, &context).await?;
+        return Ok(Action::await_change());
+    }
+    let started = Instant::now();
+    let namespace = service.namespace().unwrap_or_default();
+    let name = service.name_any();
+    let outcome = reconcile_parent(&service, &context).await;
+    let elapsed = started.elapsed();
+    let result = if outcome.is_ok() { "success" } else { "error" };
+    context
+        .metrics
+        .duration
+        .get_or_create(&labels(&[
+            ("namespace", &namespace),
+            ("service", &name),
+            ("result", result),
+        ]))
+        .observe(elapsed.as_secs_f64());
+    context
+        .latency
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .record(elapsed);
+    context.reconciles.fetch_add(1, Ordering::Relaxed);
+    if outcome.is_err() {
+        context.errors.fetch_add(1, Ordering::Relaxed);
+    }
+    outcome
+}
+
+/// A leader Service whose parent is gone, no longer opted in, or names another leader Service
+/// is deleted (its `EndpointSlice` goes with it, by `ownerReference` and explicitly).
+async fn reconcile_leader_service(
+    leader: &Service,
+    context: &Context,
+) -> Result<Action, LeadError> {
+    let namespace = leader.namespace().unwrap_or_default();
+    let name = leader.name_any();
+    let Some(source) = leader.labels().get(SOURCE_SERVICE).cloned() else {
+        return Ok(Action::await_change());
+    };
+    let parent = context
+        .store
+        .get(&ObjectRef::new(&source).within(&namespace));
+    let wanted = parent.as_deref().is_some_and(|parent| {
+        select::enabled(parent) && LeadConfig::of(parent).leader_service == name
+    });
+    if wanted {
+        context
+            .leaders_of
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert((namespace, source), name);
+        return Ok(Action::await_change());
+    }
+    // The parent may only be missing from a store still filling: its absence is checked with
+    // the API server before anything is deleted.
+    let services: Api<Service> = Api::namespaced(context.cluster.client(), &namespace);
+    if parent.is_none() {
+        match services.get_opt(&source).await {
+            Ok(Some(found))
+                if select::enabled(&found) && LeadConfig::of(&found).leader_service == name =>
+            {
+                return Ok(Action::await_change());
+            }
+            Ok(_) => {}
+            Err(error) => {
+                return Err(LeadError::api(
+                    format!("get Service {namespace}/{source}"),
+                    &error,
+                ));
+            }
+        }
+    }
+    delete_leader(&namespace, &name, context).await?;
+    let key = (namespace, source);
+    context.written_services.forget(&key);
+    context.written_slices.forget(&key);
+    Ok(Action::await_change())
+}
+
+async fn delete_leader(namespace: &str, name: &str, context: &Context) -> Result<(), LeadError> {
+    let services: Api<Service> = Api::namespaced(context.cluster.client(), namespace);
+    let slices: Api<EndpointSlice> = Api::namespaced(context.cluster.client(), namespace);
+    for outcome in [
+        slices
+            .delete(name, &DeleteParams::default())
+            .await
+            .map(|_| ()),
+        services
+            .delete(name, &DeleteParams::default())
+            .await
+            .map(|_| ()),
+    ] {
+        match outcome {
+            Ok(()) => {
+                context.writes.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(error) if is_not_found(&error) => {}
+            Err(error) => {
+                return Err(LeadError::api(
+                    format!("delete leader Service {namespace}/{name}"),
+                    &error,
+                ));
+            }
+        }
+    }
+    context
+        .metrics
+        .without_endpoints
+        .remove(&labels(&[("namespace", namespace), ("service", name)]));
+    Ok(())
+}
+
+/// A Service not (or no longer) opted in: what was made for it goes.
+async fn cleanup(service: &Service, context: &Context) -> Result<(), LeadError> {
+    let namespace = service.namespace().unwrap_or_default();
+    let name = service.name_any();
+    let known = context
+        .leaders_of
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .remove(&(namespace.clone(), name.clone()));
+    let default = LeadConfig::of(service).leader_service;
+    for leader in known.into_iter().chain(std::iter::once(default)) {
+        let made_by_us = context
+            .store
+            .get(&ObjectRef::new(&leader).within(&namespace))
+            .is_some_and(|found| {
+                select::is_leader_service(&found)
+                    && found.labels().get(SOURCE_SERVICE) == Some(&name)
+            });
+        if made_by_us {
+            delete_leader(&namespace, &leader, context).await?;
+        }
+    }
+    let key = (namespace, name);
+    context.written_services.forget(&key);
+    context.written_slices.forget(&key);
+    context
+        .unfit_since
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .remove(&key);
+    Ok(())
+}
+
+/// Reads the current leader pod: through the cache, else from the API server; `None` when it
+/// is gone or was recreated under the same name.
+async fn current_leader(
+    context: &Context,
+    namespace: &str,
+    existing: Option<&Service>,
+) -> Result<Option<Arc<Pod>>, LeadError> {
+    let Some(existing) = existing else {
+        return Ok(None);
+    };
+    let annotations = existing.annotations();
+    let (Some(name), Some(uid)) = (
+        annotations.get(LEADER_POD_NAME),
+        annotations.get(LEADER_POD_UID),
+    ) else {
+        return Ok(None);
+    };
+    let pod = match &context.leader_pods {
+        Some(cache) => cache.get(namespace, name).await,
+        None => Api::<Pod>::namespaced(context.fast.client(), namespace)
+            .get_opt(name)
+            .await
+            .map(|pod| pod.map(Arc::new)),
+    }
+    .map_err(|error| LeadError::api(format!("get leader pod {namespace}/{name}"), &error))?;
+    Ok(pod.filter(|pod| pod.uid().as_deref() == Some(uid.as_str())))
+}
+
+#[allow(clippy::too_many_lines)]
+async fn reconcile_parent(parent: &Service, context: &Context) -> Result<Action, LeadError> {
+    let namespace = parent.namespace().unwrap_or_default();
+    let name = parent.name_any();
+    let key = (namespace.clone(), name.clone());
+    let config = LeadConfig::of(parent);
+    let resync = Action::requeue(context.options.resync);
+    let selector = parent
+        .spec
+        .as_ref()
+        .and_then(|spec| spec.selector.clone())
+        .unwrap_or_default();
+    if selector.is_empty() {
+        // zen-lead needs the selector to find pods; `lead status` reports it.
+        return Ok(resync);
+    }
+    // A slice store still filling after a (re)start would make every slice look missing and
+    // be rewritten.
+    let _ = context.stores_ready.clone().wait_for(|ready| *ready).await;
+    let existing = context.written_services.fresher(
+        &key,
+        context
+            .store
+            .get(&ObjectRef::new(&config.leader_service).within(&namespace)),
+    );
+    if existing
+        .as_deref()
+        .is_some_and(|found| found.labels().get(SOURCE_SERVICE) != Some(&name))
+    {
+        // Someone else's Service has the name: never overwritten; `lead status` reports it.
+        return Ok(resync);
+    }
+    context
+        .leaders_of
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .insert(key.clone(), config.leader_service.clone());
+    let current = current_leader(context, &namespace, existing.as_deref()).await?;
+    let now = Timestamp::now();
+    let verdict = current.as_deref().map(select::fitness);
+    // What the current leader's state asks for.
+    let mut retry_in: Option<Duration> = None;
+    let mut failover: Option<(Instant, &'static str)> = None;
+    let keep: Option<Arc<Pod>> = match (&current, verdict) {
+        (Some(pod), Some(Ok(_))) => {
+            context
+                .unfit_since
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .remove(&key);
+            config.sticky.then(|| Arc::clone(pod))
+        }
+        (Some(pod), Some(Err(unfit))) => {
+            let since = *context
+                .unfit_since
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .entry(key.clone())
+                .or_insert((Instant::now(), unfit));
+            let waited = since.0.elapsed();
+            if unfit == Unfit::NotReady && waited < config.failover_min_delay {
+                retry_in = Some(config.failover_min_delay.saturating_sub(waited));
+                Some(Arc::clone(pod))
+            } else {
+                failover = Some((since.0, unfit.reason()));
+                None
+            }
+        }
+        _ => {
+            let had_one = existing
+                .as_deref()
+                .is_some_and(|found| found.annotations().contains_key(LEADER_POD_NAME));
+            if had_one {
+                // The leader pod is gone (deleted, or recreated with another uid).
+                let since = context
+                    .unfit_since
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .get(&key)
+                    .map_or_else(Instant::now, |found| found.0);
+                failover = Some((since, Unfit::Terminating.reason()));
+            }
+            None
+        }
+    };
+    let candidates;
+    let leader: Option<&Pod> = if let Some(pod) = keep.as_deref() {
+        Some(pod)
+    } else {
+        let selector_text = selector
+            .iter()
+            .map(|(key, value)| format!("{key}={value}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        candidates = Api::<Pod>::namespaced(context.fast.client(), &namespace)
+            .list(&ListParams::default().labels(&selector_text))
+            .await
+            .map_err(|error| LeadError::api(format!("list pods of {namespace}/{name}"), &error))?
+            .items;
+        let choice = select::choose(&candidates, now, config.min_ready);
+        retry_in = retry_in.or(choice.retry_in);
+        // Not sticky: the current leader stays only while it is still the best choice.
+        choice.leader
+    };
+    let (ports, leader_for_slice) = match select::resolve_ports(parent, leader) {
+        Ok(ports) => (ports, leader),
+        // Fail closed: a port that cannot be resolved routes nowhere rather than wrongly.
+        Err(_) => (
+            select::resolve_ports(parent, None).unwrap_or_default(),
+            None,
+        ),
+    };
+    let desired = select::leader_service(
+        parent,
+        &config,
+        ports.clone(),
+        leader,
+        existing.as_deref(),
+        now,
+    );
+    let leader_uid = match existing.as_deref() {
+        Some(found) if up_to_date(found, &desired) => found.uid(),
+        _ => {
+            let api = Api::namespaced(context.cluster.client(), &namespace);
+            let applied = apply(context, &api, &desired, "leader Service").await?;
+            let uid = applied.uid();
+            context.written_services.remember(&key, applied);
+            uid
+        }
+    };
+    let mut owner = desired.clone();
+    owner.metadata.uid = leader_uid;
+    let slice = select::endpoint_slice(parent, &owner, &ports, leader_for_slice);
+    let current_slice = context.written_slices.fresher(
+        &key,
+        context
+            .slices
+            .get(&ObjectRef::new(&config.leader_service).within(&namespace)),
+    );
+    let slice_current = current_slice.as_deref().is_some_and(|found| {
+        let (Ok(have), Ok(want)) = (serde_json::to_value(found), serde_json::to_value(&slice))
+        else {
+            return false;
+        };
+        select::covers(&have, &want)
+    });
+    if !slice_current {
+        let api = Api::namespaced(context.fast.client(), &namespace);
+        let applied = apply(context, &api, &slice, "EndpointSlice").await?;
+        context.written_slices.remember(&key, applied);
+    }
+    let previous_uid = existing
+        .as_deref()
+        .and_then(|found| found.annotations().get(LEADER_POD_UID).cloned());
+    let new_uid = leader.and_then(ResourceExt::uid);
+    if previous_uid.is_some() && previous_uid != new_uid {
+        let (since, reason) = match failover {
+            Some(found) => found,
+            None if leader.is_none() => (Instant::now(), "noneReady"),
+            // Not sticky: a pod Ready longer took over from a healthy leader.
+            None => (Instant::now(), "notSticky"),
+        };
+        let key_labels = labels(&[
+            ("namespace", &namespace),
+            ("service", &name),
+            ("reason", reason),
+        ]);
+        context.metrics.failovers.get_or_create(&key_labels).inc();
+        if leader.is_some() {
+            context
+                .metrics
+                .failover_latency
+                .get_or_create(&key_labels)
+                .observe(since.elapsed().as_secs_f64());
+        }
+        context.failovers.fetch_add(1, Ordering::Relaxed);
+    }
+    if leader.is_some() && keep.is_none() {
+        context
+            .unfit_since
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&key);
+    }
+    context
+        .metrics
+        .without_endpoints
+        .get_or_create(&labels(&[("namespace", &namespace), ("service", &name)]))
+        .set(i64::from(leader_for_slice.is_none()));
+    context.sync_client_stats();
+    Ok(retry_in.map_or(resync, Action::requeue))
+}
+
+/// Writes `object` with server-side apply (forced: the controller owns what it made), counted.
+async fn apply<K>(context: &Context, api: &Api<K>, object: &K, what: &str) -> Result<K, LeadError>
+where
+    K: kube::Resource + Clone + serde::Serialize + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let name = object.name_any();
+    let applied = api
+        .patch(
+            &name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(object),
+        )
+        .await
+        .map_err(|error| {
+            let namespace = object.namespace().unwrap_or_default();
+            LeadError::api(format!("apply {what} {namespace}/{name}"), &error)
+        })?;
+    context.writes.fetch_add(1, Ordering::Relaxed);
+    Ok(applied)
+}
+
+/// Whether the leader Service as it is says what `desired` says, including which pod leads.
+fn up_to_date(existing: &Service, desired: &Service) -> bool {
+    let same_leader = [LEADER_POD_NAME, LEADER_POD_UID]
+        .iter()
+        .all(|key| existing.annotations().get(*key) == desired.annotations().get(*key));
+    let owned = existing.owner_references().iter().any(|owner| {
+        desired
+            .owner_references()
+            .first()
+            .is_some_and(|want| want.uid == owner.uid)
+    });
+    let (Ok(have), Ok(want)) = (
+        serde_json::to_value(existing),
+        serde_json::to_value(desired),
+    ) else {
+        return false;
+    };
+    same_leader
+        && owned
+        && existing.labels().get(MANAGED_BY).is_some()
+        && select::covers(&have, &want)
+}
