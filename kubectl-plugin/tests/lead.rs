@@ -134,7 +134,7 @@ fn status_says_what_is_missing_then_the_controller_fixes_it() {
         assert!(Instant::now() < deadline, "never healthy: {rows}");
         std::thread::sleep(Duration::from_millis(100));
     };
-    assert_eq!(report[0]["leader"], "web-a");
+    assert_eq!(report[0]["leader"], "web-a", "{report}");
     assert_eq!(report[0]["leaderService"], "web-leader");
     assert_eq!(report[0]["endpoints"], 1);
     Command::new("kill")

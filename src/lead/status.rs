@@ -11,6 +11,7 @@ use kube::api::{Api, ListParams};
 use super::select::{self, LeadConfig};
 use super::{
     LAST_SWITCH_TIME, LEADER_POD_NAME, LEADER_POD_UID, LeadError, SLICE_MANAGED_BY, SOURCE_SERVICE,
+    scoped,
 };
 use crate::cluster::Cluster;
 
@@ -95,16 +96,6 @@ pub async fn status(
         }
     }
     Ok(rows)
-}
-
-fn scoped<K>(client: kube::Client, namespace: Option<&str>) -> Api<K>
-where
-    K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>,
-{
-    match namespace {
-        Some(namespace) => Api::namespaced(client, namespace),
-        None => Api::all(client),
-    }
 }
 
 /// The namespace's pods, page by page (500 at a time).
@@ -211,6 +202,12 @@ fn row(
             }
             if ready_pods > 0 && endpoints == 0 && leader.is_some() {
                 problems.push("the leader Service has no ready endpoint".into());
+            }
+            if ready_pods > 0 && leader.is_none() {
+                problems.push(format!(
+                    "no leader yet though {ready_pods} of the pods can lead (min-ready-duration, or \
+                     is the controller running?)"
+                ));
             }
         }
     }
