@@ -26,7 +26,7 @@ use super::election::Elector;
 use super::select::{self, LeadConfig, Unfit};
 use super::{
     FIELD_MANAGER, LEADER_POD_NAME, LEADER_POD_UID, LeadError, LeadOptions, MANAGED_BY,
-    MANAGED_BY_VALUE, SLICE_MANAGED_BY, SOURCE_SERVICE,
+    MANAGED_BY_VALUE, SLICE_MANAGED_BY, SOURCE_SERVICE, scoped,
 };
 use crate::bench::{Latency, Recorder};
 use crate::cluster::{CacheOptions, ClientStats, Cluster, ObjectCache, is_not_found};
@@ -508,19 +508,12 @@ async fn run_term(
     term: &CancellationToken,
 ) -> Arc<Context> {
     let client = cluster.client();
-    let (services, pods, slices_api): (Api<Service>, Api<Pod>, Api<EndpointSlice>) =
-        match &options.namespace {
-            Some(namespace) => (
-                Api::namespaced(client.clone(), namespace),
-                Api::namespaced(client.clone(), namespace),
-                Api::namespaced(client.clone(), namespace),
-            ),
-            None => (
-                Api::all(client.clone()),
-                Api::all(client.clone()),
-                Api::all(client.clone()),
-            ),
-        };
+    let scope = options.namespace.as_deref();
+    let (services, pods, slices_api): (Api<Service>, Api<Pod>, Api<EndpointSlice>) = (
+        scoped(client.clone(), scope),
+        scoped(client.clone(), scope),
+        scoped(client.clone(), scope),
+    );
     let controller = Controller::new(services, watcher::Config::default())
         .with_config(controller::Config::default().concurrency(options.workers));
     let (slice_store, slice_writer) = reflector::store();
@@ -740,6 +733,10 @@ async fn reconcile_leader_service(
         }
     }
     delete_leader(&namespace, &name, context).await?;
+    context
+        .metrics
+        .without_endpoints
+        .remove(&labels(&[("namespace", &namespace), ("service", &source)]));
     let key = (namespace, source);
     context.written_services.forget(&key);
     context.written_slices.forget(&key);
@@ -772,10 +769,6 @@ async fn delete_leader(namespace: &str, name: &str, context: &Context) -> Result
             }
         }
     }
-    context
-        .metrics
-        .without_endpoints
-        .remove(&labels(&[("namespace", namespace), ("service", name)]));
     Ok(())
 }
 
@@ -801,6 +794,10 @@ async fn cleanup(service: &Service, context: &Context) -> Result<(), LeadError> 
             delete_leader(&namespace, &leader, context).await?;
         }
     }
+    context
+        .metrics
+        .without_endpoints
+        .remove(&labels(&[("namespace", &namespace), ("service", &name)]));
     let key = (namespace, name);
     context.written_services.forget(&key);
     context.written_slices.forget(&key);

@@ -24,6 +24,8 @@ mod tests;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use kube::Api;
+
 pub use controller::{RunSummary, run};
 pub use status::{LeaderStatus, status};
 
@@ -119,6 +121,17 @@ pub enum LeadError {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// An API for `K` in `namespace`, or in every namespace.
+pub(crate) fn scoped<K>(client: kube::Client, namespace: Option<&str>) -> Api<K>
+where
+    K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>,
+{
+    match namespace {
+        Some(namespace) => Api::namespaced(client, namespace),
+        None => Api::all(client),
+    }
 }
 
 impl LeadError {

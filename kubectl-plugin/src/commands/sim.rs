@@ -138,7 +138,12 @@ pub fn run(args: &SimArgs, global: &GlobalArgs) -> Result<ExitCode, Failure> {
     };
     // Listen for the signals before saying where zen-sim serves: a script that reads the
     // kubeconfig and stops zen-sim at once must find the handler already there.
-    let signals = Signals::listen()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|error| Failure::new("cannot wait for Ctrl-C").caused_by(&error))?;
+    let stop = tokio_util::sync::CancellationToken::new();
+    runtime.block_on(async { super::on_interrupt(stop.clone(), None) })?;
     let sim = BackgroundSim::start(options).map_err(|error| {
         Failure::new("cannot start zen-sim")
             .caused_by(&error)
@@ -160,60 +165,9 @@ pub fn run(args: &SimArgs, global: &GlobalArgs) -> Result<ExitCode, Failure> {
             "zen-sim serving at {url}; the kubeconfig is on standard output. Ctrl-C to stop.\n"
         ))?;
     }
-    signals.wait();
+    runtime.block_on(stop.cancelled());
     sim.stop();
     Ok(ExitCode::from(EXIT_OK))
-}
-
-/// Ctrl-C and SIGTERM, listened for from creation on.
-struct Signals {
-    runtime: tokio::runtime::Runtime,
-    #[cfg(unix)]
-    interrupt: tokio::signal::unix::Signal,
-    #[cfg(unix)]
-    terminate: tokio::signal::unix::Signal,
-}
-
-impl Signals {
-    fn listen() -> Result<Self, Failure> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|error| Failure::new("cannot wait for Ctrl-C").caused_by(&error))?;
-        #[cfg(unix)]
-        let (interrupt, terminate) = {
-            use tokio::signal::unix::{SignalKind, signal};
-            let _entered = runtime.enter();
-            let listen = |kind| {
-                signal(kind)
-                    .map_err(|error| Failure::new("cannot wait for Ctrl-C").caused_by(&error))
-            };
-            (
-                listen(SignalKind::interrupt())?,
-                listen(SignalKind::terminate())?,
-            )
-        };
-        Ok(Self {
-            runtime,
-            #[cfg(unix)]
-            interrupt,
-            #[cfg(unix)]
-            terminate,
-        })
-    }
-
-    /// Waits for Ctrl-C or SIGTERM (either may have come already).
-    fn wait(mut self) {
-        self.runtime.block_on(async {
-            #[cfg(unix)]
-            tokio::select! {
-                _ = self.interrupt.recv() => {}
-                _ = self.terminate.recv() => {}
-            }
-            #[cfg(not(unix))]
-            let _ = tokio::signal::ctrl_c().await;
-        });
-    }
 }
 
 #[cfg(test)]
