@@ -13,7 +13,8 @@
 //! steady-state reconcile p95 from its `zen_lead_reconciliation_duration_seconds` histogram
 //! between 8 s and 20 s (after the restart's first pass), the failover latency
 //! of 20 leaders made `NotReady` one after another (time until the `EndpointSlice` routes to
-//! another pod, read by polling the API), and the child's peak memory (`VmHWM`).
+//! another pod, read by polling the API), then of 10 whose Services ask for a
+//! `failover-min-delay` of 1 s, and the child's peak memory (`VmHWM`).
 
 #![allow(clippy::cast_precision_loss, clippy::missing_panics_doc)]
 #![allow(clippy::print_stdout)] // a benchmark prints its figures
@@ -27,7 +28,7 @@ use futures::StreamExt as _;
 use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, ListParams, PostParams};
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kubezen::cluster::{Cluster, ClusterOptions};
 use kubezen::lead::select::{self, LeadConfig};
 use kubezen::sim::{BackgroundSim, SimOptions};
@@ -84,6 +85,7 @@ fn criterion_benches(c: &mut Criterion) {
                 &made,
                 &ports,
                 Some(&leader),
+                None,
             ))
         });
     });
@@ -94,6 +96,7 @@ fn criterion_benches(c: &mut Criterion) {
         &made,
         &ports,
         Some(&leader),
+        None,
     ))
     .unwrap();
     c.bench_function("lead/objects/covers (the no-write check)", |b| {
@@ -201,19 +204,42 @@ fn scale(services: usize, per_service: usize) {
         "steady state: {total} reconciles in 12 s, p95 <= {} ms (histogram bucket)",
         p95 * 1000.0
     );
-    // Failover: 20 leaders made NotReady one after another.
-    let mut latencies = runtime.block_on(failovers(&cluster, sim.sim(), 20));
+    // Failover: 20 leaders made NotReady one after another, then 10 more whose Services ask
+    // for a failover-min-delay of 1 s.
+    let mut latencies = runtime.block_on(failovers(&cluster, sim.sim(), 0..20));
+    runtime.block_on(delay_failovers(&cluster, 20..30, "1s"));
+    std::thread::sleep(Duration::from_secs(2));
+    let mut delayed = runtime.block_on(failovers(&cluster, sim.sim(), 20..30));
     let (summary, peak) = stop(child);
     println!("steady state (restart, --resync 5s, 20 s + failovers): peak RSS {peak}");
     println!("  {summary}");
-    latencies.sort();
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    println!(
-        "failover after NotReady (20 leaders, failover-min-delay 0): p50 {:.1} ms, p95 {:.1} ms, max {:.1} ms",
-        ms(latencies[latencies.len() / 2]),
-        ms(latencies[latencies.len() * 95 / 100]),
-        ms(*latencies.last().unwrap())
-    );
+    for (latencies, delay) in [(&mut latencies, "0"), (&mut delayed, "1s")] {
+        latencies.sort();
+        println!(
+            "failover after NotReady ({} leaders, failover-min-delay {delay}): p50 {:.1} ms, p95 {:.1} ms, max {:.1} ms",
+            latencies.len(),
+            ms(latencies[latencies.len() / 2]),
+            ms(latencies[latencies.len() * 95 / 100]),
+            ms(*latencies.last().unwrap())
+        );
+    }
+}
+
+/// Gives the Services numbered `services` a `zen-lead.io/failover-min-delay` of `delay`.
+async fn delay_failovers(cluster: &Cluster, services: std::ops::Range<usize>, delay: &str) {
+    for s in services {
+        let api: Api<Service> =
+            Api::namespaced(cluster.client(), &format!("lead-{}", s % NAMESPACES));
+        let patch = json!({"metadata": {"annotations": {"zen-lead.io/failover-min-delay": delay}}});
+        api.patch(
+            &format!("svc-{s}"),
+            &PatchParams::default(),
+            &Patch::Merge(patch),
+        )
+        .await
+        .unwrap();
+    }
 }
 
 async fn populate(cluster: &Cluster, services: usize, per_service: usize) {
@@ -301,9 +327,13 @@ async fn wait_routed(cluster: &Cluster, services: usize, limit: Duration) -> usi
     }
 }
 
-async fn failovers(cluster: &Cluster, sim: &kubezen::sim::Sim, count: usize) -> Vec<Duration> {
+async fn failovers(
+    cluster: &Cluster,
+    sim: &kubezen::sim::Sim,
+    services: std::ops::Range<usize>,
+) -> Vec<Duration> {
     let mut latencies = Vec::new();
-    for s in 0..count {
+    for s in services {
         let namespace = format!("lead-{}", s % NAMESPACES);
         let name = format!("svc-{s}-leader");
         let slices: Api<EndpointSlice> = Api::namespaced(cluster.client(), &namespace);

@@ -357,6 +357,198 @@ async fn min_ready_duration_holds_new_pods_back_and_removing_the_annotation_clea
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_is_deleted_comes_back_and_a_renamed_leader_service_replaces_the_old_one() {
+    let test = cluster().await;
+    ready_pods(&test, &["web-a"]).await;
+    let services = opt_in(&test, &enabled()).await;
+    let running = Running::start(&test, options(&test));
+    wait_routed_to(&test, "web-leader", "web-a", true).await;
+    let slices: Api<EndpointSlice> = test.api();
+    // Deleted right after it was written (the controller still trusts its own copy) and again
+    // once settled: made again each time, from the deletion's event rather than the resync.
+    for round in 0..2 {
+        let started = Instant::now();
+        slices
+            .delete("web-leader", &DeleteParams::default())
+            .await
+            .unwrap();
+        wait_routed_to(&test, "web-leader", "web-a", true).await;
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "slice recreated after {:?} (round {round})",
+            started.elapsed()
+        );
+    }
+    let old_uid = services.get("web-leader").await.unwrap().uid();
+    services
+        .delete("web-leader", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_for("the leader Service made again", || async {
+        services
+            .get_opt("web-leader")
+            .await
+            .unwrap()
+            .is_some_and(|found| found.uid() != old_uid)
+    })
+    .await;
+    wait_routed_to(&test, "web-leader", "web-a", true).await;
+
+    // Renamed: the new leader Service routes, the old one goes.
+    services
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(
+                json!({"metadata": {"annotations": {lead::LEADER_SERVICE_NAME: "web-primary"}}}),
+            ),
+        )
+        .await
+        .unwrap();
+    wait_routed_to(&test, "web-primary", "web-a", true).await;
+    wait_for("the old leader Service and slice to go", || async {
+        services.get_opt("web-leader").await.unwrap().is_none()
+            && slices.get_opt("web-leader").await.unwrap().is_none()
+    })
+    .await;
+
+    // The selector removed: no pod can be found, so none leads (not the last one for ever).
+    services
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Json::<()>(
+                serde_json::from_value(json!([{"op": "remove", "path": "/spec/selector"}]))
+                    .unwrap(),
+            ),
+        )
+        .await
+        .unwrap();
+    wait_for("the slice to lose its endpoint", || async {
+        slices
+            .get_opt("web-primary")
+            .await
+            .unwrap()
+            .is_some_and(|slice| slice.endpoints.unwrap_or_default().is_empty())
+    })
+    .await;
+    let rows = lead::status(&test.cluster, Some(&test.namespace))
+        .await
+        .unwrap();
+    assert!(
+        rows[0].problems.iter().any(|p| p.contains("selector")),
+        "{:?}",
+        rows[0].problems
+    );
+    let summary = running.stop().await;
+    assert_eq!(summary.errors, 0, "{summary:?}");
+    test.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn services_beyond_the_per_namespace_cache_still_fail_over_on_pod_events() {
+    let test = cluster().await;
+    ready_pods(&test, &["web-a", "web-b"]).await;
+    let services = opt_in(&test, &enabled()).await;
+    services
+        .create(&PostParams::default(), &service("web2", &enabled()))
+        .await
+        .unwrap();
+    let [address] = free_ports();
+    let running = Running::start(
+        &test,
+        LeadOptions {
+            max_cache_size_per_namespace: 1,
+            metrics_addr: Some(address),
+            ..options(&test)
+        },
+    );
+    wait_routed_to(&test, "web-leader", "web-a", true).await;
+    wait_routed_to(&test, "web2-leader", "web-a", true).await;
+    let pods: Api<Pod> = test.api();
+    pods.delete("web-a", &DeleteParams::default().grace_period(0))
+        .await
+        .unwrap();
+    // Both fail over from the pod's event (the resync is a minute away), though only one of
+    // the two fits in the cache.
+    let started = Instant::now();
+    wait_routed_to(&test, "web-leader", "web-b", true).await;
+    wait_routed_to(&test, "web2-leader", "web-b", true).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(metric(address, "zen_lead_cache_size").await <= 1.0);
+    running.stop().await;
+    test.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_that_cannot_renew_its_lease_stops_writing() {
+    let test = cluster().await;
+    let Some(sim) = test.sim_only("fault injection") else {
+        return test.cleanup().await;
+    };
+    ready_pods(&test, &["web-a"]).await;
+    let [address] = free_ports();
+    let running = Running::start(
+        &test,
+        LeadOptions {
+            election: Some(ElectionOptions {
+                lease_duration: Duration::from_secs(2),
+                renew_deadline: Duration::from_millis(1500),
+                retry_period: Duration::from_millis(200),
+                ..ElectionOptions::new(&test.namespace, "zen-lead-renew", "replica-a")
+            }),
+            metrics_addr: Some(address),
+            ..options(&test)
+        },
+    );
+    opt_in(&test, &enabled()).await;
+    wait_routed_to(&test, "web-leader", "web-a", true).await;
+    sim.faults().inject(Fault::on(
+        "leases",
+        "update",
+        FaultAction::Status {
+            code: 500,
+            retry_after_seconds: None,
+        },
+    ));
+    let failing = Instant::now();
+    wait_for("the replica to step down", || async {
+        metric(address, "zen_lead_is_leader").await < 0.5
+    })
+    .await;
+    // Within the renew deadline (1.5 s) and a retry period, well before the Lease (2 s) could
+    // be taken by another replica.
+    assert!(
+        failing.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        failing.elapsed()
+    );
+    let slices: Api<EndpointSlice> = test.api();
+    slices
+        .delete("web-leader", &DeleteParams::default())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(
+        slices.get_opt("web-leader").await.unwrap().is_none(),
+        "a replica without the Lease repaired the slice"
+    );
+    sim.faults().clear();
+    wait_for(
+        "the slice repaired once the Lease is held again",
+        || async { routed(&test, "web-leader").await.is_some() },
+    )
+    .await;
+    let summary = running.stop().await;
+    assert_eq!(summary.terms, 2, "{summary:?}");
+    test.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failover_min_delay_keeps_a_not_ready_leader_that_long() {
     let test = cluster().await;
     let Some(sim) = test.sim_only("readiness flips") else {
@@ -423,6 +615,14 @@ async fn of_two_replicas_only_the_lease_holder_writes() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(routed(&test, "web-leader").await.is_some());
+    // The standby, stopped while a leads, never led and wrote nothing; started again, it waits.
+    let standby = b.stop().await;
+    assert_eq!((standby.terms, standby.writes), (0, 0), "{standby:?}");
+    let b = Running::start(&test, replica("replica-b", metrics_b));
+    wait_for("replica-b's metrics", || async {
+        tokio::net::TcpStream::connect(metrics_b).await.is_ok()
+    })
+    .await;
     let summary_a = a.stop().await;
     assert!(summary_a.writes >= 2, "{summary_a:?}");
     // a released the Lease: b takes over and repairs what a made.

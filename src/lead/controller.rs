@@ -167,7 +167,7 @@ fn labels(pairs: &[(&str, &str)]) -> Labels {
 }
 
 /// One opted-in Service, as pod events are mapped.
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq)]
 struct OptedIn {
     name: String,
     selector: BTreeMap<String, String>,
@@ -175,63 +175,122 @@ struct OptedIn {
     sticky: bool,
 }
 
+impl OptedIn {
+    /// `service` as pod events are mapped, if it has opted in with a selector.
+    fn of(service: &Service) -> Option<Self> {
+        if !select::enabled(service) {
+            return None;
+        }
+        let selector = service.spec.as_ref()?.selector.clone()?;
+        let config = LeadConfig::of(service);
+        (!selector.is_empty()).then(|| Self {
+            name: service.name_any(),
+            selector,
+            leader_service: config.leader_service,
+            sticky: config.sticky,
+        })
+    }
+}
+
 /// zen-lead's cache of opted-in Services per namespace, built from the Service store on a miss
-/// and dropped for a namespace when one of its Services changes; at most `capacity` Services a
-/// namespace.
+/// and dropped for a namespace when one of its Services changes. At most `capacity` Services a
+/// namespace are kept, those pod events concerned most recently (LRU); a namespace with more is
+/// marked incomplete, and its pod events look at the others in the store too (slower, counted
+/// as a miss, never wrong).
 #[derive(Debug, Default)]
 struct OptedInCache {
-    namespaces: RwLock<HashMap<String, Arc<Vec<OptedIn>>>>,
+    namespaces: RwLock<HashMap<String, Arc<OptedInList>>>,
+    /// When pod events last concerned each Service.
+    used: Mutex<HashMap<Key, Instant>>,
     capacity: usize,
+}
+
+/// A namespace's cached opted-in Services.
+#[derive(Debug)]
+struct OptedInList {
+    services: Vec<OptedIn>,
+    /// Whether every opted-in Service of the namespace is here.
+    complete: bool,
 }
 
 /// The objects this controller wrote last, by parent Service, until its watches deliver them:
 /// a reconcile that runs before the store has caught up with the previous write (the slice's
 /// own watch event triggers one) must not take the older object for the truth, count the same
-/// failover twice and write again.
+/// failover twice and write again. Objects the watches saw deleted (by uid) are never taken
+/// for the truth again, from the store or from here: a write made just before a deletion must
+/// not hide the deletion from the next reconcile.
 /// How long a written object is trusted over a store that has not shown it.
 const WRITTEN_TRUSTED: Duration = Duration::from_secs(5);
 
-struct Written<K>(Mutex<HashMap<Key, (Arc<K>, Instant)>>);
+struct Written<K>(Mutex<WrittenState<K>>);
+
+struct WrittenState<K> {
+    written: HashMap<Key, (Arc<K>, Instant)>,
+    /// The uid of the object last seen deleted, by parent Service.
+    gone: HashMap<Key, String>,
+}
 
 /// A parent Service: namespace and name.
 type Key = (String, String);
 
 impl<K> Default for Written<K> {
     fn default() -> Self {
-        Self(Mutex::default())
+        Self(Mutex::new(WrittenState {
+            written: HashMap::new(),
+            gone: HashMap::new(),
+        }))
     }
 }
 
 impl<K: kube::Resource> Written<K> {
-    fn remember(&self, key: &(String, String), object: K) {
+    fn state(&self) -> std::sync::MutexGuard<'_, WrittenState<K>> {
         self.0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn remember(&self, key: &Key, object: K) {
+        let mut state = self.state();
+        if state.gone.get(key) != object.meta().uid.as_ref() {
+            state.gone.remove(key);
+        }
+        state
+            .written
             .insert(key.clone(), (Arc::new(object), Instant::now()));
     }
 
-    fn forget(&self, key: &(String, String)) {
-        self.0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(key);
+    fn forget(&self, key: &Key) {
+        let mut state = self.state();
+        state.written.remove(key);
+        state.gone.remove(key);
+    }
+
+    /// A watch saw `object`, made for `key`, deleted.
+    fn deleted(&self, key: &Key, object: &K) {
+        let Some(uid) = object.meta().uid.clone() else {
+            return;
+        };
+        let mut state = self.state();
+        state.written.remove(key);
+        state.gone.insert(key.clone(), uid);
     }
 
     /// The store's object once it shows what was written, or after [`WRITTEN_TRUSTED`] (the
-    /// store then shows whatever happened since); until then, the written one.
-    fn fresher(&self, key: &(String, String), stored: Option<Arc<K>>) -> Option<Arc<K>> {
-        let mut written = self
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let Some((mine, at)) = written.get(key) else {
+    /// store then shows whatever happened since); until then, the written one. Never an object
+    /// seen deleted.
+    fn fresher(&self, key: &Key, stored: Option<Arc<K>>) -> Option<Arc<K>> {
+        let mut state = self.state();
+        let gone = state.gone.get(key).cloned();
+        let alive = |object: &K| gone.is_none() || object.meta().uid != gone;
+        let stored = stored.filter(|found| alive(found));
+        let Some((mine, at)) = state.written.get(key) else {
             return stored;
         };
         let caught_up = stored
             .as_deref()
             .is_some_and(|found| found.resource_version() == mine.resource_version());
-        if caught_up || at.elapsed() > WRITTEN_TRUSTED {
-            written.remove(key);
+        if caught_up || at.elapsed() > WRITTEN_TRUSTED || !alive(mine) {
+            state.written.remove(key);
             return stored;
         }
         Some(Arc::clone(mine))
@@ -286,7 +345,7 @@ impl Context {
     }
 
     /// The namespace's opted-in Services, counting a hit or a miss.
-    fn opted_in(&self, namespace: &str) -> Arc<Vec<OptedIn>> {
+    fn opted_in(&self, namespace: &str) -> Arc<OptedInList> {
         let key = labels(&[("namespace", namespace)]);
         if let Some(found) = self
             .opted_in
@@ -299,32 +358,33 @@ impl Context {
             return Arc::clone(found);
         }
         self.metrics.cache_misses.get_or_create(&key).inc();
-        let mut list: Vec<OptedIn> = self
-            .store
-            .state()
-            .into_iter()
-            .filter(|service| {
-                service.namespace().as_deref() == Some(namespace) && select::enabled(service)
-            })
-            .filter_map(|service| {
-                let selector = service.spec.as_ref()?.selector.clone()?;
-                let config = LeadConfig::of(&service);
-                (!selector.is_empty()).then(|| OptedIn {
-                    name: service.name_any(),
-                    selector,
-                    leader_service: config.leader_service,
-                    sticky: config.sticky,
-                })
-            })
-            .collect();
-        list.sort_by(|a, b| a.name.cmp(&b.name));
-        list.truncate(self.opted_in.capacity.max(1));
+        let mut services = self.opted_in_store(namespace, &[]);
+        let capacity = self.opted_in.capacity.max(1);
+        let complete = services.len() <= capacity;
+        if !complete {
+            let used = self
+                .opted_in
+                .used
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let last_used = |entry: &OptedIn| {
+                used.get(&(namespace.to_owned(), entry.name.clone()))
+                    .copied()
+            };
+            // Most recently used first (never used last), then by name.
+            services.sort_by(|a, b| {
+                last_used(b)
+                    .cmp(&last_used(a))
+                    .then_with(|| a.name.cmp(&b.name))
+            });
+            services.truncate(capacity);
+        }
         #[allow(clippy::cast_possible_wrap)]
         self.metrics
             .cache_size
             .get_or_create(&key)
-            .set(list.len() as i64);
-        let list = Arc::new(list);
+            .set(services.len() as i64);
+        let list = Arc::new(OptedInList { services, complete });
         self.opted_in
             .namespaces
             .write()
@@ -333,10 +393,23 @@ impl Context {
         list
     }
 
+    /// The namespace's opted-in Services in the store, but those in `cached`, by name.
+    fn opted_in_store(&self, namespace: &str, cached: &[OptedIn]) -> Vec<OptedIn> {
+        let mut services: Vec<OptedIn> = self
+            .store
+            .state()
+            .iter()
+            .filter(|service| service.namespace().as_deref() == Some(namespace))
+            .filter_map(|service| OptedIn::of(service))
+            .filter(|entry| !cached.iter().any(|known| known.name == entry.name))
+            .collect();
+        services.sort_by(|a, b| a.name.cmp(&b.name));
+        services
+    }
+
     /// Drops the namespace's opted-in list when `service` is not in it as it is now.
     fn notice(&self, service: &Service) {
         let namespace = service.namespace().unwrap_or_default();
-        let name = service.name_any();
         let cached = self
             .opted_in
             .namespaces
@@ -345,21 +418,15 @@ impl Context {
             .get(&namespace)
             .cloned();
         let Some(cached) = cached else { return };
-        let now = select::enabled(service)
-            .then(|| {
-                let selector = service.spec.as_ref()?.selector.clone()?;
-                let config = LeadConfig::of(service);
-                Some((selector, config.leader_service, config.sticky))
-            })
-            .flatten();
-        let was = cached.iter().find(|entry| entry.name == name).map(|entry| {
-            (
-                entry.selector.clone(),
-                entry.leader_service.clone(),
-                entry.sticky,
-            )
-        });
-        if now != was {
+        let name = service.name_any();
+        let now = OptedIn::of(service);
+        let was = cached.services.iter().find(|entry| entry.name == name);
+        // A Service an incomplete list left out is read from the store at each pod event.
+        let stale = match was {
+            Some(was) => now.as_ref() != Some(was),
+            None => now.is_some() && cached.complete,
+        };
+        if stale {
             self.opted_in
                 .namespaces
                 .write()
@@ -380,10 +447,25 @@ impl Context {
         let pod_labels = pod.labels();
         let mut wanted = Vec::new();
         let mut leads = false;
-        for entry in self.opted_in(&namespace).iter() {
-            let leader = self
-                .store
-                .get(&ObjectRef::new(&entry.leader_service).within(&namespace))
+        let cached = self.opted_in(&namespace);
+        let others = if cached.complete {
+            Vec::new()
+        } else {
+            self.metrics
+                .cache_misses
+                .get_or_create(&labels(&[("namespace", &namespace)]))
+                .inc();
+            self.opted_in_store(&namespace, &cached.services)
+        };
+        for entry in cached.services.iter().chain(&others) {
+            // What this controller wrote last, if the store has not shown it yet: a pod that
+            // just became leader is mapped to its Service.
+            let leader_service = self.written_services.fresher(
+                &(namespace.clone(), entry.name.clone()),
+                self.store
+                    .get(&ObjectRef::new(&entry.leader_service).within(&namespace)),
+            );
+            let leader = leader_service
                 .and_then(|service| service.annotations().get(LEADER_POD_NAME).cloned());
             let is_leader = leader.as_deref() == Some(name.as_str());
             leads |= is_leader;
@@ -395,11 +477,67 @@ impl Context {
                 wanted.push(ObjectRef::new(&entry.name).within(&namespace));
             }
         }
+        if !wanted.is_empty() {
+            let now = Instant::now();
+            let mut used = self
+                .opted_in
+                .used
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            for service in &wanted {
+                used.insert((namespace.clone(), service.name.clone()), now);
+            }
+        }
         (wanted, leads)
+    }
+
+    /// Forgets what was known of a parent Service that was deleted or opted out.
+    fn forget_parent(&self, key: &Key) {
+        let (namespace, name) = key;
+        let mut cached = self
+            .opted_in
+            .namespaces
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if cached
+            .get(namespace)
+            .is_some_and(|list| list.services.iter().any(|entry| entry.name == *name))
+        {
+            cached.remove(namespace);
+        }
+        drop(cached);
+        self.leaders_of
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(key);
+        self.unfit_since
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(key);
+        self.opted_in
+            .used
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(key);
+        self.metrics
+            .without_endpoints
+            .remove(&labels(&[("namespace", namespace), ("service", name)]));
+        self.written_services.forget(key);
+        self.written_slices.forget(key);
     }
 
     fn leading(&self) -> bool {
         *self.leading.borrow()
+    }
+
+    /// Checked before every write: a replica that lost the Lease while reconciling (a request
+    /// that waited, or was retried, past the renew deadline) writes nothing more.
+    fn ensure_leading(&self) -> Result<(), LeadError> {
+        if self.leading() {
+            Ok(())
+        } else {
+            Err(LeadError::NotLeading)
+        }
     }
 }
 
@@ -434,12 +572,16 @@ pub async fn run(
             .map_err(|source| LeadError::Metrics { address, source })?;
     }
     let (leading_tx, leading) = watch::channel(election.is_none());
-    if let Some(election) = election {
+    // The elector outlives the controller's last term: the Lease is released only once the
+    // reconciles in flight have finished, so a standby never writes beside them.
+    let elector_stop = CancellationToken::new();
+    let elector = if let Some(election) = election {
         let elector = Elector::new(cluster.client(), election);
-        tokio::spawn(elector.run(leading_tx, stop.clone()));
+        Some(tokio::spawn(elector.run(leading_tx, elector_stop.clone())))
     } else {
         drop(leading_tx);
-    }
+        None
+    };
     endpoint.ready.store(true, Ordering::Relaxed);
     let before = cluster.stats();
     let mut summary = RunSummary::default();
@@ -492,6 +634,10 @@ pub async fn run(
         }
     }
     stop.cancel();
+    elector_stop.cancel();
+    if let Some(elector) = elector {
+        let _ = elector.await;
+    }
     summary.latency = latency.summary();
     summary.client = cluster.stats().since(&before);
     Ok(summary)
@@ -514,8 +660,7 @@ async fn run_term(
         scoped(client.clone(), scope),
         scoped(client.clone(), scope),
     );
-    let controller = Controller::new(services, watcher::Config::default())
-        .with_config(controller::Config::default().concurrency(options.workers));
+    let (service_store, service_writer) = reflector::store();
     let (slice_store, slice_writer) = reflector::store();
     let leader_pods = options.leader_pod_cache.then(|| {
         let mut cache_options = CacheOptions {
@@ -534,7 +679,7 @@ async fn run_term(
         fast: fast.clone(),
         options: options.clone(),
         metrics: metrics.clone(),
-        store: controller.store(),
+        store: service_store.clone(),
         slices: slice_store,
         leader_pods,
         opted_in: OptedInCache {
@@ -589,22 +734,61 @@ async fn run_term(
             }
         })
     };
+    // Deletions, seen once the store shows them: what was made for a parent is made again (the
+    // object deleted is never taken for the truth again); what was known of a deleted parent
+    // is forgotten. kube's `Controller` reconciles only objects that exist.
+    let deletions = {
+        let context = Arc::clone(&context);
+        let tx = trigger_tx.clone();
+        move |event: &watcher::Result<watcher::Event<Service>>| {
+            let Ok(watcher::Event::Delete(service)) = event else {
+                return;
+            };
+            let namespace = service.namespace().unwrap_or_default();
+            match service.labels().get(SOURCE_SERVICE) {
+                Some(source) if select::is_leader_service(service) => {
+                    let key = (namespace.clone(), source.clone());
+                    context.written_services.deleted(&key, service);
+                    let _ = tx.send(ObjectRef::new(source).within(&namespace));
+                }
+                _ => context.forget_parent(&(namespace, service.name_any())),
+            }
+        }
+    };
+    let service_events = watcher(services, watcher::Config::default())
+        .default_backoff()
+        .reflect(service_writer)
+        .inspect(deletions)
+        .applied_objects();
+    let controller = Controller::for_stream(service_events, service_store)
+        .with_config(controller::Config::default().concurrency(options.workers));
     // The slices the controller made: a store to compare with, and drift repaired.
     let slice_task = {
+        let context = Arc::clone(&context);
         let tx = trigger_tx.clone();
         let config =
             watcher::Config::default().labels(&format!("{SLICE_MANAGED_BY}={MANAGED_BY_VALUE}"));
         tokio::spawn(async move {
-            let events = reflector::reflector(slice_writer, watcher(slices_api, config))
+            let events = watcher(slices_api, config)
                 .default_backoff()
-                .touched_objects();
+                .reflect(slice_writer);
             let mut events = std::pin::pin!(events);
-            while let Some(slice) = events.next().await {
-                let Ok(slice) = slice else { continue };
+            while let Some(event) = events.next().await {
+                let (slice, deleted) = match event {
+                    Ok(watcher::Event::Apply(slice) | watcher::Event::InitApply(slice)) => {
+                        (slice, false)
+                    }
+                    Ok(watcher::Event::Delete(slice)) => (slice, true),
+                    Ok(watcher::Event::Init | watcher::Event::InitDone) | Err(_) => continue,
+                };
                 if let (Some(source), Some(namespace)) = (
                     slice.labels().get(SOURCE_SERVICE),
                     slice.namespace().as_deref(),
                 ) {
+                    if deleted {
+                        let key = (namespace.to_owned(), source.clone());
+                        context.written_slices.deleted(&key, &slice);
+                    }
                     let _ = tx.send(ObjectRef::new(source).within(namespace));
                 }
             }
@@ -654,17 +838,32 @@ async fn reconcile(service: Arc<Service>, context: Arc<Context>) -> Result<Actio
         return Ok(Action::await_change());
     }
     context.notice(&service);
-    if select::is_leader_service(&service) {
-        return reconcile_leader_service(&service, &context).await;
+    let outcome = if select::is_leader_service(&service) {
+        reconcile_leader_service(&service, &context).await
+    } else if select::enabled(&service) {
+        reconcile_opted_in(&service, &context).await
+    } else {
+        cleanup(&service, &context)
+            .await
+            .map(|()| Action::await_change())
+    };
+    match outcome {
+        // Lost the Lease before a write: another replica reconciles now.
+        Err(LeadError::NotLeading) => Ok(Action::await_change()),
+        outcome => outcome,
     }
-    if !select::enabled(&service) {
-        cleanup(&service, &context).await?;
-        return Ok(Action::await_change());
-    }
+}
+
+/// An opted-in Service reconciled, timed and counted (a reconcile cut short by the loss of the
+/// Lease is neither).
+async fn reconcile_opted_in(service: &Service, context: &Context) -> Result<Action, LeadError> {
     let started = Instant::now();
     let namespace = service.namespace().unwrap_or_default();
     let name = service.name_any();
-    let outcome = reconcile_parent(&service, &context).await;
+    let outcome = reconcile_parent(service, context).await;
+    if matches!(outcome, Err(LeadError::NotLeading)) {
+        return outcome;
+    }
     let elapsed = started.elapsed();
     let result = if outcome.is_ok() { "success" } else { "error" };
     context
@@ -733,43 +932,46 @@ async fn reconcile_leader_service(
         }
     }
     delete_leader(&namespace, &name, context).await?;
-    context
-        .metrics
-        .without_endpoints
-        .remove(&labels(&[("namespace", &namespace), ("service", &source)]));
-    let key = (namespace, source);
-    context.written_services.forget(&key);
-    context.written_slices.forget(&key);
+    // A parent that names another leader Service keeps what is known of it.
+    let renamed = parent.as_deref().is_some_and(select::enabled);
+    if !renamed {
+        context.forget_parent(&(namespace, source));
+    }
     Ok(Action::await_change())
 }
 
 async fn delete_leader(namespace: &str, name: &str, context: &Context) -> Result<(), LeadError> {
-    let services: Api<Service> = Api::namespaced(context.cluster.client(), namespace);
     let slices: Api<EndpointSlice> = Api::namespaced(context.cluster.client(), namespace);
-    for outcome in [
-        slices
-            .delete(name, &DeleteParams::default())
-            .await
-            .map(|_| ()),
-        services
-            .delete(name, &DeleteParams::default())
-            .await
-            .map(|_| ()),
-    ] {
-        match outcome {
-            Ok(()) => {
-                context.writes.fetch_add(1, Ordering::Relaxed);
-            }
-            Err(error) if is_not_found(&error) => {}
-            Err(error) => {
-                return Err(LeadError::api(
-                    format!("delete leader Service {namespace}/{name}"),
-                    &error,
-                ));
-            }
+    delete_made(context, &slices, name, "EndpointSlice").await?;
+    let services: Api<Service> = Api::namespaced(context.cluster.client(), namespace);
+    delete_made(context, &services, name, "leader Service").await
+}
+
+/// Deletes an object this controller made (one already gone is fine), counted.
+async fn delete_made<K>(
+    context: &Context,
+    api: &Api<K>,
+    name: &str,
+    what: &str,
+) -> Result<(), LeadError>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    context.ensure_leading()?;
+    match api.delete(name, &DeleteParams::default()).await {
+        Ok(_) => {
+            context.writes.fetch_add(1, Ordering::Relaxed);
+            Ok(())
         }
+        Err(error) if is_not_found(&error) => Ok(()),
+        Err(error) => Err(LeadError::api(
+            format!(
+                "delete {what} {}/{name}",
+                api.namespace().unwrap_or_default()
+            ),
+            &error,
+        )),
     }
-    Ok(())
 }
 
 /// A Service not (or no longer) opted in: what was made for it goes.
@@ -794,18 +996,7 @@ async fn cleanup(service: &Service, context: &Context) -> Result<(), LeadError> 
             delete_leader(&namespace, &leader, context).await?;
         }
     }
-    context
-        .metrics
-        .without_endpoints
-        .remove(&labels(&[("namespace", &namespace), ("service", &name)]));
-    let key = (namespace, name);
-    context.written_services.forget(&key);
-    context.written_slices.forget(&key);
-    context
-        .unfit_since
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .remove(&key);
+    context.forget_parent(&(namespace, name));
     Ok(())
 }
 
@@ -849,10 +1040,9 @@ async fn reconcile_parent(parent: &Service, context: &Context) -> Result<Action,
         .as_ref()
         .and_then(|spec| spec.selector.clone())
         .unwrap_or_default();
-    if selector.is_empty() {
-        // zen-lead needs the selector to find pods; `lead status` reports it.
-        return Ok(resync);
-    }
+    // zen-lead needs the selector to find pods: without one no pod leads (`lead status` says
+    // why), rather than the last leader for ever.
+    let has_selector = !selector.is_empty();
     // A slice store still filling after a (re)start would make every slice look missing and
     // be rewritten.
     let _ = context.stores_ready.clone().wait_for(|ready| *ready).await;
@@ -869,12 +1059,31 @@ async fn reconcile_parent(parent: &Service, context: &Context) -> Result<Action,
         // Someone else's Service has the name: never overwritten; `lead status` reports it.
         return Ok(resync);
     }
-    context
+    let renamed_from = context
         .leaders_of
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .insert(key.clone(), config.leader_service.clone());
-    let current = current_leader(context, &namespace, existing.as_deref()).await?;
+        .insert(key.clone(), config.leader_service.clone())
+        .filter(|previous| *previous != config.leader_service);
+    if let Some(previous) = renamed_from {
+        // zen-lead.io/leader-service-name changed: the old leader Service must not keep
+        // routing to a leader nobody maintains.
+        let ours = context
+            .store
+            .get(&ObjectRef::new(&previous).within(&namespace))
+            .is_some_and(|found| {
+                select::is_leader_service(&found)
+                    && found.labels().get(SOURCE_SERVICE) == Some(&name)
+            });
+        if ours {
+            delete_leader(&namespace, &previous, context).await?;
+        }
+    }
+    let current = if has_selector {
+        current_leader(context, &namespace, existing.as_deref()).await?
+    } else {
+        None
+    };
     let now = Timestamp::now();
     let verdict = current.as_deref().map(select::fitness);
     // What the current leader's state asks for.
@@ -925,6 +1134,8 @@ async fn reconcile_parent(parent: &Service, context: &Context) -> Result<Action,
     let candidates;
     let leader: Option<&Pod> = if let Some(pod) = keep.as_deref() {
         Some(pod)
+    } else if !has_selector {
+        None
     } else {
         let selector_text = selector
             .iter()
@@ -969,13 +1180,32 @@ async fn reconcile_parent(parent: &Service, context: &Context) -> Result<Action,
     };
     let mut owner = desired.clone();
     owner.metadata.uid = leader_uid;
-    let slice = select::endpoint_slice(parent, &owner, &ports, leader_for_slice);
     let current_slice = context.written_slices.fresher(
         &key,
         context
             .slices
             .get(&ObjectRef::new(&config.leader_service).within(&namespace)),
     );
+    let slice = select::endpoint_slice(
+        parent,
+        &owner,
+        &ports,
+        leader_for_slice,
+        current_slice
+            .as_deref()
+            .map(|found| found.address_type.as_str()),
+    );
+    let current_slice = match current_slice {
+        Some(found) if found.address_type != slice.address_type => {
+            // A leader of the other IP family (dual-stack pods): an addressType cannot change,
+            // so the slice is made again.
+            let api: Api<EndpointSlice> = Api::namespaced(context.fast.client(), &namespace);
+            delete_made(context, &api, &config.leader_service, "EndpointSlice").await?;
+            context.written_slices.deleted(&key, &found);
+            None
+        }
+        found => found,
+    };
     let slice_current = current_slice.as_deref().is_some_and(|found| {
         let (Ok(have), Ok(want)) = (serde_json::to_value(found), serde_json::to_value(&slice))
         else {
@@ -1036,6 +1266,7 @@ where
     K: kube::Resource + Clone + serde::Serialize + serde::de::DeserializeOwned + std::fmt::Debug,
 {
     let name = object.name_any();
+    context.ensure_leading()?;
     let applied = api
         .patch(
             &name,

@@ -201,8 +201,10 @@ impl Elector {
     }
 
     /// Runs the election until `shutdown`: `leading` says whether this replica leads now. A
-    /// leader that cannot renew for the renew deadline says `false` before anyone else can take
-    /// the Lease; on shutdown a leader says `false`, then releases the Lease.
+    /// leader that cannot renew for the renew deadline (counted from when its last successful
+    /// renewal was sent) says `false` before anyone else can take the Lease; on shutdown a
+    /// leader says `false`, then releases the Lease. Cancel `shutdown` only once the work done
+    /// while leading has stopped.
     pub async fn run(mut self, leading: watch::Sender<bool>, shutdown: CancellationToken) {
         let mut last_renewed: Option<Instant> = None;
         loop {
@@ -210,12 +212,15 @@ impl Elector {
             let budget = last_renewed.map_or(self.options.renew_deadline, |at| {
                 self.options.renew_deadline.saturating_sub(at.elapsed())
             });
+            // A renewal counts from when it was sent: the Lease's renewTime is stamped before
+            // the request, and a standby counts from when it saw that renewal.
+            let sent = Instant::now();
             let attempt = tokio::select! {
                 attempt = tokio::time::timeout(budget, self.try_acquire_or_renew()) => attempt,
                 () = shutdown.cancelled() => break,
             };
             if let Ok(Ok(true)) = attempt {
-                last_renewed = Some(Instant::now());
+                last_renewed = Some(sent);
                 leading.send_if_modified(|now| !std::mem::replace(now, true));
             } else {
                 let lost = matches!(attempt, Ok(Ok(false)))

@@ -112,6 +112,10 @@ pub enum LeadError {
     /// Options that cannot work together.
     #[error("{0}")]
     Options(String),
+    /// This replica no longer holds the Lease: another reconciles now, and this one writes
+    /// nothing more.
+    #[error("this replica no longer holds the Lease")]
+    NotLeading,
     /// The metrics address could not be bound.
     #[error("cannot serve metrics on {address}: {source}")]
     Metrics {

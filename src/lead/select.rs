@@ -391,15 +391,17 @@ pub fn leader_service(
     }
 }
 
-/// The `EndpointSlice` of `leader_service` holding exactly `leader` (or no endpoint): the
-/// address family from the pod IP, the resolved ports, the pod as targetRef, owned by the
-/// leader Service.
+/// The `EndpointSlice` of `leader_service` holding exactly `leader` (or no endpoint): the leader's
+/// address of the parent's primary IP family (see [`leader_address`]), the resolved ports, the
+/// pod as targetRef, owned by the leader Service. With no address to hold, the slice keeps
+/// `existing_family` (an `addressType` cannot change once written), else the parent's family.
 #[must_use]
 pub fn endpoint_slice(
     parent: &Service,
     leader_service: &Service,
     ports: &[ServicePort],
     leader: Option<&Pod>,
+    existing_family: Option<&str>,
 ) -> EndpointSlice {
     let name = leader_service.name_any();
     let mut labels = copied_labels(parent);
@@ -407,15 +409,15 @@ pub fn endpoint_slice(
     labels.insert(MANAGED_BY.into(), MANAGED_BY_VALUE.into());
     labels.insert(SOURCE_SERVICE.into(), parent.name_any());
     labels.insert(SLICE_MANAGED_BY.into(), MANAGED_BY_VALUE.into());
-    let ip = leader
-        .and_then(|pod| pod.status.as_ref())
-        .and_then(|status| status.pod_ip.clone())
-        .filter(|ip| !ip.is_empty());
-    let address_type = if ip.as_deref().is_some_and(|ip| ip.contains(':')) {
-        "IPv6"
-    } else {
-        "IPv4"
+    let address = leader.and_then(|pod| leader_address(parent, pod));
+    let address_type = match &address {
+        Some((_, family)) => *family,
+        None => existing_family
+            .and_then(|family| [IPV4, IPV6].into_iter().find(|known| *known == family))
+            .or_else(|| primary_family(parent))
+            .unwrap_or(IPV4),
     };
+    let ip = address.map(|(ip, _)| ip);
     let endpoints = match (leader, ip) {
         (Some(pod), Some(ip)) => {
             let ready = fitness(pod).is_ok();
@@ -467,6 +469,53 @@ pub fn endpoint_slice(
         endpoints: Some(endpoints),
         ports: Some(ports),
     }
+}
+
+const IPV4: &str = "IPv4";
+const IPV6: &str = "IPv6";
+
+/// The IP family of an address: `IPv6` when it has a colon.
+fn family_of(ip: &str) -> &'static str {
+    if ip.contains(':') { IPV6 } else { IPV4 }
+}
+
+/// The parent's primary IP family (`spec.ipFamilies[0]`, else its cluster IP's), when known.
+fn primary_family(parent: &Service) -> Option<&'static str> {
+    let spec = parent.spec.as_ref()?;
+    match spec
+        .ip_families
+        .as_ref()
+        .and_then(|families| families.first())
+    {
+        Some(family) if family == IPV6 => Some(IPV6),
+        Some(family) if family == IPV4 => Some(IPV4),
+        _ => spec
+            .cluster_ip
+            .as_deref()
+            .filter(|ip| !ip.is_empty() && *ip != "None")
+            .map(family_of),
+    }
+}
+
+/// The leader's address and its family (the slice's `addressType`): of the pod's IPs, the
+/// first of the parent's primary family, else its primary IP (single-stack clusters: the
+/// family detected from the address).
+#[must_use]
+pub fn leader_address(parent: &Service, pod: &Pod) -> Option<(String, &'static str)> {
+    let status = pod.status.as_ref()?;
+    let primary = status.pod_ip.clone().filter(|ip| !ip.is_empty());
+    let wanted = primary_family(parent);
+    let of_family = wanted.and_then(|family| {
+        status
+            .pod_ips
+            .iter()
+            .flatten()
+            .map(|pod_ip| pod_ip.ip.clone())
+            .find(|ip| !ip.is_empty() && family_of(ip) == family)
+    });
+    let ip = of_family.or(primary)?;
+    let family = family_of(&ip);
+    Some((ip, family))
 }
 
 /// Whether `existing` already says everything `desired` says (fields the server added, such as

@@ -273,7 +273,7 @@ fn the_slice_holds_exactly_the_leader_with_its_address_family() {
     let ports = select::resolve_ports(&parent, Some(&v6)).unwrap();
     let mut owner = select::leader_service(&parent, &config, ports.clone(), Some(&v6), None, now());
     owner.metadata.uid = Some("leader-uid".into());
-    let slice = select::endpoint_slice(&parent, &owner, &ports, Some(&v6));
+    let slice = select::endpoint_slice(&parent, &owner, &ports, Some(&v6), None);
     assert_eq!(slice.address_type, "IPv6");
     let endpoints = slice.endpoints.clone().unwrap();
     assert_eq!(endpoints.len(), 1);
@@ -299,9 +299,56 @@ fn the_slice_holds_exactly_the_leader_with_its_address_family() {
         slice.metadata.owner_references.unwrap()[0].uid,
         "leader-uid"
     );
-    let empty = select::endpoint_slice(&parent, &owner, &ports_of(&parent), None);
+    let empty = select::endpoint_slice(&parent, &owner, &ports_of(&parent), None, None);
     assert!(empty.endpoints.unwrap().is_empty());
     assert_eq!(empty.address_type, "IPv4");
+    // No leader any more: the slice keeps its family (an addressType cannot change).
+    let emptied = select::endpoint_slice(&parent, &owner, &ports_of(&parent), None, Some("IPv6"));
+    assert!(emptied.endpoints.unwrap().is_empty());
+    assert_eq!(emptied.address_type, "IPv6");
+}
+
+#[test]
+fn the_leader_address_is_of_the_parents_primary_family() {
+    let single = web();
+    let mut v6_first = web();
+    v6_first.spec.as_mut().unwrap().ip_families = Some(vec!["IPv6".into(), "IPv4".into()]);
+    let mut dual = pod("a", 1, Some(2), "10.0.0.7");
+    dual.status.as_mut().unwrap().pod_ips = Some(
+        ["10.0.0.7", "fd00::7"]
+            .map(|ip| k8s_openapi::api::core::v1::PodIP { ip: ip.into() })
+            .to_vec(),
+    );
+    assert_eq!(
+        select::leader_address(&single, &dual),
+        Some(("10.0.0.7".into(), "IPv4"))
+    );
+    assert_eq!(
+        select::leader_address(&v6_first, &dual),
+        Some(("fd00::7".into(), "IPv6"))
+    );
+    // A single-stack IPv4 pod behind an IPv6-first Service: its own family, detected.
+    let v4 = pod("b", 1, Some(2), "10.0.0.8");
+    assert_eq!(
+        select::leader_address(&v6_first, &v4),
+        Some(("10.0.0.8".into(), "IPv4"))
+    );
+    // No leader yet: an IPv6-first parent's slice is IPv6 from the start.
+    let owner = select::leader_service(
+        &v6_first,
+        &LeadConfig::of(&v6_first),
+        vec![],
+        None,
+        None,
+        now(),
+    );
+    let empty = select::endpoint_slice(&v6_first, &owner, &[], None, None);
+    assert_eq!(empty.address_type, "IPv6");
+    let slice = select::endpoint_slice(&v6_first, &owner, &ports_of(&v6_first), Some(&dual), None);
+    assert_eq!(
+        slice.endpoints.unwrap()[0].addresses,
+        vec!["fd00::7".to_owned()]
+    );
 }
 
 fn ports_of(parent: &Service) -> Vec<k8s_openapi::api::core::v1::ServicePort> {

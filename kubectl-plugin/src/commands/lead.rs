@@ -82,7 +82,8 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 10, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub workers: u16,
 
-    /// Opted-in Services cached per namespace for mapping pod events (least recently used go)
+    /// Opted-in Services cached per namespace for mapping pod events (beyond it, the least
+    /// recently used are read from the store at each pod event)
     #[arg(long, default_value_t = 1000, value_name = "N")]
     pub max_cache_size_per_namespace: usize,
 
