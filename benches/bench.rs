@@ -5,8 +5,9 @@
 //! - `bench/api/get`: one measured GET through `bench api`'s client path against zen-sim on
 //!   loopback (the cost the client adds to every figure).
 //! - `cargo bench --bench bench -- faithfulness` first prints, for server-side delays of 0, 1
-//!   and 3 ms, `bench api`'s get p50 beside zen-sim's own timing plus the loopback round trip
-//!   (a raw socket, `Sim::loopback_round_trip`), and the gap between them.
+//!   and 3 ms, `bench api`'s get p50 beside zen-sim's own timing plus the loopback's share (a
+//!   raw socket sending the same request under the same delay, `Sim::loopback_round_trip`),
+//!   and the gap between them.
 
 use std::hint::black_box;
 
@@ -43,6 +44,9 @@ fn recorder(c: &mut Criterion) {
     group.finish();
 }
 
+/// The object the raw socket reads.
+const PROBE: &str = "/api/v1/namespaces/probe/configmaps/probe";
+
 #[allow(clippy::print_stdout)] // a benchmark prints its figures
 fn api_get(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -50,16 +54,39 @@ fn api_get(c: &mut Criterion) {
         .enable_all()
         .build()
         .unwrap();
-    let (sim, cluster) = runtime.block_on(async {
-        let sim = Sim::start(SimOptions::default()).await.unwrap();
-        let options = ClusterOptions {
-            qps: 0.0,
-            retry: RetryPolicy::none(),
-            ..ClusterOptions::default()
-        };
-        let cluster = Cluster::from_config(sim.kube_config().await.unwrap(), &options).unwrap();
-        (sim, cluster)
-    });
+    let (sim, cluster) =
+        runtime.block_on(async {
+            let sim = Sim::start(SimOptions::default()).await.unwrap();
+            let options = ClusterOptions {
+                qps: 0.0,
+                retry: RetryPolicy::none(),
+                ..ClusterOptions::default()
+            };
+            let cluster = Cluster::from_config(sim.kube_config().await.unwrap(), &options).unwrap();
+            // The raw socket's request: an object of the benchmark's size in a namespace of its
+            // own (the benchmark's objects go with its namespace).
+            let namespaces: kube::Api<k8s_openapi::api::core::v1::Namespace> =
+                kube::Api::all(cluster.client());
+            let probes: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
+                kube::Api::namespaced(cluster.client(), "probe");
+            let params = kube::api::PostParams::default();
+            namespaces
+                .create(
+                    &params,
+                    &serde_json::from_value(serde_json::json!({"metadata": {"name": "probe"}}))
+                        .unwrap(),
+                )
+                .await
+                .unwrap();
+            probes
+            .create(&params, &serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "probe"},
+                "data": {"payload": "x".repeat(ApiOptions::default().object_size), "seq": "0"},
+            })).unwrap())
+            .await
+            .unwrap();
+            (sim, cluster)
+        });
     let gets = ApiOptions {
         workers: 2,
         resources: 40,
@@ -85,7 +112,11 @@ fn api_get(c: &mut Criterion) {
         let client = report.row(Verb::Get).unwrap().latency.p50_ms;
         let server = sim.timings()["get"].p50_ms;
         // From this thread, not the runtime's: the round trip blocks.
-        let loopback = sim.loopback_round_trip(2000).unwrap().as_secs_f64() * 1000.0;
+        let loopback = sim
+            .loopback_round_trip(PROBE, if delay > 0 { 300 } else { 2000 })
+            .unwrap()
+            .as_secs_f64()
+            * 1000.0;
         let independent = server + loopback;
         println!(
             "faithfulness, delay {delay} ms: bench api get p50 {client:.3} ms; zen-sim {server:.3} ms + loopback {loopback:.3} ms = {independent:.3} ms; gap {:+.1}% ({:+.0} µs); {:.0} ops/s",

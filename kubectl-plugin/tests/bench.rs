@@ -279,8 +279,13 @@ fn usage_errors_exit_two_and_say_what_to_fix() {
         (&["bench", "http", "ftp://example.com/"], "expected http://"),
         (
             &["bench", "http", "http://127.0.0.1:1/", "--rate", "0"],
-            "--rate must be above 0",
+            "--rate must be at least 0.001",
         ),
+        (
+            &["bench", "http", "http://127.0.0.1:1/", "--rate", "1e-20"],
+            "--rate must be at least 0.001",
+        ),
+        (&["bench", "cleanup", "--run", "not a run"], "not a run id"),
         (&["bench", "graph", "--sizes", "10,0"], "is not a size"),
         (&["bench", "cel", "-o", "csv"], "not a bench format"),
         (

@@ -408,6 +408,7 @@ def bench_cleanup(
     *,
     kubeconfig: str | None = None,
     context: str | None = None,
+    run: str | None = None,
     dry_run: bool = False,
     older_than: float = 0.0,
     timeout: float = 120.0,

@@ -186,16 +186,21 @@ def cleanup(
     *,
     kubeconfig: str | os.PathLike[str] | None = None,
     context: str | None = None,
+    run: str | None = None,
     dry_run: bool = False,
     older_than: float = 0.0,
     timeout: float = 120.0,
 ) -> list[dict[str, str]]:
-    """Deletes the namespaces earlier runs left (labelled ``zen.kubezen.io/bench-run``),
-    those at least ``older_than`` seconds old (runs still going are younger); returns each
-    with its ``outcome``."""
+    """Deletes the namespaces earlier runs left (labelled ``zen.kubezen.io/bench-run``; only
+    run ``run``'s when given, a report's ``runId``), those at least ``older_than`` seconds old
+    (runs still going are younger); returns each with its ``outcome``.
+
+    >>> kubezen.bench.cleanup(kubeconfig="kc.yaml", older_than=3600)  # doctest: +SKIP
+    [{'namespace': 'zen-bench-1a2b3c4d', 'runId': '1a2b3c4d', 'created': '...', 'outcome': 'deleted'}]
+    """
     result: list[dict[str, str]] = json.loads(
         _core.bench_cleanup(
-            kubeconfig=_path(kubeconfig), context=context, dry_run=dry_run,
+            kubeconfig=_path(kubeconfig), context=context, run=run, dry_run=dry_run,
             older_than=older_than, timeout=timeout,
         )
     )

@@ -138,22 +138,26 @@ pub fn bench_api(
 
 /// Deletes what earlier `bench` runs left; returns the namespaces as JSON text.
 #[pyfunction]
-#[pyo3(signature = (*, kubeconfig = None, context = None, dry_run = false, older_than = 0.0, timeout = 120.0))]
+#[pyo3(signature = (*, kubeconfig = None, context = None, run = None, dry_run = false, older_than = 0.0, timeout = 120.0))]
 #[allow(clippy::needless_pass_by_value)] // Python's keyword arguments
 pub fn bench_cleanup(
     py: Python<'_>,
     kubeconfig: Option<PathBuf>,
     context: Option<String>,
+    run: Option<String>,
     dry_run: bool,
     older_than: f64,
     timeout: f64,
 ) -> PyResult<String> {
     let timeout = seconds("timeout", timeout)?;
     let older_than = seconds("older_than", older_than)?;
+    if let Some(run) = &run {
+        api::check_run_id(run).map_err(|e| error(&e))?;
+    }
     let options = cluster_options(kubeconfig, context, 0.0, 100, 3);
     crate::interruptible(py, move |_| {
         crate::with_cluster(&options, BenchException::new_err, |cluster| async move {
-            let leftovers = api::cleanup(&cluster, dry_run, older_than, timeout)
+            let leftovers = api::cleanup(&cluster, run.as_deref(), dry_run, older_than, timeout)
                 .await
                 .map_err(|e| error(&e))?;
             serde_json::to_string(&leftovers).map_err(|e| PyValueError::new_err(e.to_string()))

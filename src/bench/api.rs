@@ -269,7 +269,7 @@ impl Default for ApiOptions {
             watch: true,
             kind: "configmap".into(),
             object_size: 1024,
-            cleanup_timeout: Duration::from_secs(120),
+            cleanup_timeout: CLEANUP_TIMEOUT,
         }
     }
 }
@@ -717,7 +717,7 @@ fn error_key(error: &kube::Error) -> String {
     }
 }
 
-fn is_code(error: &kube::Error, code: u16) -> bool {
+pub(crate) fn is_code(error: &kube::Error, code: u16) -> bool {
     matches!(error, kube::Error::Api(status) if status.code == code)
 }
 
@@ -1187,21 +1187,74 @@ pub async fn run(
     environment.server(cluster).await;
     let run = super::run_id();
     let kind = Kind::resolve(cluster, &options.kind, &namespace_name(&run)).await?;
-    watcher.phase(&format!("creating namespace {}", namespace_name(&run)));
-    let namespace = create_namespace(cluster, &run).await?;
-    let measured = measure(cluster, options, &kind, &run, watcher, cancel).await;
-    watcher.phase(&format!("deleting namespace {namespace}"));
-    let cleanup_started = Instant::now();
-    let cleaned_up = delete_namespace(cluster, &namespace, options.cleanup_timeout).await;
-    let cleanup_seconds = cleanup_started.elapsed().as_secs_f64();
+    let done = in_namespace(cluster, &run, options.cleanup_timeout, watcher, |_| {
+        measure(cluster, options, &kind, &run, watcher, cancel)
+    })
+    .await?;
     environment.end();
-    let mut report = measured?;
+    let mut report = done.value;
     report.environment = environment;
     report.run_id = run;
-    report.namespace = namespace;
-    report.cleanup_seconds = cleanup_seconds;
-    report.cleaned_up = cleaned_up;
+    report.verdicts.push(cleanup_verdict(done.cleaned_up));
+    report.namespace = done.namespace;
+    report.cleanup_seconds = done.cleanup_seconds;
+    report.cleaned_up = done.cleaned_up;
     Ok(report)
+}
+
+/// How long a benchmark waits for its namespace to go (`--cleanup-timeout`'s default).
+pub(crate) const CLEANUP_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// What a benchmark did in a namespace of its own, and whether the namespace went afterwards.
+pub(crate) struct InNamespace<T> {
+    pub value: T,
+    pub namespace: String,
+    pub cleaned_up: bool,
+    pub cleanup_seconds: f64,
+}
+
+/// Runs `work` in a fresh namespace labelled with `run`, then deletes the namespace and waits
+/// up to `timeout` for it to go, whatever `work` returned (cancelled work included). An error
+/// of `work` says when the namespace could not be deleted, so nothing is left unknown.
+pub(crate) async fn in_namespace<T, F, Fut>(
+    cluster: &Cluster,
+    run: &str,
+    timeout: Duration,
+    watcher: &dyn Watcher,
+    work: F,
+) -> Result<InNamespace<T>, BenchError>
+where
+    F: FnOnce(String) -> Fut,
+    Fut: Future<Output = Result<T, BenchError>>,
+{
+    watcher.phase(&format!("creating namespace {}", namespace_name(run)));
+    let namespace = create_namespace(cluster, run).await?;
+    let measured = work(namespace.clone()).await;
+    watcher.phase(&format!("deleting namespace {namespace}"));
+    let started = Instant::now();
+    let cleaned_up = delete_namespace(cluster, &namespace, timeout).await;
+    let cleanup_seconds = started.elapsed().as_secs_f64();
+    match measured {
+        Ok(value) => Ok(InNamespace {
+            value,
+            namespace,
+            cleaned_up,
+            cleanup_seconds,
+        }),
+        Err(error) if cleaned_up => Err(error),
+        Err(error) => Err(error.left_behind(&namespace)),
+    }
+}
+
+/// The verdict every benchmark that made objects in a cluster ends with: nothing left behind.
+pub(crate) fn cleanup_verdict(cleaned_up: bool) -> Verdict {
+    Verdict::at_most(
+        "namespaces left behind",
+        if cleaned_up { 0.0 } else { 1.0 },
+        0.0,
+        "",
+        "everything a benchmark creates is deleted (`kubectl zen bench cleanup` finds leftovers)",
+    )
 }
 
 /// Set-up and the measured phase.
@@ -1520,7 +1573,7 @@ pub struct Leftover {
     /// When it was created.
     pub created: String,
     /// `deleted`, `terminating` (deletion asked, not finished in time), `kept` (dry run),
-    /// `kept: younger than --older-than`.
+    /// `kept: younger than --older-than`, `kept: creation time unknown` (with `--older-than`).
     pub outcome: String,
 }
 
@@ -1550,21 +1603,43 @@ impl Tabular for Vec<Leftover> {
     }
 }
 
-/// Finds the namespaces earlier runs left (by [`RUN_LABEL`]) and, unless `dry_run`, deletes
-/// those older than `older_than` (a run still going on a shared cluster is younger),
-/// waiting up to `timeout` for each to go.
+/// Checks that `run` can be a run id (the value of [`RUN_LABEL`]).
 ///
 /// # Errors
-/// The namespaces cannot be listed.
+/// Text that is not a label value, or is empty.
+pub fn check_run_id(run: &str) -> Result<(), BenchError> {
+    if !run.is_empty() && crate::cluster::is_label_value(run) {
+        Ok(())
+    } else {
+        Err(BenchError::Options(format!(
+            "{run:?} is not a run id (letters, digits, '-', '_', '.', at most 63)"
+        )))
+    }
+}
+
+/// Finds the namespaces earlier runs left (by [`RUN_LABEL`], of run `run` only when given)
+/// and, unless `dry_run`, deletes those older than `older_than` (a run still going on a
+/// shared cluster is younger), waiting up to `timeout` for each to go.
+///
+/// # Errors
+/// A run id that is not a label value, or namespaces that cannot be listed.
 pub async fn cleanup(
     cluster: &Cluster,
+    run: Option<&str>,
     dry_run: bool,
     older_than: Duration,
     timeout: Duration,
 ) -> Result<Vec<Leftover>, BenchError> {
+    let selector = match run {
+        None => RUN_LABEL.to_owned(),
+        Some(run) => {
+            check_run_id(run)?;
+            format!("{RUN_LABEL}={run}")
+        }
+    };
     let namespaces: kube::Api<k8s_openapi::api::core::v1::Namespace> =
         kube::Api::all(cluster.client());
-    let params = ListParams::default().labels(RUN_LABEL);
+    let params = ListParams::default().labels(&selector);
     let found = patiently(|| namespaces.list(&params))
         .await
         .map_err(|e| BenchError::api("cannot list namespaces", &e))?;
@@ -1596,6 +1671,9 @@ pub async fn cleanup(
             "kept".to_owned()
         } else if age.is_some_and(|age| age < older_than) {
             "kept: younger than --older-than".to_owned()
+        } else if age.is_none() && !older_than.is_zero() {
+            // Its age cannot be told, so it may be a run still going.
+            "kept: creation time unknown".to_owned()
         } else if delete_namespace(cluster, &name, timeout).await {
             "deleted".to_owned()
         } else {

@@ -191,14 +191,14 @@ pub async fn run(
     let mut environment = Environment::start(options);
     environment.server(cluster).await;
     let run = super::run_id();
-    watcher.phase(&format!("creating namespace {}", api::namespace_name(&run)));
-    let namespace = api::create_namespace(cluster, &run).await?;
-    let measured = measure(cluster, options, &namespace, &run, watcher, cancel).await;
-    watcher.phase(&format!("deleting namespace {namespace}"));
-    let cleaned_up = api::delete_namespace(cluster, &namespace, Duration::from_secs(120)).await;
+    let run = run.as_str();
+    let done = api::in_namespace(cluster, run, api::CLEANUP_TIMEOUT, watcher, |namespace| async move {
+        measure(cluster, options, &namespace, run, watcher, cancel).await
+    })
+    .await?;
     environment.end();
-    let rows = measured?;
-    let mut verdicts = Vec::new();
+    let rows = done.value;
+    let mut verdicts = vec![api::cleanup_verdict(done.cleaned_up)];
     let hits: Vec<f64> = rows
         .iter()
         .filter(|r| r.hit_latency.count > 0)
@@ -237,8 +237,8 @@ pub async fn run(
         format: FORMAT.into(),
         environment,
         interrupted: cancel.is_cancelled(),
-        namespace,
-        cleaned_up,
+        namespace: done.namespace,
+        cleaned_up: done.cleaned_up,
         rows,
         verdicts,
     })
@@ -256,7 +256,7 @@ async fn measure(
     use futures::StreamExt as _;
     let configmaps: kube::Api<ConfigMap> = kube::Api::namespaced(cluster.client(), namespace);
     watcher.phase(&format!("creating {} config maps", options.objects));
-    let created: Vec<Result<ConfigMap, kube::Error>> = futures::stream::iter(0..options.objects)
+    let created: Vec<Result<(), kube::Error>> = futures::stream::iter(0..options.objects)
         .map(|index| {
             let configmaps = &configmaps;
             async move {
@@ -266,10 +266,16 @@ async fn measure(
                 }))
                 .unwrap_or_default();
                 let params = kube::api::PostParams::default();
-                api::patiently(|| configmaps.create(&params, &object)).await
+                match api::patiently(|| configmaps.create(&params, &object)).await {
+                    // An earlier attempt was made after all (the names are the run's own).
+                    Err(error) if api::is_code(&error, 409) => Ok(()),
+                    outcome => outcome.map(drop),
+                }
             }
         })
         .buffer_unordered(16)
+        // Ctrl-C during set-up: no more objects, no measurement; cleanup follows.
+        .take_until(cancel.cancelled())
         .collect()
         .await;
     if let Some(Err(error)) = created.into_iter().find(Result::is_err) {

@@ -85,18 +85,28 @@ fn shown_url<S: serde::Serializer>(url: &String, serializer: S) -> Result<S::Ok,
     serializer.serialize_str(&shown(url))
 }
 
-/// A URL as reports show it: no user information (credentials), no query (tokens).
+/// A URL as reports and errors show it: no user information (credentials), no query
+/// (tokens), also from text that does not parse as a URL.
 fn shown(url: &str) -> String {
-    match url.parse::<http::Uri>() {
-        Ok(uri) => format!(
+    if let Ok(uri) = url.parse::<http::Uri>() {
+        return format!(
             "{}://{}{}",
             uri.scheme_str().unwrap_or("http"),
             uri.authority()
                 .map_or("", |a| a.as_str().rsplit('@').next().unwrap_or("")),
             uri.path()
-        ),
-        Err(_) => "(not a URL)".into(),
+        );
     }
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let rest = rest.split(['?', '#']).next().unwrap_or_default();
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let host = authority.rsplit('@').next().unwrap_or_default();
+    let scheme = if scheme.is_empty() {
+        String::new()
+    } else {
+        format!("{scheme}://")
+    };
+    format!("{scheme}{host}/{path}").chars().take(200).collect()
 }
 
 #[allow(clippy::ptr_arg)] // serde's signature
@@ -106,6 +116,9 @@ fn header_names<S: serde::Serializer>(
 ) -> Result<S::Ok, S::Error> {
     serializer.collect_seq(headers.iter().map(|(name, _)| name))
 }
+
+/// The lowest `--rate`: one request in 1000 seconds.
+const MIN_RATE: f64 = 0.001;
 
 impl HttpOptions {
     /// Checks the options make a benchmark.
@@ -127,10 +140,10 @@ impl HttpOptions {
             )));
         }
         if let Some(rate) = self.rate
-            && !(rate.is_finite() && rate > 0.0 && rate <= 1_000_000.0)
+            && !(rate.is_finite() && (MIN_RATE..=1_000_000.0).contains(&rate))
         {
             return Err(BenchError::Options(format!(
-                "--rate must be above 0 and at most 1000000 requests a second, not {rate}"
+                "--rate must be at least {MIN_RATE} (one request in 1000 s) and at most 1000000 requests a second, not {rate}"
             )));
         }
         match self.stop {
@@ -434,11 +447,11 @@ impl Template {
         let uri: http::Uri = options
             .url
             .parse()
-            .map_err(|e| BenchError::Options(format!("URL {:?}: {e}", options.url)))?;
+            .map_err(|e| BenchError::Options(format!("URL {:?}: {e}", shown(&options.url))))?;
         if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
             return Err(BenchError::Options(format!(
                 "URL {:?}: expected http://HOST[:PORT]/PATH or https://...",
-                options.url
+                shown(&options.url)
             )));
         }
         let method = http::Method::from_bytes(options.method.to_ascii_uppercase().as_bytes())
@@ -603,13 +616,15 @@ pub async fn run(
     let attack = async {
         if let Some(rate) = options.rate {
             let mut number: u64 = 0;
-            loop {
-                #[allow(clippy::cast_precision_loss)] // request numbers below 2^52
-                let offset = Duration::from_secs_f64(number as f64 / rate);
+            // A schedule beyond what a clock can hold ends the run rather than panicking.
+            #[allow(clippy::cast_precision_loss)] // request numbers below 2^52
+            while let Some((offset, due)) = Duration::try_from_secs_f64(number as f64 / rate)
+                .ok()
+                .and_then(|offset| Some((offset, begun.checked_add(offset)?)))
+            {
                 if !options.stop.allows(number, offset) {
                     break;
                 }
-                let due = begun + offset;
                 tokio::select! {
                     () = cancel.cancelled() => break,
                     () = tokio::time::sleep_until(due.into()) => {}

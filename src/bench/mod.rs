@@ -71,6 +71,23 @@ impl BenchError {
             message: crate::cluster::api_message(error),
         }
     }
+
+    /// The error, saying that `namespace` could not be deleted after it.
+    #[must_use]
+    pub(crate) fn left_behind(self, namespace: &str) -> Self {
+        let note = format!(
+            "; namespace {namespace} could not be deleted: `kubectl zen bench cleanup` removes it"
+        );
+        match self {
+            Self::Options(message) => Self::Options(message + &note),
+            Self::Api { what, message } => Self::Api {
+                what,
+                message: message + &note,
+            },
+            Self::Target(message) => Self::Target(message + &note),
+            Self::Report(message) => Self::Report(message + &note),
+        }
+    }
 }
 
 /// When a timed benchmark stops.

@@ -4,7 +4,7 @@
 //! fresh benchmark namespace, deleted at the end.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
@@ -135,15 +135,18 @@ pub async fn run(
     let mut environment = Environment::start(options);
     environment.server(cluster).await;
     let run = super::run_id();
-    watcher.phase(&format!("creating namespace {}", api::namespace_name(&run)));
-    let namespace = api::create_namespace(cluster, &run).await?;
     let reconciler = Reconciler::new(cluster.clone(), Arc::new(plan));
-    let measured = measure(&reconciler, options, &namespace, watcher, cancel).await;
-    watcher.phase(&format!("deleting namespace {namespace}"));
-    let cleaned_up = api::delete_namespace(cluster, &namespace, Duration::from_secs(120)).await;
+    let done = api::in_namespace(
+        cluster,
+        &run,
+        api::CLEANUP_TIMEOUT,
+        watcher,
+        |namespace| async move { measure(&reconciler, options, &namespace, watcher, cancel).await },
+    )
+    .await?;
     environment.end();
-    let rows = measured?;
-    let mut verdicts = Vec::new();
+    let rows = done.value;
+    let mut verdicts = vec![api::cleanup_verdict(done.cleaned_up)];
     if rows.iter().any(|r| r.phase == "unchanged") {
         let writes: u64 = rows
             .iter()
@@ -174,8 +177,8 @@ pub async fn run(
         format: FORMAT.into(),
         environment,
         interrupted: cancel.is_cancelled(),
-        namespace,
-        cleaned_up,
+        namespace: done.namespace,
+        cleaned_up: done.cleaned_up,
         rows,
         verdicts,
     })

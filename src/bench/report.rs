@@ -22,6 +22,9 @@ pub struct Environment {
     /// The API server's version (`gitVersion`), when the target is one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_version: Option<String>,
+    /// The client's rate limit, retries and timeout, when the target is an API server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<crate::cluster::ClientSettings>,
     /// CPU cores the client could use.
     pub cores: usize,
     /// The client's operating system and architecture.
@@ -43,6 +46,7 @@ impl Environment {
             client_commit: version.git_commit.into(),
             server: None,
             server_version: None,
+            client: None,
             cores: std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
             platform: format!("{}/{}", std::env::consts::OS, std::env::consts::ARCH),
             started: now(),
@@ -54,6 +58,7 @@ impl Environment {
     /// Records the API server behind `cluster` and its version (left out if it does not say).
     pub async fn server(&mut self, cluster: &crate::cluster::Cluster) {
         self.server = Some(cluster.server().to_owned());
+        self.client = Some(cluster.settings());
         self.server_version = cluster
             .client()
             .apiserver_version()

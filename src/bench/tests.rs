@@ -86,6 +86,44 @@ fn options_are_checked() {
 }
 
 #[test]
+fn http_options_are_checked_without_echoing_credentials() {
+    use super::http::HttpOptions;
+    let fine = HttpOptions {
+        url: "http://gateway:8080/o2ims/v1/".into(),
+        ..HttpOptions::default()
+    };
+    assert!(fine.validate().is_ok());
+    // A rate so low its second request is due in 10^20 s is refused, not a panic later.
+    for rate in [1e-20, 0.0, -1.0, f64::NAN, 2e6] {
+        let slow = HttpOptions {
+            rate: Some(rate),
+            ..fine.clone()
+        };
+        let error = slow.validate().unwrap_err().to_string();
+        assert!(error.contains("--rate"), "{error}");
+    }
+    let slowest = HttpOptions {
+        rate: Some(0.001),
+        ..fine.clone()
+    };
+    assert!(slowest.validate().is_ok());
+    // Errors about a URL never show its user information or query.
+    for url in [
+        "ftp://admin:hunter2@gateway/",
+        "http://admin:hunter2@gate way/",
+        "gateway/?token=hunter2",
+    ] {
+        let bad = HttpOptions {
+            url: url.into(),
+            ..fine.clone()
+        };
+        let error = bad.validate().unwrap_err().to_string();
+        assert!(!error.contains("hunter2"), "{error}");
+        assert!(error.contains("URL"), "{error}");
+    }
+}
+
+#[test]
 fn stops_say_when_and_how_far() {
     let count = Stop::Count(10);
     assert!(count.allows(9, Duration::from_secs(100)));

@@ -46,6 +46,12 @@ impl RateLimiter {
         }
     }
 
+    /// Requests a second on average (0 or less: no limit) and at once.
+    #[must_use]
+    pub fn rate(&self) -> (f64, f64) {
+        (self.qps, self.burst)
+    }
+
     /// Whether this limiter ever makes a caller wait.
     #[must_use]
     pub fn is_limited(&self) -> bool {

@@ -119,6 +119,34 @@ impl std::fmt::Debug for Cluster {
     }
 }
 
+/// Whether `text` is a label value: empty, or at most 63 letters, digits, `-`, `_` and `.`,
+/// beginning and ending with a letter or digit.
+#[must_use]
+pub fn is_label_value(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    text.is_empty()
+        || (bytes.len() <= 63
+            && bytes
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+            && bytes[0].is_ascii_alphanumeric()
+            && bytes[bytes.len() - 1].is_ascii_alphanumeric())
+}
+
+/// How a [`Cluster`]'s client is set up, as reports record it.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClientSettings {
+    /// Client-side requests per second; 0 means unlimited.
+    pub qps: f64,
+    /// Client-side burst.
+    pub burst: f64,
+    /// Attempts per request, the first included.
+    pub attempts: u32,
+    /// The longest wait for a response's headers, when there is one.
+    pub request_timeout_seconds: Option<f64>,
+}
+
 impl Cluster {
     /// Connects as `options` say. Must be called inside a tokio runtime.
     ///
@@ -219,6 +247,18 @@ impl Cluster {
     #[must_use]
     pub fn server(&self) -> &str {
         &self.server
+    }
+
+    /// How the client is set up: rate limit, retries, request timeout.
+    #[must_use]
+    pub fn settings(&self) -> ClientSettings {
+        let (qps, burst) = self.limiter.rate();
+        ClientSettings {
+            qps: if self.limiter.is_limited() { qps } else { 0.0 },
+            burst,
+            attempts: self.policy.attempts,
+            request_timeout_seconds: self.timeout.map(|timeout| timeout.as_secs_f64()),
+        }
     }
 
     /// What the transport has done so far.

@@ -398,14 +398,7 @@ fn list(problems: &[Problem]) -> String {
 
 /// A label value for `text`: itself when it is one, else a stable hash of it.
 fn label_value(text: &str) -> String {
-    let valid = !text.is_empty()
-        && text.len() <= 63
-        && text
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-        && text.as_bytes()[0].is_ascii_alphanumeric()
-        && text.as_bytes()[text.len() - 1].is_ascii_alphanumeric();
-    if valid {
+    if !text.is_empty() && crate::cluster::is_label_value(text) {
         text.to_owned()
     } else {
         format!("h-{}", &hex(&sha2::Sha256::digest(text.as_bytes()))[..32])

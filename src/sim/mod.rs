@@ -428,15 +428,17 @@ impl Sim {
         self.state.reset_timings();
     }
 
-    /// The median round trip of `rounds` minimal requests (`GET /healthz`) on one kept-alive
-    /// connection, over a plain socket: the loopback's share of a client's latency, measured
-    /// without any HTTP client. Blocks; call it off the simulator's runtime (from
-    /// `spawn_blocking`, or another thread). Plain HTTP only.
+    /// The loopback's share of a client's latency for `GET path`, measured without any HTTP
+    /// client: the median round trip of `rounds` such requests on one kept-alive plain socket,
+    /// less zen-sim's own median time for them (its timings are reset before and after). The
+    /// same request under the same server-side conditions (injected delays included) pays the
+    /// same wake-ups from idle, so server time plus this is what an ideal client would see.
+    /// Blocks; call it off the simulator's runtime (from `spawn_blocking`, or another thread).
+    /// Plain HTTP only.
     ///
     /// # Errors
-    /// A TLS simulator, or a connection that fails.
-    pub fn loopback_round_trip(&self, rounds: usize) -> std::io::Result<Duration> {
-        use std::io::{Read as _, Write as _};
+    /// A TLS simulator, a connection that fails, or a response that is not 200.
+    pub fn loopback_round_trip(&self, path: &str, rounds: usize) -> std::io::Result<Duration> {
         if self.state.options.tls {
             return Err(std::io::Error::other(
                 "a TLS simulator: measure over plain HTTP",
@@ -444,23 +446,25 @@ impl Sim {
         }
         let mut stream = std::net::TcpStream::connect(self.state.address)?;
         stream.set_nodelay(true)?;
-        let mut times = Vec::with_capacity(rounds);
-        let mut buffer = [0_u8; 1024];
+        let request =
+            format!("GET {path} HTTP/1.1\r\nHost: zen-sim\r\nAccept: application/json\r\n\r\n");
+        self.reset_timings();
+        let mut times = Vec::with_capacity(rounds.max(1));
         for _ in 0..rounds.max(1) {
             let started = Instant::now();
-            stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: zen-sim\r\n\r\n")?;
-            let mut read = Vec::new();
-            while !read.ends_with(b"ok") {
-                let n = stream.read(&mut buffer)?;
-                if n == 0 {
-                    return Err(std::io::ErrorKind::UnexpectedEof.into());
-                }
-                read.extend_from_slice(&buffer[..n]);
-            }
+            std::io::Write::write_all(&mut stream, request.as_bytes())?;
+            read_response(&mut stream)?;
             times.push(started.elapsed());
         }
         times.sort();
-        Ok(times[times.len() / 2])
+        let round_trip = times[times.len() / 2];
+        let server = self
+            .timings()
+            .values()
+            .map(|latency| latency.p50_ms)
+            .fold(0.0, f64::max);
+        self.reset_timings();
+        Ok(round_trip.saturating_sub(Duration::from_secs_f64(server / 1000.0)))
     }
 
     /// Objects, revision, requests served.
@@ -472,6 +476,43 @@ impl Sim {
     /// Stops serving; connections and watches end.
     pub fn stop(self) {
         drop(self);
+    }
+}
+
+/// Reads one HTTP/1.1 response with a `Content-Length` (zen-sim's are) off `stream`.
+fn read_response(stream: &mut std::net::TcpStream) -> std::io::Result<()> {
+    use std::io::Read as _;
+    let mut read = Vec::new();
+    let mut buffer = [0_u8; 16 * 1024];
+    loop {
+        let n = stream.read(&mut buffer)?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        read.extend_from_slice(&buffer[..n]);
+        let Some(end) = read.windows(4).position(|w| w == b"\r\n\r\n") else {
+            continue;
+        };
+        let head = String::from_utf8_lossy(&read[..end]).to_ascii_lowercase();
+        if !head.starts_with("http/1.1 200") {
+            return Err(std::io::Error::other(format!(
+                "zen-sim answered {}",
+                head.lines().next().unwrap_or_default()
+            )));
+        }
+        let length: usize = head
+            .lines()
+            .find_map(|line| line.strip_prefix("content-length:"))
+            .and_then(|value| value.trim().parse().ok())
+            .ok_or_else(|| std::io::Error::other("a response without Content-Length"))?;
+        while read.len() < end + 4 + length {
+            let n = stream.read(&mut buffer)?;
+            if n == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            read.extend_from_slice(&buffer[..n]);
+        }
+        return Ok(());
     }
 }
 

@@ -90,6 +90,7 @@ def test_ctrl_c_stops_the_run_and_cleans_up() -> None:
         timer.cancel()
         assert bench_namespaces(cluster.kubeconfig) == []
         assert kubezen.bench.cleanup(kubeconfig=cluster.kubeconfig) == []
+        assert kubezen.bench.cleanup(kubeconfig=cluster.kubeconfig, run="0123abcd") == []
 
 
 def test_http_cel_and_graph() -> None:
@@ -115,3 +116,7 @@ def test_bad_options_raise_clear_errors() -> None:
         kubezen.bench.http("ftp://example.com/")
     with pytest.raises(kubezen.bench.BenchError, match="is not a size"):
         kubezen.bench.graph(sizes=[0])
+    with pytest.raises(kubezen.bench.BenchError, match="not a run id"):
+        kubezen.bench.cleanup(run="not a run")
+    with pytest.raises(kubezen.bench.BenchError, match="--rate must be at least"):
+        kubezen.bench.http("http://127.0.0.1:1/", rate=1e-20)

@@ -193,6 +193,10 @@ pub struct CleanupArgs {
     #[arg(long)]
     pub dry_run: bool,
 
+    /// Only what the run with this id left (its report's runId) [default: every run]
+    #[arg(long, value_name = "ID", value_parser = run_id)]
+    pub run: Option<String>,
+
     /// Only namespaces at least this old, e.g. 1h: on a shared cluster, runs still going are
     /// younger [default: 0s, every one]
     #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = parse_duration)]
@@ -570,13 +574,26 @@ fn run_http(args: &HttpArgs, global: &GlobalArgs) -> Result<ExitCode, Failure> {
     finish(&report, global)
 }
 
+/// A run id, as run labels hold them.
+fn run_id(text: &str) -> Result<String, String> {
+    bench::api::check_run_id(text)
+        .map(|()| text.to_owned())
+        .map_err(|e| e.to_string())
+}
+
 fn run_cleanup(args: &CleanupArgs, global: &GlobalArgs) -> Result<ExitCode, Failure> {
     let runtime = super::runtime()?;
     let leftovers = runtime.block_on(async {
         let cluster = global.connect().await?;
-        bench::api::cleanup(&cluster, args.dry_run, args.older_than, args.timeout)
-            .await
-            .map_err(|e| failure(&e))
+        bench::api::cleanup(
+            &cluster,
+            args.run.as_deref(),
+            args.dry_run,
+            args.older_than,
+            args.timeout,
+        )
+        .await
+        .map_err(|e| failure(&e))
     })?;
     if leftovers.is_empty() && matches!(global.output, OutputFormat::Table | OutputFormat::Wide) {
         let _ = writeln!(
