@@ -338,6 +338,19 @@ async fn the_cache_evicts_least_recently_used_and_expires_by_ttl() {
         cache.peek(&test.namespace, "lru-4").is_none(),
         "expired after its TTL"
     );
+    // Renewed (as a live watch confirms what it holds), an object outlives its first TTL.
+    cache.get(&test.namespace, "lru-0").await.unwrap();
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        assert_eq!(cache.renew_all(), 1);
+    }
+    assert!(
+        cache.peek(&test.namespace, "lru-0").is_some(),
+        "750 ms old, renewed"
+    );
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(cache.peek(&test.namespace, "lru-0").is_none());
+    assert_eq!(cache.renew_all(), 0);
     test.cleanup().await;
 }
 

@@ -181,6 +181,24 @@ where
         self.refresh(object, false);
     }
 
+    /// Restarts the TTL of every cached object, as a live watch that has seen no change to
+    /// them confirms them; returns how many there are.
+    pub fn renew_all(&self) -> usize {
+        let shards = self
+            .shards
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut renewed = 0;
+        for shard in shards.values() {
+            let held: Vec<(Arc<String>, Arc<K>)> = shard.iter().collect();
+            renewed += held.len();
+            for (name, object) in held {
+                shard.insert((*name).clone(), object);
+            }
+        }
+        renewed
+    }
+
     /// Drops an object from the cache.
     pub fn invalidate(&self, namespace: &str, name: &str) {
         let shards = self

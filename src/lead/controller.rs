@@ -707,14 +707,39 @@ async fn run_term(
     let pod_task = {
         let context = Arc::clone(&context);
         let tx = trigger_tx.clone();
+        // While the watch is live, it has told of every change to the cached leader pods: they
+        // are renewed every third of the TTL, so the TTL bounds how stale a leader pod can be
+        // only while the watch is down. (Without this, every cached leader expired together and
+        // the next resync read all of them again, queueing failovers behind them at --qps.)
+        let renew_every = (options.leader_pod_cache_ttl / 3).max(Duration::from_millis(100));
         tokio::spawn(async move {
             let events = watcher(pods, watcher::Config::default()).default_backoff();
             let mut events = std::pin::pin!(events);
-            while let Some(event) = events.next().await {
+            let mut renew = tokio::time::interval(renew_every);
+            renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut live = false;
+            loop {
+                let event = tokio::select! {
+                    event = events.next() => event,
+                    _ = renew.tick() => {
+                        if let (true, Some(cache)) = (live, &context.leader_pods) {
+                            cache.renew_all();
+                        }
+                        continue;
+                    }
+                };
+                let Some(event) = event else { break };
                 let (pod, deleted) = match event {
                     Ok(watcher::Event::Apply(pod) | watcher::Event::InitApply(pod)) => (pod, false),
                     Ok(watcher::Event::Delete(pod)) => (pod, true),
-                    Ok(watcher::Event::Init | watcher::Event::InitDone) | Err(_) => continue,
+                    Ok(watcher::Event::InitDone) => {
+                        live = true;
+                        continue;
+                    }
+                    Ok(watcher::Event::Init) | Err(_) => {
+                        live = false;
+                        continue;
+                    }
                 };
                 let (services, leads) = context.services_for(&pod, deleted);
                 if let Some(cache) = &context.leader_pods {
@@ -940,6 +965,27 @@ async fn reconcile_leader_service(
     Ok(Action::await_change())
 }
 
+/// Deletes the leader Service `leader` and its slice if this controller made them for
+/// `parent` (a Service of that name made by anyone else is left alone).
+async fn delete_leader_made_for(
+    namespace: &str,
+    parent: &str,
+    leader: &str,
+    context: &Context,
+) -> Result<(), LeadError> {
+    let ours = context
+        .store
+        .get(&ObjectRef::new(leader).within(namespace))
+        .is_some_and(|found| {
+            select::is_leader_service(&found)
+                && found.labels().get(SOURCE_SERVICE).map(String::as_str) == Some(parent)
+        });
+    if ours {
+        delete_leader(namespace, leader, context).await?;
+    }
+    Ok(())
+}
+
 async fn delete_leader(namespace: &str, name: &str, context: &Context) -> Result<(), LeadError> {
     let slices: Api<EndpointSlice> = Api::namespaced(context.cluster.client(), namespace);
     delete_made(context, &slices, name, "EndpointSlice").await?;
@@ -985,16 +1031,7 @@ async fn cleanup(service: &Service, context: &Context) -> Result<(), LeadError> 
         .remove(&(namespace.clone(), name.clone()));
     let default = LeadConfig::of(service).leader_service;
     for leader in known.into_iter().chain(std::iter::once(default)) {
-        let made_by_us = context
-            .store
-            .get(&ObjectRef::new(&leader).within(&namespace))
-            .is_some_and(|found| {
-                select::is_leader_service(&found)
-                    && found.labels().get(SOURCE_SERVICE) == Some(&name)
-            });
-        if made_by_us {
-            delete_leader(&namespace, &leader, context).await?;
-        }
+        delete_leader_made_for(&namespace, &name, &leader, context).await?;
     }
     context.forget_parent(&(namespace, name));
     Ok(())
@@ -1068,16 +1105,7 @@ async fn reconcile_parent(parent: &Service, context: &Context) -> Result<Action,
     if let Some(previous) = renamed_from {
         // zen-lead.io/leader-service-name changed: the old leader Service must not keep
         // routing to a leader nobody maintains.
-        let ours = context
-            .store
-            .get(&ObjectRef::new(&previous).within(&namespace))
-            .is_some_and(|found| {
-                select::is_leader_service(&found)
-                    && found.labels().get(SOURCE_SERVICE) == Some(&name)
-            });
-        if ours {
-            delete_leader(&namespace, &previous, context).await?;
-        }
+        delete_leader_made_for(&namespace, &name, &previous, context).await?;
     }
     let current = if has_selector {
         current_leader(context, &namespace, existing.as_deref()).await?
