@@ -198,7 +198,7 @@ pub async fn run(
     .await?;
     environment.end();
     let rows = done.value;
-    let mut verdicts = vec![api::cleanup_verdict(done.cleaned_up)];
+    let mut verdicts = Vec::new();
     let hits: Vec<f64> = rows
         .iter()
         .filter(|r| r.hit_latency.count > 0)
@@ -233,6 +233,7 @@ pub async fn run(
             "a cache that holds everything misses only on first reads and expiry",
         ));
     }
+    verdicts.push(api::cleanup_verdict(done.cleaned_up));
     Ok(CacheReport {
         format: FORMAT.into(),
         environment,

@@ -146,7 +146,7 @@ pub async fn run(
     .await?;
     environment.end();
     let rows = done.value;
-    let mut verdicts = vec![api::cleanup_verdict(done.cleaned_up)];
+    let mut verdicts = Vec::new();
     if rows.iter().any(|r| r.phase == "unchanged") {
         let writes: u64 = rows
             .iter()
@@ -173,6 +173,7 @@ pub async fn run(
             "every object reaches its outcome",
         ));
     }
+    verdicts.push(api::cleanup_verdict(done.cleaned_up));
     Ok(ReconcileReport {
         format: FORMAT.into(),
         environment,

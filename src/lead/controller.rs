@@ -213,15 +213,15 @@ struct OptedInList {
     complete: bool,
 }
 
+/// How long a written object is trusted over a store that has not shown it.
+const WRITTEN_TRUSTED: Duration = Duration::from_secs(5);
+
 /// The objects this controller wrote last, by parent Service, until its watches deliver them:
 /// a reconcile that runs before the store has caught up with the previous write (the slice's
 /// own watch event triggers one) must not take the older object for the truth, count the same
 /// failover twice and write again. Objects the watches saw deleted (by uid) are never taken
 /// for the truth again, from the store or from here: a write made just before a deletion must
 /// not hide the deletion from the next reconcile.
-/// How long a written object is trusted over a store that has not shown it.
-const WRITTEN_TRUSTED: Duration = Duration::from_secs(5);
-
 struct Written<K>(Mutex<WrittenState<K>>);
 
 struct WrittenState<K> {
@@ -1100,13 +1100,20 @@ async fn reconcile_parent(parent: &Service, context: &Context) -> Result<Action,
         .leaders_of
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .insert(key.clone(), config.leader_service.clone())
-        .filter(|previous| *previous != config.leader_service);
+        .get(&key)
+        .filter(|previous| **previous != config.leader_service)
+        .cloned();
     if let Some(previous) = renamed_from {
         // zen-lead.io/leader-service-name changed: the old leader Service must not keep
-        // routing to a leader nobody maintains.
+        // routing to a leader nobody maintains (remembered until it is gone, so a failed
+        // delete is tried again).
         delete_leader_made_for(&namespace, &name, &previous, context).await?;
     }
+    context
+        .leaders_of
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .insert(key.clone(), config.leader_service.clone());
     let current = if has_selector {
         current_leader(context, &namespace, existing.as_deref()).await?
     } else {
