@@ -463,18 +463,37 @@ fn http_reports_as_vegeta_does_and_missed_targets_exit_one() {
 
 #[test]
 fn offline_benchmarks_print_tables_and_verdicts() {
+    // The verdicts here are timings of a debug build, which a loaded machine can miss (CI once
+    // measured a growth exponent above 1.3 from 10 to 40 resources): whichever way they go, the
+    // exit code must say it.
     let graph = zen(&["bench", "graph", "--sizes", "10,40", "--budget", "20ms"]);
-    assert_eq!(graph.status.code(), Some(0), "{}", text(&graph.stderr));
     let stdout = text(&graph.stdout);
     assert!(
         stdout.contains("RESOURCES") && stdout.contains("growth exponent"),
+        "{stdout}\n{}",
+        text(&graph.stderr)
+    );
+    assert!(
+        stdout.contains("PASS ") || stdout.contains("FAIL "),
         "{stdout}"
     );
+    let failed = i32::from(stdout.contains("FAIL "));
+    assert_eq!(graph.status.code(), Some(failed), "{stdout}");
     let cel = zen(&[
         "bench", "cel", "--budget", "5ms", "--filter", "field", "-o", "json",
     ]);
-    assert_eq!(cel.status.code(), Some(0), "{}", text(&cel.stderr));
     let report = json(&cel);
     assert_eq!(report["kind"], "cel");
     assert!(report["rows"].as_array().unwrap().len() >= 2);
+    let failed = report["verdicts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|verdict| verdict["passed"] == false);
+    assert_eq!(
+        cel.status.code(),
+        Some(i32::from(failed)),
+        "{}",
+        text(&cel.stderr)
+    );
 }
