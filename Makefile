@@ -46,7 +46,7 @@ dist: ## the krew release archive, its sha256 and the rendered krew manifest, in
 	CARGO="$(CARGO)" bash scripts/dist.sh
 
 bench: ## criterion benchmarks (release build), the CEL ratio table, zen-sim's capacity (100,000 objects)
-	$(CARGO) bench --locked --bench table --bench cel --bench graph --bench cluster --bench reconcile --bench tune --bench bench
+	$(CARGO) bench --locked --bench table --bench cel --bench graph --bench cluster --bench reconcile --bench tune --bench bench --bench forward
 	$(PYTHON) benches/cel_report.py
 	$(CARGO) bench --locked --bench sim
 

@@ -8,6 +8,7 @@
 //! - [`bench`](mod@bench): API servers, HTTP endpoints and the core's hot paths measured and judged.
 //! - [`cel`]: a KRO-compatible, cached CEL engine.
 //! - [`cluster`]: the client every capability shares: kubeconfig, rate limit, retries, cache.
+//! - [`forward`]: many port-forwards supervised, one local port per target, reconnected.
 //! - [`graph`]: KRO resource graphs, parsed, validated, ordered and measured offline.
 //! - [`metrics`]: the Prometheus and health endpoint of long-running commands.
 //! - [`quantity`]: Kubernetes resource quantities, read and written.
@@ -20,6 +21,7 @@
 pub mod bench;
 pub mod cel;
 pub mod cluster;
+pub mod forward;
 pub mod graph;
 pub mod lead;
 pub mod metrics;

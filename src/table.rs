@@ -299,6 +299,27 @@ pub fn escape_controls(text: &str) -> Cow<'_, str> {
     Cow::Owned(escaped)
 }
 
+/// kubectl's short age of a number of seconds: `45s`, `3m12s`, `45m`, `3h12m`, `23h`, `2d5h`,
+/// `45d`, `2y` (negative counts as 0).
+#[must_use]
+pub fn short_age(seconds: i64) -> String {
+    let seconds = seconds.max(0);
+    let (minutes, hours, days) = (seconds / 60, seconds / 3600, seconds / 86_400);
+    match seconds {
+        0..120 => format!("{seconds}s"),
+        120..600 if seconds % 60 == 0 => format!("{minutes}m"),
+        120..600 => format!("{minutes}m{}s", seconds % 60),
+        600..10_800 => format!("{minutes}m"),
+        10_800..28_800 if minutes % 60 == 0 => format!("{hours}h"),
+        10_800..28_800 => format!("{hours}h{}m", minutes % 60),
+        28_800..172_800 => format!("{hours}h"),
+        172_800..691_200 if hours % 24 == 0 => format!("{days}d"),
+        172_800..691_200 => format!("{days}d{}h", hours % 24),
+        _ if days < 730 => format!("{days}d"),
+        _ => format!("{}y", days / 365),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

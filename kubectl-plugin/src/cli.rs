@@ -147,6 +147,9 @@ pub enum Command {
     /// show its state
     #[command(long_about = commands::lead::LONG_ABOUT)]
     Lead(commands::lead::LeadArgs),
+    /// Supervise many port-forwards from one configuration, one local port per target
+    #[command(long_about = commands::forward::LONG_ABOUT)]
+    Forward(commands::forward::ForwardArgs),
     /// Run zen-sim, a Kubernetes API server for tests, demos and notebooks
     #[command(long_about = commands::sim::LONG_ABOUT)]
     Sim(commands::sim::SimArgs),

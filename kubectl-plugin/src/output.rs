@@ -118,6 +118,16 @@ impl Output {
         })
     }
 
+    /// Writes a result in the chosen format to `out`, coloured as this stream would be (for
+    /// output redrawn in place).
+    pub fn write_to<T: Serialize + Tabular>(
+        self,
+        result: &T,
+        out: &mut dyn Write,
+    ) -> Result<(), Failure> {
+        self.write(result, out)
+    }
+
     fn with_format(self, format: OutputFormat) -> Self {
         Self { format, ..self }
     }

@@ -8,7 +8,7 @@ engine as the ``kubectl zen`` plugin, for scripts and Jupyter.
 True
 """
 
-from kubezen import bench, cel, graph, lead, sim
+from kubezen import bench, cel, forward, graph, lead, sim
 from kubezen._core import Graph, VersionInfo, __version__, version_info
 from kubezen._reconcile import (
     ObjectOutcome,
@@ -35,6 +35,7 @@ __all__ = [
     "__version__",
     "bench",
     "cel",
+    "forward",
     "graph",
     "lead",
     "reconcile",

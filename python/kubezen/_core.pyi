@@ -12,6 +12,7 @@ __all__ = [
     "CelSyntaxError",
     "CelVariablesError",
     "Diagnostic",
+    "ForwardConfigError",
     "Graph",
     "GraphCycleError",
     "GraphError",
@@ -35,6 +36,7 @@ __all__ = [
     "cel_cache_stats",
     "cel_compile",
     "cel_eval",
+    "forward_plan",
     "graph_load",
     "graph_loads",
     "lead_status",
@@ -468,3 +470,16 @@ def bench_load(text: str) -> str:
 def bench_compare(report: str, baseline: str, threshold: float) -> str:
     """A report (JSON text) compared with a baseline (JSON text); returns it with its
     changes."""
+
+class ForwardConfigError(ValueError):
+    """A forward configuration that cannot be used; the message names its file, entry and field."""
+
+def forward_plan(
+    layers: Sequence[tuple[str, str | None]],
+    *,
+    user_config: bool = False,
+    check_ports: bool = True,
+) -> str:
+    """The embedded defaults, the user's file (with ``user_config``) and ``layers`` merged in
+    order (each ``(path, None)`` or ``(name, text)``), and the local port of every enabled
+    entry, as JSON text: ``{"assignments": [...], "config": {...}}``."""

@@ -6,6 +6,7 @@
 
 mod bench;
 mod cel;
+mod forward;
 mod graph;
 mod lead;
 mod reconcile;
@@ -83,6 +84,8 @@ mod _core {
     #[pymodule_export]
     use super::cel::{PyProgram, PyVariables, cel_cache_stats, cel_compile, cel_eval};
     #[pymodule_export]
+    use super::forward::forward_plan;
+    #[pymodule_export]
     use super::graph::{PyDiagnostic, PyGraph, graph_load, graph_loads};
     #[pymodule_export]
     use super::lead::lead_status;
@@ -118,6 +121,10 @@ mod _core {
         m.add("TuneError", py.get_type::<super::tune::TuneException>())?;
         m.add("BenchError", py.get_type::<super::bench::BenchException>())?;
         m.add("LeadError", py.get_type::<super::lead::LeadException>())?;
+        m.add(
+            "ForwardConfigError",
+            py.get_type::<super::forward::ForwardConfigException>(),
+        )?;
         m.add(
             "GraphCycleError",
             py.get_type::<super::graph::GraphCycleError>(),

@@ -231,6 +231,22 @@ impl Cluster {
         )
     }
 
+    /// The same cluster without the client-side rate limit (the counters and retry policy
+    /// shared): for requests a user's own traffic opens one by one, such as a port-forward
+    /// stream per local connection (kubectl's streams are not rate-limited either).
+    ///
+    /// # Errors
+    /// A client that cannot be built.
+    pub fn unlimited(&self) -> Result<Self, ClusterError> {
+        Self::build(
+            self.config.clone(),
+            Arc::new(RateLimiter::new(0.0, 1)),
+            Arc::clone(&self.counters),
+            self.policy,
+            self.timeout,
+        )
+    }
+
     /// The client; cheap to clone.
     #[must_use]
     pub fn client(&self) -> kube::Client {

@@ -293,7 +293,9 @@ pub fn resolve_ports(
         .collect()
 }
 
-fn named_port(pod: &Pod, name: &str) -> Option<i32> {
+/// The container port of `pod` named `name`.
+#[must_use]
+pub fn named_port(pod: &Pod, name: &str) -> Option<i32> {
     pod.spec
         .as_ref()?
         .containers

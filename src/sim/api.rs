@@ -28,7 +28,7 @@ pub(crate) type Body = BoxBody<Bytes, Infallible>;
 /// The largest request body accepted, as the API server's 3 MiB limit.
 const MAX_BODY: usize = 3 * 1024 * 1024;
 
-fn full(bytes: impl Into<Bytes>) -> Body {
+pub(crate) fn full(bytes: impl Into<Bytes>) -> Body {
     Full::new(bytes.into()).boxed()
 }
 
@@ -47,7 +47,7 @@ fn object_response(code: StatusCode, object: &Value) -> Response<Body> {
     json_response(code, object)
 }
 
-fn error_response(error: &ApiError) -> Response<Body> {
+pub(crate) fn error_response(error: &ApiError) -> Response<Body> {
     let code = StatusCode::from_u16(error.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut response = json_response(code, &error.status());
     if let Some(seconds) = error.retry_after
@@ -187,6 +187,12 @@ pub(crate) async fn handle(
                 "Unauthorized",
             )));
         }
+    }
+    if let Some((namespace, name)) = super::portforward::target(request.uri().path()) {
+        let (namespace, name) = (namespace.to_owned(), name.to_owned());
+        return Ok(super::portforward::handle(
+            &state, &namespace, &name, request,
+        ));
     }
     if !accepts_json(request.headers()) {
         return Ok(error_response(&ApiError::new(

@@ -388,7 +388,12 @@ fn controller() -> Writer {
     }
 }
 
-fn kind(state: &SimState, group: &str, version: &str, plural: &str) -> Option<Arc<ResourceType>> {
+pub(crate) fn kind(
+    state: &SimState,
+    group: &str,
+    version: &str,
+    plural: &str,
+) -> Option<Arc<ResourceType>> {
     state.store.resource(group, version, plural)
 }
 

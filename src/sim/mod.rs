@@ -7,7 +7,9 @@
 //! conflicts, status and scale subresources, finalizers, garbage collection, namespace deletion
 //! and CRDs whose kinds are served and validated. A small control plane runs Deployments,
 //! `ReplicaSets`, `StatefulSets`, `DaemonSets` and Jobs, makes pods Ready after a delay, keeps
-//! Endpoints/EndpointSlices, and serves metrics.k8s.io from a usage model. Faults (429 with
+//! Endpoints/EndpointSlices, and serves metrics.k8s.io from a usage model. `pods/portforward`
+//! speaks WebSocket (`v4.channel.k8s.io`) to local TCP servers standing in for pod ports
+//! ([`BACKENDS_ANNOTATION`]). Faults (429 with
 //! Retry-After, 5xx, latency, dropped watches, expired resource versions) can be injected per
 //! resource and verb.
 //!
@@ -26,6 +28,7 @@ mod error;
 mod faults;
 mod fields;
 mod openapi;
+mod portforward;
 mod registry;
 pub(crate) mod select;
 mod store;
@@ -42,6 +45,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::{Value, json};
 
 pub use faults::{Fault, FaultAction, Faults};
+pub use portforward::{BACKENDS_ANNOTATION, echo_backend};
 
 /// The Kubernetes version zen-sim reports.
 pub const KUBERNETES_VERSION: &str = "v1.33.0";
@@ -563,13 +567,13 @@ async fn serve(
                 Some(acceptor) => {
                     if let Ok(stream) = acceptor.accept(stream).await {
                         let _ = builder
-                            .serve_connection(TokioIo::new(stream), service)
+                            .serve_connection_with_upgrades(TokioIo::new(stream), service)
                             .await;
                     }
                 }
                 None => {
                     let _ = builder
-                        .serve_connection(TokioIo::new(stream), service)
+                        .serve_connection_with_upgrades(TokioIo::new(stream), service)
                         .await;
                 }
             }

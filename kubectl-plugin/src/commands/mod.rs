@@ -4,6 +4,7 @@
 pub mod bench;
 pub mod cel;
 pub mod completion;
+pub mod forward;
 pub mod graph;
 pub mod lead;
 pub mod reconcile;
@@ -33,6 +34,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, Failure> {
         Command::Version(args) => {
             version::run(&args, &cli.global).map(|()| ExitCode::from(EXIT_OK))
         }
+        Command::Forward(args) => forward::run(&args, &cli.global),
         Command::Lead(args) => lead::run(&args, &cli.global),
         Command::Reconcile(args) => reconcile::run(&args, &cli.global),
         Command::Sim(args) => sim::run(&args, &cli.global),

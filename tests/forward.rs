@@ -1,0 +1,520 @@
+//! Port-forwards end to end against zen-sim: its `pods/portforward` subresource, the
+//! supervisor's states, reconnects after a pod is killed mid-transfer, conflicting local ports
+//! and shutdown. A simulated pod's port is a local TCP server named in the pod's
+//! `zen-sim.kubezen.io/port-forward` annotation, so on a real cluster (`ZEN_TEST_KUBECONFIG`)
+//! these tests skip: its pods would need an image serving the port.
+
+mod support;
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Pod, Service};
+use kube::api::{DeleteParams, ListParams, PostParams};
+use kubezen::forward::{self, Config, Layer, State, Status, SuperviseOptions, Supervisor};
+use kubezen::sim::{BACKENDS_ANNOTATION, Fault, FaultAction, echo_backend};
+use serde_json::json;
+use support::{TestCluster, cluster, eventually, object};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::{TcpListener, TcpStream};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// A TCP echo server standing in for a pod's port; its address.
+async fn echo_server() -> SocketAddr {
+    echo_backend().await.expect("a loopback port")
+}
+
+/// The test's cluster when it is zen-sim; on a real cluster, `None` (its namespace removed):
+/// its pods would need an image serving the port.
+async fn zen_sim() -> Option<TestCluster> {
+    let test = cluster().await;
+    if test
+        .sim_only("a pod port standing in for a server")
+        .is_none()
+    {
+        test.cleanup().await;
+        return None;
+    }
+    Some(test)
+}
+
+async fn create_pod(test: &TestCluster, name: &str, backend: SocketAddr) {
+    test.api::<Pod>()
+        .create(&PostParams::default(), &object(pod_json(name, backend)))
+        .await
+        .unwrap();
+}
+
+fn pod_json(name: &str, backend: SocketAddr) -> serde_json::Value {
+    json!({
+        "metadata": {"name": name, "labels": {"app": "web"},
+                     "annotations": {BACKENDS_ANNOTATION: format!("8080={backend}")}},
+        "spec": {"containers": [{"name": "app", "image": "registry.k8s.io/pause:3.10",
+                 "ports": [{"name": "http", "containerPort": 8080}]}]}
+    })
+}
+
+async fn web_service(test: &TestCluster) {
+    let service: Service = object(json!({
+        "metadata": {"name": "web"},
+        "spec": {"selector": {"app": "web"}, "ports": [{"name": "http", "port": 80, "targetPort": "http"}]}
+    }));
+    test.api::<Service>()
+        .create(&PostParams::default(), &service)
+        .await
+        .unwrap();
+}
+
+fn config(test: &TestCluster, entries: &str) -> Config {
+    let yaml = format!("portForwards:\n{entries}").replace("NS", &test.namespace);
+    forward::merge(&[Layer::defaults(), Layer::text("test.yaml", &yaml)])
+        .expect("a valid configuration")
+}
+
+fn status<'a>(statuses: &'a [Status], name: &str) -> &'a Status {
+    statuses.iter().find(|s| s.name == name).expect("the entry")
+}
+
+async fn until_state(supervisor: &Supervisor, name: &str, state: State) -> Status {
+    eventually(WAIT, &format!("{name} {state:?}"), || async {
+        let statuses = supervisor.statuses();
+        let status = status(&statuses, name);
+        (status.state == state).then(|| status.clone())
+    })
+    .await
+}
+
+/// Sends `payload` through `port` and reads as much back.
+async fn echo_through(port: u16, payload: &[u8]) -> Vec<u8> {
+    let mut socket = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let (mut read, mut write) = socket.split();
+    let send = async {
+        write.write_all(payload).await.unwrap();
+    };
+    let mut back = vec![0u8; payload.len()];
+    let receive = async { read.read_exact(&mut back).await.map(|_| ()) };
+    let ((), received) = tokio::join!(send, receive);
+    received.expect("the echo comes back");
+    back
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bytes_go_to_the_pod_and_back_through_svc_pod_and_deploy_targets() {
+    let Some(test) = zen_sim().await else {
+        return;
+    };
+    let backend = echo_server().await;
+    create_pod(&test, "web-0", backend).await;
+    web_service(&test).await;
+    let deployment: Deployment = object(json!({
+        "metadata": {"name": "api"},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "api"}},
+                 "template": {"metadata": {"labels": {"app": "api"}, "annotations": {BACKENDS_ANNOTATION: format!("9000={backend}")}},
+                              "spec": {"containers": [{"name": "app", "image": "registry.k8s.io/pause:3.10",
+                                        "ports": [{"name": "grpc", "containerPort": 9000}]}]}}}
+    }));
+    test.api::<Deployment>()
+        .create(&PostParams::default(), &deployment)
+        .await
+        .unwrap();
+    let config = config(
+        &test,
+        "  by-service: {target: svc/web, namespace: NS, targetPort: http, type: rest}\n  by-pod: {target: pod/web-0, namespace: NS, targetPort: 8080}\n  by-deploy: {target: deploy/api, namespace: NS, targetPort: grpc, type: rpc}\n",
+    );
+    let supervisor =
+        Supervisor::start(&test.cluster, &config, &SuperviseOptions::default()).unwrap();
+    assert!(
+        supervisor.wait_running(WAIT).await,
+        "{:#?}",
+        supervisor.statuses()
+    );
+    let payload: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
+    for name in ["by-service", "by-pod", "by-deploy"] {
+        let statuses = supervisor.statuses();
+        let status = status(&statuses, name);
+        let port = status.local_port.unwrap();
+        assert_eq!(echo_through(port, &payload).await, payload, "{name}");
+        assert_eq!(status.namespace, test.namespace);
+    }
+    let statuses = supervisor.statuses();
+    assert_eq!(
+        status(&statuses, "by-service").pod.as_deref(),
+        Some("web-0")
+    );
+    assert_eq!(status(&statuses, "by-service").pod_port, Some(8080));
+    assert_eq!(status(&statuses, "by-deploy").pod_port, Some(9000));
+    let deploy = eventually(WAIT, "the connection counted", || async {
+        let statuses = supervisor.statuses();
+        let status = status(&statuses, "by-deploy").clone();
+        (status.connections == 1).then_some(status)
+    })
+    .await;
+    assert_eq!(deploy.bytes, 2_000_000);
+    let ports: Vec<u16> = statuses.iter().filter_map(|s| s.local_port).collect();
+    let last = supervisor.shutdown().await;
+    assert_eq!(last.len(), 3);
+    for port in ports {
+        assert!(
+            TcpStream::connect(("127.0.0.1", port)).await.is_err(),
+            "port {port} closed after shutdown"
+        );
+    }
+    test.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_killed_mid_transfer_ends_its_connections_and_the_forward_moves_to_the_new_pod() {
+    let Some(test) = zen_sim().await else {
+        return;
+    };
+    let backend = echo_server().await;
+    let deployment: Deployment = object(json!({
+        "metadata": {"name": "web"},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}},
+                 "template": {"metadata": {"labels": {"app": "web"}, "annotations": {BACKENDS_ANNOTATION: format!("8080={backend}")}},
+                              "spec": {"containers": [{"name": "app", "image": "registry.k8s.io/pause:3.10",
+                                        "ports": [{"name": "http", "containerPort": 8080}]}]}}}
+    }));
+    test.api::<Deployment>()
+        .create(&PostParams::default(), &deployment)
+        .await
+        .unwrap();
+    web_service(&test).await;
+    let config = config(
+        &test,
+        "  web: {target: svc/web, namespace: NS, targetPort: 80}\n",
+    );
+    let supervisor =
+        Supervisor::start(&test.cluster, &config, &SuperviseOptions::default()).unwrap();
+    let running = until_state(&supervisor, "web", State::Running).await;
+    let first_pod = running.pod.clone().unwrap();
+    let port = running.local_port.unwrap();
+    // A transfer in progress: bytes flowing both ways until the pod goes.
+    let mut socket = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    socket.write_all(&vec![7u8; 64 * 1024]).await.unwrap();
+    let mut buffer = vec![0u8; 64 * 1024];
+    socket.read_exact(&mut buffer).await.unwrap();
+    test.api::<Pod>()
+        .delete(&first_pod, &DeleteParams::default())
+        .await
+        .unwrap();
+    let ended = tokio::time::timeout(WAIT, async {
+        loop {
+            if socket.write_all(&[1u8; 4096]).await.is_err() {
+                return;
+            }
+            if let Ok(Ok(0) | Err(_)) =
+                tokio::time::timeout(Duration::from_millis(200), socket.read(&mut buffer)).await
+            {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the connection to the killed pod ended");
+    let moved = eventually(WAIT, "a Running forward to the replacement pod", || async {
+        let statuses = supervisor.statuses();
+        let status = status(&statuses, "web").clone();
+        (status.state == State::Running && status.pod.as_ref().is_some_and(|p| *p != first_pod))
+            .then_some(status)
+    })
+    .await;
+    assert!(moved.restarts >= 1, "{moved:?}");
+    assert_eq!(
+        moved.local_port,
+        Some(port),
+        "the local port is kept across reconnects"
+    );
+    assert_eq!(
+        echo_through(port, b"after the restart").await,
+        b"after the restart"
+    );
+    supervisor.shutdown().await;
+    test.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_port_nothing_listens_on_degrades_the_forward_until_it_answers() {
+    let Some(test) = zen_sim().await else {
+        return;
+    };
+    // A port nothing listens on (bound, then released).
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap()
+    };
+    create_pod(&test, "lonely", closed).await;
+    let config = config(
+        &test,
+        "  lonely: {target: pod/lonely, namespace: NS, targetPort: http}\n",
+    );
+    let supervisor =
+        Supervisor::start(&test.cluster, &config, &SuperviseOptions::default()).unwrap();
+    let running = until_state(&supervisor, "lonely", State::Running).await;
+    let port = running.local_port.unwrap();
+    let mut socket = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let mut buffer = [0u8; 16];
+    let read = tokio::time::timeout(WAIT, socket.read(&mut buffer))
+        .await
+        .unwrap();
+    assert!(
+        matches!(read, Ok(0) | Err(_)),
+        "the refused connection is closed"
+    );
+    let degraded = until_state(&supervisor, "lonely", State::Degraded).await;
+    let message = degraded.message.unwrap();
+    assert!(
+        message.contains("dial tcp") && message.contains("lonely"),
+        "{message}"
+    );
+    // The server comes up on that port: the next connection goes through.
+    let listener = TcpListener::bind(closed).await.unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let (mut read, mut write) = socket.split();
+                let _ = tokio::io::copy(&mut read, &mut write).await;
+            });
+        }
+    });
+    assert_eq!(echo_through(port, b"hello").await, b"hello");
+    until_state(&supervisor, "lonely", State::Running).await;
+    supervisor.shutdown().await;
+    test.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conflicting_local_ports_go_to_distinct_entries_and_a_busy_port_is_skipped() {
+    let Some(test) = zen_sim().await else {
+        return;
+    };
+    let backend = echo_server().await;
+    create_pod(&test, "web-0", backend).await;
+    // Another program holds a port two entries ask for; a third asks for a free one.
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = busy.local_addr().unwrap().port();
+    let free = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    let entries = format!(
+        "  b-second: {{target: pod/web-0, namespace: NS, targetPort: 8080, localPort: {free}}}\n  a-first: {{target: pod/web-0, namespace: NS, targetPort: 8080, localPort: {free}}}\n  c-busy: {{target: pod/web-0, namespace: NS, targetPort: 8080, localPort: {taken}}}\n"
+    );
+    let config = config(&test, &entries);
+    let supervisor =
+        Supervisor::start(&test.cluster, &config, &SuperviseOptions::default()).unwrap();
+    assert!(
+        supervisor.wait_running(WAIT).await,
+        "{:#?}",
+        supervisor.statuses()
+    );
+    let statuses = supervisor.statuses();
+    let ports: Vec<u16> = statuses.iter().map(|s| s.local_port.unwrap()).collect();
+    assert_eq!(ports[0], free, "a-first sorts first and keeps its port");
+    assert_ne!(ports[1], free);
+    assert_ne!(ports[2], taken);
+    assert!(ports[1] != ports[2]);
+    for port in ports {
+        assert_eq!(echo_through(port, b"mine").await, b"mine");
+    }
+    drop(busy);
+    supervisor.shutdown().await;
+    test.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_targets_wait_and_impossible_ports_fail_with_the_reason() {
+    let Some(test) = zen_sim().await else {
+        return;
+    };
+    web_service(&test).await;
+    let config = config(
+        &test,
+        "  absent: {target: svc/nowhere, namespace: NS, targetPort: 80}\n  wrong-port: {target: svc/web, namespace: NS, targetPort: 443}\n  no-pods: {target: svc/web, namespace: NS, targetPort: 80}\n  off: {target: svc/web, namespace: NS, targetPort: 80, disabled: true}\n",
+    );
+    let supervisor =
+        Supervisor::start(&test.cluster, &config, &SuperviseOptions::default()).unwrap();
+    let absent = until_state(&supervisor, "absent", State::Reconnecting).await;
+    assert!(absent.message.unwrap().contains("svc/nowhere in namespace"));
+    let wrong = until_state(&supervisor, "wrong-port", State::Failed).await;
+    assert!(
+        wrong
+            .message
+            .unwrap()
+            .contains("has no port 443 (its ports: 80/http)")
+    );
+    let waiting = until_state(&supervisor, "no-pods", State::Reconnecting).await;
+    assert!(waiting.message.unwrap().contains("no pods behind svc/web"));
+    let statuses = supervisor.statuses();
+    assert_eq!(status(&statuses, "off").state, State::Suspended);
+    assert_eq!(status(&statuses, "off").local_port, None);
+    // A pod appears: the waiting entry finds it.
+    let backend = echo_server().await;
+    create_pod(&test, "web-0", backend).await;
+    let running = until_state(&supervisor, "no-pods", State::Running).await;
+    assert_eq!(
+        echo_through(running.local_port.unwrap(), b"found").await,
+        b"found"
+    );
+    supervisor.shutdown().await;
+    test.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zen_sims_port_forward_speaks_the_api_servers_protocol() {
+    let Some(test) = zen_sim().await else {
+        return;
+    };
+    let backend = echo_server().await;
+    let pods = test.api::<Pod>();
+    pods.create(&PostParams::default(), &object(pod_json("web-0", backend)))
+        .await
+        .unwrap();
+    let missing = pods.portforward("ghost", &[8080]).await.err().unwrap();
+    assert!(kubezen::cluster::is_not_found(&missing), "{missing}");
+    eventually(WAIT, "web-0 running", || async {
+        let pod = pods.get("web-0").await.ok()?;
+        (pod.status?.phase.as_deref() == Some("Running")).then_some(())
+    })
+    .await;
+    // Two ports in one stream: one served, one with nothing behind it.
+    let mut forwarder = pods.portforward("web-0", &[8080, 9999]).await.unwrap();
+    let mut stream = forwarder.take_stream(8080).unwrap();
+    let error = forwarder.take_error(9999).unwrap();
+    assert!(
+        error
+            .await
+            .unwrap()
+            .contains("nothing stands in for this port")
+    );
+    stream.write_all(b"ping").await.unwrap();
+    let mut back = [0u8; 4];
+    stream.read_exact(&mut back).await.unwrap();
+    assert_eq!(&back, b"ping");
+    drop(stream);
+    let _ = forwarder.join().await;
+    assert!(pods.list(&ListParams::default()).await.unwrap().items.len() == 1);
+    test.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::print_stderr)]
+async fn a_hundred_forwards_run_within_seconds() {
+    let Some(test) = zen_sim().await else {
+        return;
+    };
+    let backend = echo_server().await;
+    let mut entries = String::new();
+    for i in 0..100 {
+        test.api::<Pod>()
+            .create(
+                &PostParams::default(),
+                &object(pod_json(&format!("web-{i}"), backend)),
+            )
+            .await
+            .unwrap();
+        writeln!(
+            entries,
+            "  e{i:03}: {{target: pod/web-{i}, namespace: NS, targetPort: 8080}}"
+        )
+        .unwrap();
+    }
+    eventually(WAIT, "100 pods running", || async {
+        let pods = test.api::<Pod>().list(&ListParams::default()).await.ok()?;
+        let running = pods
+            .items
+            .iter()
+            .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+            .count();
+        (running == 100).then_some(())
+    })
+    .await;
+    let config = config(&test, &entries);
+    let started = Instant::now();
+    let supervisor =
+        Supervisor::start(&test.cluster, &config, &SuperviseOptions::default()).unwrap();
+    assert!(supervisor.wait_running(WAIT).await);
+    let elapsed = started.elapsed();
+    eprintln!("100 forwards Running in {elapsed:?} (debug build)");
+    let ports: std::collections::HashSet<u16> = supervisor
+        .statuses()
+        .iter()
+        .filter_map(|s| s.local_port)
+        .collect();
+    assert_eq!(ports.len(), 100);
+    assert!(elapsed < Duration::from_secs(10), "{elapsed:?}");
+    supervisor.shutdown().await;
+    test.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_errors_and_dropped_watches_are_ridden_out_and_refusals_fail() {
+    let test = cluster().await;
+    let Some(sim) = test.sim_only("fault injection") else {
+        return test.cleanup().await;
+    };
+    let backend = echo_server().await;
+    create_pod(&test, "web-0", backend).await;
+    web_service(&test).await;
+    // Every read of the Service fails for a while; the pod watch drops three times; reading
+    // the Deployment is forbidden.
+    sim.faults().inject(
+        Fault::on(
+            "services",
+            "get",
+            FaultAction::Status {
+                code: 503,
+                retry_after_seconds: None,
+            },
+        )
+        .times(12),
+    );
+    sim.faults()
+        .inject(Fault::on("pods", "watch", FaultAction::DropWatch { after_events: 0 }).times(3));
+    sim.faults().inject(Fault::on(
+        "deployments",
+        "get",
+        FaultAction::Status {
+            code: 403,
+            retry_after_seconds: None,
+        },
+    ));
+    let config = config(
+        &test,
+        "  web: {target: svc/web, namespace: NS, targetPort: 80}\n  denied: {target: deploy/web, namespace: NS, targetPort: 8080}\n",
+    );
+    let supervisor =
+        Supervisor::start(&test.cluster, &config, &SuperviseOptions::default()).unwrap();
+    let waiting = until_state(&supervisor, "web", State::Reconnecting).await;
+    assert!(
+        waiting
+            .message
+            .unwrap()
+            .contains("reading svc/web in namespace")
+    );
+    let denied = until_state(&supervisor, "denied", State::Failed).await;
+    assert!(denied.message.unwrap().contains("reading deploy/web"));
+    let running = until_state(&supervisor, "web", State::Running).await;
+    assert_eq!(
+        echo_through(running.local_port.unwrap(), b"despite").await,
+        b"despite"
+    );
+    // After the dropped watches, a deleted pod is still seen.
+    test.api::<Pod>()
+        .delete("web-0", &DeleteParams::default())
+        .await
+        .unwrap();
+    let gone = until_state(&supervisor, "web", State::Reconnecting).await;
+    assert!(
+        gone.message
+            .as_deref()
+            .unwrap_or_default()
+            .contains("web-0 was deleted"),
+        "{gone:?}"
+    );
+    supervisor.shutdown().await;
+    test.cleanup().await;
+}
