@@ -22,7 +22,7 @@ use kubezen::bench::{
 use kubezen::cluster::{ClusterOptions, RetryPolicy};
 use kubezen::sim::{Fault, FaultAction};
 use serde_json::json;
-use support::{TestCluster, cluster_with, object};
+use support::{TestCluster, cluster_with, object, unused_addresses};
 use tokio_util::sync::CancellationToken;
 
 /// A cluster as `bench api` uses one: no client-side rate limit, no retries.
@@ -402,9 +402,8 @@ async fn http_counts_every_status_and_judges_the_targets() {
         report.text()
     );
     // Nothing listening: every request an error, counted, none lost.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = closed.local_addr().unwrap().port();
-    drop(closed);
+    let [closed] = unused_addresses();
+    let port = closed.port();
     let refused = bench::http::run(
         &HttpOptions {
             url: format!("http://127.0.0.1:{port}/"),

@@ -15,7 +15,7 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kubezen::lead::{self, LeadOptions, election::ElectionOptions};
 use kubezen::sim::{Fault, FaultAction};
 use serde_json::json;
-use support::{TestCluster, cluster};
+use support::{TestCluster, cluster, unused_addresses};
 use tokio_util::sync::CancellationToken;
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -134,14 +134,6 @@ impl Running {
             .unwrap()
             .unwrap()
     }
-}
-
-/// `N` distinct free local addresses (held open together, so none is handed out twice).
-fn free_ports<const N: usize>() -> [std::net::SocketAddr; N] {
-    let listeners: Vec<_> = (0..N)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
-    std::array::from_fn(|i| listeners[i].local_addr().unwrap())
 }
 
 async fn metric(address: std::net::SocketAddr, name: &str) -> f64 {
@@ -454,7 +446,7 @@ async fn services_beyond_the_per_namespace_cache_still_fail_over_on_pod_events()
         .create(&PostParams::default(), &service("web2", &enabled()))
         .await
         .unwrap();
-    let [address] = free_ports();
+    let [address] = unused_addresses();
     let running = Running::start(
         &test,
         LeadOptions {
@@ -491,7 +483,7 @@ async fn a_replica_that_cannot_renew_its_lease_stops_writing() {
         return test.cleanup().await;
     };
     ready_pods(&test, &["web-a"]).await;
-    let [address] = free_ports();
+    let [address] = unused_addresses();
     let running = Running::start(
         &test,
         LeadOptions {
@@ -581,7 +573,7 @@ async fn of_two_replicas_only_the_lease_holder_writes() {
         retry_period: Duration::from_millis(200),
         ..ElectionOptions::new(&test.namespace, "zen-lead-test", identity)
     };
-    let [metrics_a, metrics_b] = free_ports();
+    let [metrics_a, metrics_b] = unused_addresses();
     let replica = |identity: &str, address| LeadOptions {
         election: Some(election(identity)),
         metrics_addr: Some(address),
@@ -674,7 +666,7 @@ async fn api_faults_are_retried_with_the_fast_profile() {
         )
         .times(1),
     );
-    let [address] = free_ports();
+    let [address] = unused_addresses();
     let running = Running::start(
         &test,
         LeadOptions {

@@ -15,7 +15,7 @@ use kubezen::graph::{self, Catalog};
 use kubezen::reconcile::{Event, Options, Outcome, Plan, Progress, Reconciler, Report};
 use kubezen::sim::{Fault, FaultAction};
 use serde_json::{Value, json};
-use support::{TestCluster, cluster};
+use support::{TestCluster, cluster, unused_addresses};
 use tokio_util::sync::CancellationToken;
 
 const WEB_APP: &str = include_str!("../examples/rgd/web-app.yaml");
@@ -622,10 +622,7 @@ async fn the_controller_reconciles_instances_and_deletes_them_through_its_finali
     let test = cluster().await;
     // A kind of its own, so that on a shared cluster no other test's instance is reconciled.
     let plan = plan(&WEB_APP.replace("kind: WebApp", "kind: ZenTestWebApp"));
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let [port] = unused_addresses();
     let shutdown = CancellationToken::new();
     let controller = {
         let (cluster, plan, shutdown, namespace) = (

@@ -8,7 +8,6 @@ mod support;
 
 use std::fmt::Write as _;
 use std::io::Write as _;
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -25,7 +24,7 @@ use kubezen::tune::{
     prometheus, snapshot,
 };
 use serde_json::{Value, json};
-use support::{TestCluster, cluster, eventually, object};
+use support::{TestCluster, cluster, eventually, object, unused_addresses};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio_util::sync::CancellationToken;
 
@@ -496,11 +495,8 @@ impl Prometheus {
             "global: {scrape_interval: 1m}\nscrape_configs: []\n",
         )
         .unwrap();
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let [address] = unused_addresses();
+        let port = address.port();
         let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
         let child = Command::new("prometheus")
             .arg(format!("--config.file={}", config.display()))

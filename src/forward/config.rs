@@ -458,8 +458,7 @@ pub fn merge(layers: &[Layer]) -> Result<Config, ConfigError> {
             }
         }
     }
-    let last = layers.last().map_or(DEFAULTS_NAME, |l| l.name.as_str());
-    let settings = settings.finish(last)?;
+    let settings = settings.finish(layers)?;
     let entries = partials
         .into_iter()
         .map(|(name, partial)| finish(layers, name, partial))
@@ -476,8 +475,9 @@ pub fn merge(layers: &[Layer]) -> Result<Config, ConfigError> {
 struct PartialSettings {
     local_ports: Option<(u16, u16)>,
     port_check_ttl: Option<Duration>,
-    backoff_initial: Option<Duration>,
-    backoff_max: Option<Duration>,
+    /// Each with the file that set it.
+    backoff_initial: Option<(Duration, String)>,
+    backoff_max: Option<(Duration, String)>,
 }
 
 impl PartialSettings {
@@ -496,8 +496,13 @@ impl PartialSettings {
                 for (name, value) in backoff {
                     let path = format!("backoff.{name}");
                     match name.as_str() {
-                        "initial" => self.backoff_initial = Some(duration(file, &path, value)?),
-                        "max" => self.backoff_max = Some(duration(file, &path, value)?),
+                        "initial" => {
+                            self.backoff_initial =
+                                Some((duration(file, &path, value)?, file.into()));
+                        }
+                        "max" => {
+                            self.backoff_max = Some((duration(file, &path, value)?, file.into()));
+                        }
                         _ => {
                             return Err(ConfigError::new(
                                 file,
@@ -521,17 +526,26 @@ impl PartialSettings {
         Ok(())
     }
 
-    fn finish(self, last: &str) -> Result<Settings, ConfigError> {
+    fn finish(self, layers: &[Layer]) -> Result<Settings, ConfigError> {
         let defaults = || ConfigError::new(DEFAULTS_NAME, None, "incomplete embedded defaults");
+        let (initial, initial_file) = self.backoff_initial.ok_or_else(defaults)?;
+        let (max, max_file) = self.backoff_max.ok_or_else(defaults)?;
         let settings = Settings {
             local_ports: self.local_ports.ok_or_else(defaults)?,
             port_check_ttl: self.port_check_ttl.ok_or_else(defaults)?,
-            backoff_initial: self.backoff_initial.ok_or_else(defaults)?,
-            backoff_max: self.backoff_max.ok_or_else(defaults)?,
+            backoff_initial: initial,
+            backoff_max: max,
         };
-        if settings.backoff_initial.is_zero() || settings.backoff_initial > settings.backoff_max {
+        if initial.is_zero() || initial > max {
+            // The file that set the later of the two made the pair wrong.
+            let position = |file: &str| layers.iter().rposition(|l| l.name == file);
+            let file = if position(&initial_file) >= position(&max_file) {
+                initial_file
+            } else {
+                max_file
+            };
             return Err(ConfigError::new(
-                last,
+                &file,
                 Some("backoff".into()),
                 format!(
                     "initial ({}) must be above zero and at most max ({})",
@@ -1003,6 +1017,25 @@ mod tests {
             );
         }
         assert_eq!(config.settings, again.settings);
+    }
+
+    #[test]
+    fn a_wrong_backoff_is_blamed_on_the_file_that_made_it_wrong() {
+        let error = merged(&[
+            ("a.yaml", "backoff: {initial: 1m}\n"),
+            ("b.yaml", "portCheckTTL: 1s\n"),
+        ])
+        .unwrap_err();
+        assert_eq!(
+            (error.file.as_str(), error.field.as_deref()),
+            ("a.yaml", Some("backoff"))
+        );
+        let error = merged(&[
+            ("a.yaml", "backoff: {initial: 10s}\n"),
+            ("b.yaml", "backoff: {max: 1s}\n"),
+        ])
+        .unwrap_err();
+        assert_eq!(error.file, "b.yaml");
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! the `kube` client's port-forward for every connection, and reconnects with backoff.
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -11,7 +11,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::Api;
+use kube::api::{Api, Portforwarder};
 use kube::core::{Selector, SelectorExt as _};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt as _, watcher};
@@ -129,23 +129,24 @@ fn timestamp<S: serde::Serializer>(value: &Timestamp, serializer: S) -> Result<S
     serializer.collect_str(value)
 }
 
-/// How the supervisor runs.
+/// How the supervisor runs. Local ports listen on 127.0.0.1, where the allocator checks them.
 #[derive(Debug, Clone)]
 pub struct SuperviseOptions {
-    /// The address the local ports listen on.
-    pub address: IpAddr,
     /// How long in-flight connections may finish after a shutdown is asked for.
     pub grace: Duration,
     /// How long an entry must stay Running for its backoff to start again from the first wait.
     pub stable_after: Duration,
+    /// After a local client closes its sending side, how long the pod may still answer: a
+    /// `v4.channel.k8s.io` stream cannot be half-closed, so it is kept open this long at most.
+    pub linger: Duration,
 }
 
 impl Default for SuperviseOptions {
     fn default() -> Self {
         Self {
-            address: IpAddr::V4(Ipv4Addr::LOCALHOST),
             grace: Duration::from_secs(2),
             stable_after: Duration::from_secs(10),
+            linger: Duration::from_secs(2),
         }
     }
 }
@@ -200,6 +201,9 @@ struct Pods {
     /// True once the first list is in the store. (The store's own `wait_until_ready` wakes
     /// only one of many waiters.)
     ready: watch::Receiver<bool>,
+    /// The watch's last error while it has not recovered, and whether it was a refusal
+    /// (401/403).
+    errors: watch::Receiver<Option<(String, bool)>>,
 }
 
 impl Pods {
@@ -213,8 +217,10 @@ impl Pods {
         let (store, writer) = reflector::store();
         let (tx, changes) = watch::channel(0u64);
         let (ready_tx, ready) = watch::channel(false);
+        let (errors_tx, errors) = watch::channel(None);
         let api: Api<Pod> = Api::namespaced(cluster.client(), namespace);
         let cancel = cancel.clone();
+        let listing = format!("watching the pods of namespace {namespace}");
         watches.spawn(async move {
             let events = watcher(api, watcher::Config::default())
                 .default_backoff()
@@ -228,10 +234,15 @@ impl Pods {
                             if matches!(event, watcher::Event::InitDone) {
                                 let _ = ready_tx.send(true);
                             }
+                            errors_tx.send_if_modified(|last| last.take().is_some());
                             tx.send_modify(|version| *version += 1);
                         }
-                        // The watcher retries with backoff; the store keeps what it knew.
-                        Some(Err(_)) => {}
+                        // The watcher retries with backoff and the store keeps what it knew;
+                        // entries still waiting for the first list say why.
+                        Some(Err(error)) => {
+                            let refused = watch_refused(&error);
+                            let _ = errors_tx.send(Some((format!("{listing}: {error}"), refused)));
+                        }
                         None => break,
                     },
                 }
@@ -241,6 +252,7 @@ impl Pods {
             store,
             changes,
             ready,
+            errors,
         }
     }
 
@@ -254,6 +266,22 @@ impl Pods {
             .map(|pod| (**pod).clone())
             .collect()
     }
+}
+
+/// Whether a watch error is the cluster refusing the request.
+fn watch_refused(error: &watcher::Error) -> bool {
+    match error {
+        watcher::Error::InitialListFailed(error)
+        | watcher::Error::WatchStartFailed(error)
+        | watcher::Error::WatchFailed(error) => refused(error),
+        watcher::Error::WatchError(status) => matches!(status.code, 401 | 403),
+        watcher::Error::NoResourceVersion => false,
+    }
+}
+
+/// Whether the cluster refused a request (401, 403): only a change of rights helps.
+fn refused(error: &kube::Error) -> bool {
+    matches!(error, kube::Error::Api(status) if status.code == 403 || status.code == 401)
 }
 
 fn no_free_port(requested: Option<u16>, (low, high): (u16, u16)) -> String {
@@ -392,8 +420,8 @@ impl Supervisor {
         self.shared.changes.subscribe()
     }
 
-    /// Waits until every enabled entry is Running (or Degraded), or `timeout` passes; true when
-    /// they all are.
+    /// Waits until no entry is Starting, Reconnecting or Failed (each Running, Degraded, or
+    /// Suspended with nothing to wait for), or `timeout` passes; true when none is.
     pub async fn wait_running(&self, timeout: Duration) -> bool {
         let mut changes = self.subscribe();
         let all_running = |statuses: Vec<Status>| {
@@ -416,8 +444,8 @@ impl Supervisor {
             && all_running(self.statuses())
     }
 
-    /// Stops: no new connections, local ports closed, in-flight connections given the grace
-    /// period to finish, then ended. Returns the last statuses.
+    /// Stops: local ports closed at once, connections in flight given the grace period to
+    /// finish, then ended. Returns the last statuses.
     pub async fn shutdown(mut self) -> Vec<Status> {
         self.cancel.cancel();
         while self.entries.join_next().await.is_some() {}
@@ -453,11 +481,22 @@ enum Problem {
 
 /// How a forwarded connection ended.
 enum Ended {
+    /// Done (the pod's side ended, the local client went, or it lingered out): bytes both ways.
     Ok(u64),
     /// The pod is gone: choose again.
     PodGone(String),
-    /// This connection failed.
+    /// The cluster refused the stream (401, 403).
+    Refused(String),
+    /// The pod's side failed this connection (nothing listens on its port, say).
     Failed(String),
+}
+
+/// How serving a pod ended.
+enum Served {
+    /// The pod went (Reconnecting) or streams are refused (Failed): why.
+    Lost(State, String),
+    /// A shutdown was asked for: the connections still in flight.
+    Stopped(JoinSet<Ended>),
 }
 
 type Ports = Arc<Mutex<(CachedPorts<SystemPorts>, Claimed, (u16, u16))>>;
@@ -482,16 +521,17 @@ impl EntryTask {
         let Some(listener) = self.listen(port).await else {
             return;
         };
-        // The pods' store is filled by the first list.
-        let mut ready = self.pods.ready.clone();
-        tokio::select! {
-            () = self.cancel.cancelled() => return,
-            filled = ready.wait_for(|ready| *ready) => if filled.is_err() { return },
+        if !self.wait_for_pods().await {
+            return;
         }
         // Consecutive failures to serve: the backoff doubles with each.
         let mut failures: u32 = 0;
         loop {
-            let (state, message, wait) = match self.resolve().await {
+            let resolved = tokio::select! {
+                () = self.cancel.cancelled() => return,
+                resolved = self.resolve() => resolved,
+            };
+            let (state, message) = match resolved {
                 Ok(endpoint) => {
                     let started = Instant::now();
                     self.shared.update(self.index, |status| {
@@ -500,8 +540,13 @@ impl EntryTask {
                         status.pod = Some(endpoint.pod.clone());
                         status.pod_port = Some(endpoint.port);
                     });
-                    let Some(why) = self.serve(&listener, &endpoint).await else {
-                        return;
+                    let (state, why) = match self.serve(&listener, &endpoint).await {
+                        Served::Lost(state, why) => (state, why),
+                        Served::Stopped(connections) => {
+                            drop(listener);
+                            self.finish(connections).await;
+                            return;
+                        }
                     };
                     if started.elapsed() >= self.options.stable_after {
                         failures = 0;
@@ -511,65 +556,135 @@ impl EntryTask {
                         status.pod = None;
                         status.pod_port = None;
                     });
-                    (State::Reconnecting, why, self.next_wait(&mut failures))
+                    (state, why)
                 }
-                Err(Problem::Wait(why)) => {
-                    (State::Reconnecting, why, self.next_wait(&mut failures))
-                }
-                // Only a change can help: tried again at the longest wait, and a success
-                // after it starts the backoff afresh.
-                Err(Problem::Fatal(why)) => {
-                    failures = 0;
-                    (State::Failed, why, self.backoff.1)
-                }
+                Err(Problem::Wait(why)) => (State::Reconnecting, why),
+                Err(Problem::Fatal(why)) => (State::Failed, why),
+            };
+            // Only a change can help a Failed entry: tried again at the longest wait, and a
+            // success after it starts the backoff afresh.
+            let wait = if state == State::Failed {
+                failures = 0;
+                self.backoff.1
+            } else {
+                let wait = backoff(self.backoff, failures);
+                failures = failures.saturating_add(1);
+                wait
             };
             self.shared.set(self.index, state, Some(message));
-            tokio::select! {
-                () = self.cancel.cancelled() => return,
-                () = tokio::time::sleep(wait) => {}
+            if !self.pause(&listener, state, wait).await {
+                return;
             }
         }
     }
 
-    fn next_wait(&self, failures: &mut u32) -> Duration {
-        let wait = backoff(self.backoff, *failures);
-        *failures = failures.saturating_add(1);
-        wait
+    /// Waits `wait` (false when a shutdown came first). Connections made to a Reconnecting
+    /// entry wait in the listen queue for its next pod; a Failed entry closes them at once.
+    async fn pause(&self, listener: &TcpListener, state: State, wait: Duration) -> bool {
+        let until = tokio::time::sleep(wait);
+        tokio::pin!(until);
+        loop {
+            tokio::select! {
+                () = self.cancel.cancelled() => return false,
+                () = &mut until => return true,
+                accepted = listener.accept(), if state == State::Failed => drop(accepted),
+            }
+        }
+    }
+
+    /// Waits for the first list of the namespace's pods (false when a shutdown came first),
+    /// saying meanwhile why the list fails, if it does.
+    async fn wait_for_pods(&self) -> bool {
+        let (mut ready, mut errors) = (self.pods.ready.clone(), self.pods.errors.clone());
+        loop {
+            if *ready.borrow_and_update() {
+                return true;
+            }
+            tokio::select! {
+                () = self.cancel.cancelled() => return false,
+                changed = ready.changed() => if changed.is_err() { return false },
+                changed = errors.changed() => {
+                    if changed.is_err() {
+                        return false;
+                    }
+                    let error = errors.borrow_and_update().clone();
+                    if let Some((message, refused)) = error {
+                        let state = if refused { State::Failed } else { State::Reconnecting };
+                        self.shared.set(self.index, state, Some(message));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Gives the connections in flight at a shutdown the grace period, counting those that end.
+    async fn finish(&self, mut connections: JoinSet<Ended>) {
+        let _ = tokio::time::timeout(self.options.grace, async {
+            while let Some(ended) = connections.join_next().await {
+                if let Ok(ended) = ended {
+                    self.account(ended);
+                }
+            }
+        })
+        .await;
+        connections.shutdown().await;
+    }
+
+    /// Counts a finished connection; the state the entry must leave Running for, if any.
+    fn account(&self, ended: Ended) -> Option<(State, String)> {
+        match ended {
+            Ended::Ok(bytes) => self.shared.update(self.index, |status| {
+                status.connections += 1;
+                status.bytes += bytes;
+                if status.state == State::Degraded {
+                    status.state = State::Running;
+                    status.message = None;
+                }
+            }),
+            Ended::Failed(why) => self.shared.update(self.index, |status| {
+                status.connections += 1;
+                status.state = State::Degraded;
+                status.message = Some(why);
+            }),
+            Ended::PodGone(why) => return Some((State::Reconnecting, why)),
+            Ended::Refused(why) => return Some((State::Failed, why)),
+        }
+        None
     }
 
     /// Binds the allocated port; one taken since it was checked is given up for the next free.
     async fn listen(&self, mut port: u16) -> Option<TcpListener> {
         loop {
-            match TcpListener::bind(SocketAddr::new(self.options.address, port)).await {
+            let error = match TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port))).await
+            {
                 Ok(listener) => {
                     self.shared
                         .update(self.index, |status| status.local_port = Some(port));
                     return Some(listener);
                 }
-                Err(error) => {
-                    let next = {
-                        let mut guard = self
-                            .ports
-                            .lock()
-                            .unwrap_or_else(std::sync::PoisonError::into_inner);
-                        let (check, claimed, range) = &mut *guard;
-                        check.forget(port);
-                        let range = *range;
-                        first_free(fallback_ports(Some(port), range), claimed, check)
-                    };
-                    let Some(next) = next else {
-                        self.shared.set(
-                            self.index,
-                            State::Suspended,
-                            Some(format!(
-                                "cannot listen on port {port} ({error}) and no other port is free"
-                            )),
-                        );
-                        return None;
-                    };
-                    port = next;
-                }
-            }
+                Err(error) => error,
+            };
+            let next = (error.kind() == std::io::ErrorKind::AddrInUse)
+                .then(|| {
+                    let mut guard = self
+                        .ports
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    let (check, claimed, range) = &mut *guard;
+                    check.forget(port);
+                    let range = *range;
+                    first_free(fallback_ports(Some(port), range), claimed, check)
+                })
+                .flatten();
+            let Some(next) = next else {
+                self.shared.set(
+                    self.index,
+                    State::Suspended,
+                    Some(format!("cannot listen on 127.0.0.1:{port}: {error}")),
+                );
+                return None;
+            };
+            port = next;
         }
     }
 
@@ -582,8 +697,7 @@ impl EntryTask {
         let target = self.described();
         if is_not_found(error) {
             Problem::Wait(format!("{target} not found"))
-        } else if matches!(error, kube::Error::Api(status) if status.code == 403 || status.code == 401)
-        {
+        } else if refused(error) {
             Problem::Fatal(format!("reading {target}: {}", api_message(error)))
         } else {
             Problem::Wait(format!("reading {target}: {}", api_message(error)))
@@ -693,9 +807,9 @@ impl EntryTask {
         Ok(endpoint(pod, port, true))
     }
 
-    /// Serves connections to `endpoint` until the pod goes (`Some(why)`) or a shutdown is asked
-    /// for (`None`).
-    async fn serve(&self, listener: &TcpListener, endpoint: &Endpoint) -> Option<String> {
+    /// Serves connections to `endpoint` until the pod goes, streams are refused, or a shutdown
+    /// is asked for.
+    async fn serve(&self, listener: &TcpListener, endpoint: &Endpoint) -> Served {
         let api: Api<Pod> = Api::namespaced(self.streams.clone(), &self.namespace);
         let mut changes = self.pods.changes.clone();
         let mut connections: JoinSet<Ended> = JoinSet::new();
@@ -704,14 +818,7 @@ impl EntryTask {
             tokio::select! {
                 // A shutdown ends the pod watches too: it must be seen first.
                 biased;
-                () = self.cancel.cancelled() => {
-                    // In-flight connections get the grace period to finish.
-                    let _ = tokio::time::timeout(self.options.grace, async {
-                        while connections.join_next().await.is_some() {}
-                    }).await;
-                    connections.shutdown().await;
-                    return None;
-                }
+                () = self.cancel.cancelled() => return Served::Stopped(connections),
                 accepted = listener.accept() => {
                     let Ok((socket, _)) = accepted else {
                         // Out of file descriptors, say: do not spin.
@@ -719,34 +826,29 @@ impl EntryTask {
                         continue;
                     };
                     let _ = socket.set_nodelay(true);
-                    connections.spawn(forward(api.clone(), endpoint.pod.clone(), endpoint.port, socket));
+                    connections.spawn(forward(
+                        api.clone(),
+                        endpoint.pod.clone(),
+                        endpoint.port,
+                        socket,
+                        self.options.linger,
+                        self.cancel.clone(),
+                    ));
                 }
                 event = changes.changed() => {
                     if event.is_err() {
-                        return Some("the pod watch ended".into());
+                        return Served::Lost(State::Reconnecting, "the pod watch ended".into());
                     }
                     let pod = self.pods.store.get(&reference);
                     if let Some(why) = gone(pod.as_deref(), endpoint) {
-                        return Some(why);
+                        return Served::Lost(State::Reconnecting, why);
                     }
                 }
                 Some(ended) = connections.join_next(), if !connections.is_empty() => {
-                    match ended {
-                        Ok(Ended::Ok(bytes)) => self.shared.update(self.index, |status| {
-                            status.connections += 1;
-                            status.bytes += bytes;
-                            if status.state == State::Degraded {
-                                status.state = State::Running;
-                                status.message = None;
-                            }
-                        }),
-                        Ok(Ended::Failed(why)) => self.shared.update(self.index, |status| {
-                            status.connections += 1;
-                            status.state = State::Degraded;
-                            status.message = Some(why);
-                        }),
-                        Ok(Ended::PodGone(why)) => return Some(why),
-                        Err(_) => {}
+                    if let Ok(ended) = ended
+                        && let Some((state, why)) = self.account(ended)
+                    {
+                        return Served::Lost(state, why);
                     }
                 }
             }
@@ -819,48 +921,123 @@ pub fn backoff((initial, max): (Duration, Duration), failures: u32) -> Duration 
         .min(max)
 }
 
+/// A port-forward whose background task ends with it (dropping a `Portforwarder` leaves its
+/// task running until the server closes the stream).
+struct Stream(Portforwarder);
+
+impl Drop for Stream {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// One connection through the pod's port-forward.
-async fn forward(api: Api<Pod>, pod: String, port: u16, mut socket: TcpStream) -> Ended {
-    let mut forwarder = match api.portforward(&pod, &[port]).await {
-        Ok(forwarder) => forwarder,
+async fn forward(
+    api: Api<Pod>,
+    pod: String,
+    port: u16,
+    socket: TcpStream,
+    linger: Duration,
+    stop: CancellationToken,
+) -> Ended {
+    let mut stream = match api.portforward(&pod, &[port]).await {
+        Ok(forwarder) => Stream(forwarder),
         Err(error) if is_not_found(&error) => {
             return Ended::PodGone(format!("pod {pod} was not found"));
         }
         Err(error) => {
-            return Ended::Failed(format!(
-                "port-forward to pod {pod}: {}",
-                api_message(&error)
-            ));
+            let why = format!("port-forward to pod {pod}: {}", api_message(&error));
+            return if refused(&error) {
+                Ended::Refused(why)
+            } else {
+                Ended::Failed(why)
+            };
         }
     };
-    let (Some(mut upstream), Some(error)) =
-        (forwarder.take_stream(port), forwarder.take_error(port))
+    let (Some(upstream), Some(error)) = (stream.0.take_stream(port), stream.0.take_error(port))
     else {
-        forwarder.abort();
         return Ended::Failed("the port-forward opened without its stream".into());
     };
-    let ended = {
-        let copy = tokio::io::copy_bidirectional(&mut socket, &mut upstream);
-        tokio::pin!(copy);
-        tokio::pin!(error);
-        tokio::select! {
-            copied = &mut copy => copied,
-            message = &mut error => match message {
-                Some(message) => Err(std::io::Error::other(message)),
-                None => copy.await,
-            },
+    match relay(socket, upstream, error, linger, stop).await {
+        Ok(bytes) => Ended::Ok(bytes),
+        Err(message) => Ended::Failed(message),
+    }
+}
+
+/// Copies both ways, each direction on its own (neither waits on the other), until the pod's
+/// side ends, the local client's fails, or `linger` after the client stopped sending (at once
+/// at a shutdown). A message on the port's error channel is the pod's side failing:
+/// `Err(message)`.
+async fn relay(
+    socket: TcpStream,
+    upstream: tokio::io::DuplexStream,
+    error: impl Future<Output = Option<String>>,
+    linger: Duration,
+    stop: CancellationToken,
+) -> Result<u64, String> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let (mut local_read, mut local_write) = socket.into_split();
+    let (mut pod_read, mut pod_write) = tokio::io::split(upstream);
+    let moved = std::sync::atomic::AtomicU64::new(0);
+    let count = |n: usize| {
+        moved.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+    };
+    // True at a clean end of what the client sends; false when either side broke.
+    let up = async {
+        let mut buffer = vec![0u8; 16 * 1024];
+        loop {
+            match local_read.read(&mut buffer).await {
+                Ok(0) => return true,
+                Ok(n) => {
+                    if pod_write.write_all(&buffer[..n]).await.is_err() {
+                        return false;
+                    }
+                    count(n);
+                }
+                Err(_) => return false,
+            }
         }
     };
-    drop(upstream);
-    // The forwarder's task ends once its stream is dropped; a broken one is not waited on.
-    if ended.is_err() {
-        forwarder.abort();
+    let down = async {
+        let mut buffer = vec![0u8; 16 * 1024];
+        while let Ok(n) = pod_read.read(&mut buffer).await {
+            if n == 0 || local_write.write_all(&buffer[..n]).await.is_err() {
+                break;
+            }
+            count(n);
+        }
+        let _ = local_write.shutdown().await;
+    };
+    // Armed when the client stops sending.
+    let deadline = tokio::time::sleep(Duration::from_secs(86_400 * 365));
+    tokio::pin!(up, down, error, deadline);
+    let (mut up_done, mut error_done) = (false, false);
+    loop {
+        tokio::select! {
+            // The pod's error is sent before its stream ends: it is looked at first.
+            biased;
+            message = &mut error, if !error_done => match message {
+                Some(message) => return Err(message),
+                // The stream's task ended: the pod's side is ending.
+                None => error_done = true,
+            },
+            clean = &mut up, if !up_done => {
+                if !clean {
+                    break;
+                }
+                up_done = true;
+                deadline.as_mut().reset(tokio::time::Instant::now() + linger);
+            }
+            () = &mut down => break,
+            () = &mut deadline, if up_done => break,
+            // Only lingering: nothing more will come from the client.
+            () = stop.cancelled(), if up_done => break,
+        }
     }
-    let _ = tokio::time::timeout(Duration::from_secs(1), forwarder.join()).await;
-    match ended {
-        Ok((sent, received)) => Ended::Ok(sent + received),
-        Err(error) => Ended::Failed(format!("pod {pod} port {port}: {error}")),
+    if !error_done && let Some(Some(message)) = futures::FutureExt::now_or_never(&mut error) {
+        return Err(message);
     }
+    Ok(moved.load(std::sync::atomic::Ordering::Relaxed))
 }
 
 #[cfg(test)]

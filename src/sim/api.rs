@@ -168,6 +168,25 @@ fn accepts_json(headers: &http::HeaderMap) -> bool {
     })
 }
 
+/// The error of an injected `Status` fault.
+pub(crate) fn injected(code: u16, retry_after: Option<u64>, verb: &str, plural: &str) -> ApiError {
+    let reason = match code {
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        429 => "TooManyRequests",
+        503 => "ServiceUnavailable",
+        504 => "Timeout",
+        _ => "InternalError",
+    };
+    let mut error = ApiError::new(
+        code,
+        reason,
+        format!("zen-sim injected fault: {code} on {verb} {plural}"),
+    );
+    error.retry_after = retry_after;
+    error
+}
+
 /// The entry point: one request in, one response out.
 pub(crate) async fn handle(
     state: Arc<SimState>,
@@ -190,9 +209,7 @@ pub(crate) async fn handle(
     }
     if let Some((namespace, name)) = super::portforward::target(request.uri().path()) {
         let (namespace, name) = (namespace.to_owned(), name.to_owned());
-        return Ok(super::portforward::handle(
-            &state, &namespace, &name, request,
-        ));
+        return Ok(super::portforward::handle(&state, &namespace, &name, request).await);
     }
     if !accepts_json(request.headers()) {
         return Ok(error_response(&ApiError::new(
@@ -421,19 +438,7 @@ async fn resource_request(
                 code,
                 retry_after_seconds,
             } => {
-                let reason = match code {
-                    429 => "TooManyRequests",
-                    503 => "ServiceUnavailable",
-                    504 => "Timeout",
-                    _ => "InternalError",
-                };
-                let mut error = ApiError::new(
-                    *code,
-                    reason,
-                    format!("zen-sim injected fault: {code} on {verb} {}", target.plural),
-                );
-                error.retry_after = *retry_after_seconds;
-                return Err(error);
+                return Err(injected(*code, *retry_after_seconds, verb, &target.plural));
             }
             FaultAction::ExpireResourceVersions => state.store.compact(),
             FaultAction::Delay { .. } | FaultAction::DropWatch { .. } => {}

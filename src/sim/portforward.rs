@@ -12,7 +12,6 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use futures::{SinkExt as _, StreamExt as _};
@@ -23,7 +22,7 @@ use serde_json::Value;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedWriteHalf;
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
@@ -32,6 +31,8 @@ use tokio_tungstenite::tungstenite::protocol::Role;
 use super::SimState;
 use super::api::{Body, error_response, full};
 use super::error::ApiError;
+use super::faults::{FaultAction, delay_of};
+use super::store::Change;
 
 /// The annotation naming the local servers that stand in for a pod's ports.
 pub const BACKENDS_ANNOTATION: &str = "zen-sim.kubezen.io/port-forward";
@@ -40,9 +41,6 @@ const PROTOCOL: &str = "v4.channel.k8s.io";
 
 /// The most ports one request may forward.
 const MAX_PORTS: usize = 32;
-
-/// How often a session checks that its pod still runs.
-const POD_CHECK: Duration = Duration::from_millis(50);
 
 /// Starts a TCP echo server on a free loopback port, to stand in for a pod's port (name it in
 /// [`BACKENDS_ANNOTATION`]); it runs on the current tokio runtime until that stops.
@@ -127,13 +125,30 @@ fn running(pod: &Value) -> bool {
     pod["status"]["phase"] == "Running" && pod["metadata"]["deletionTimestamp"].is_null()
 }
 
-/// Answers a port-forward request: 101 and a session, or an API error.
-pub(crate) fn handle(
+/// Answers a port-forward request: 101 and a session, or an API error. Faults injected on
+/// `pods/portforward` `create` (the verb RBAC checks) apply.
+pub(crate) async fn handle(
     state: &Arc<SimState>,
     namespace: &str,
     name: &str,
     mut request: Request<Incoming>,
 ) -> Response<Body> {
+    let actions = state.faults.fire("pods/portforward", "create");
+    for action in &actions {
+        if let FaultAction::Status {
+            code,
+            retry_after_seconds,
+        } = action
+        {
+            let error =
+                super::api::injected(*code, *retry_after_seconds, "create", "pods/portforward");
+            return error_response(&error);
+        }
+    }
+    let delay = delay_of(&actions);
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
     match accept(state, namespace, name, &mut request) {
         Ok(response) => response,
         Err(error) => error_response(&error),
@@ -257,6 +272,35 @@ impl Session {
         Ok(backend)
     }
 
+    /// Returns once the pod is deleted, replaced or stops running, as its events say.
+    async fn until_gone(&self) {
+        // Subscribed before the first look: nothing in between is missed.
+        let mut events = self.state.store.subscribe();
+        if !self.still_running() {
+            return;
+        }
+        loop {
+            match events.recv().await {
+                Ok(event) => {
+                    if event.resource == "pods"
+                        && event.object.uid() == self.uid
+                        && (matches!(event.change, Change::Deleted)
+                            || event.object.deleting()
+                            || !self.still_running())
+                    {
+                        return;
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    if !self.still_running() {
+                        return;
+                    }
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    }
+
     async fn run<S>(self, socket: WebSocketStream<S>)
     where
         S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
@@ -297,39 +341,46 @@ impl Session {
         }
         drop(tx);
         let mut open = writers.iter().filter(|w| w.is_some()).count();
-        let mut check = tokio::time::interval(POD_CHECK);
-        check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        while open > 0 {
-            tokio::select! {
-                message = stream.next() => match message {
-                    Some(Ok(Message::Binary(data))) if !data.is_empty() => {
-                        let ch = usize::from(data[0]);
-                        if ch % 2 == 0
-                            && let Some(Some(writer)) = writers.get_mut(ch / 2)
-                            && writer.write_all(&data[1..]).await.is_err()
-                        {
-                            writers[ch / 2] = None;
+        if open > 0 {
+            // The two directions run side by side, neither waiting on the other (a backend that
+            // echoes blocks on its writes until they are read), with the pod's liveness beside.
+            let to_backends = async {
+                while let Some(message) = stream.next().await {
+                    match message {
+                        Ok(Message::Binary(data)) if !data.is_empty() => {
+                            let ch = usize::from(data[0]);
+                            if ch % 2 == 0
+                                && let Some(Some(writer)) = writers.get_mut(ch / 2)
+                                && writer.write_all(&data[1..]).await.is_err()
+                            {
+                                writers[ch / 2] = None;
+                            }
                         }
-                    }
-                    Some(Ok(Message::Close(_)) | Err(_)) | None => break,
-                    Some(Ok(_)) => {}
-                },
-                Some((index, chunk)) = from_backends.recv() => match chunk {
-                    Some(bytes) => {
-                        let mut frame = Vec::with_capacity(bytes.len() + 1);
-                        frame.push(channel(index));
-                        frame.extend_from_slice(&bytes);
-                        if sink.send(Message::binary(frame)).await.is_err() {
-                            break;
-                        }
-                    }
-                    None => open -= 1,
-                },
-                _ = check.tick() => {
-                    if !self.still_running() {
-                        break;
+                        Ok(Message::Close(_)) | Err(_) => return,
+                        Ok(_) => {}
                     }
                 }
+            };
+            let to_client = async {
+                while open > 0 {
+                    match from_backends.recv().await {
+                        Some((index, Some(bytes))) => {
+                            let mut frame = Vec::with_capacity(bytes.len() + 1);
+                            frame.push(channel(index));
+                            frame.extend_from_slice(&bytes);
+                            if sink.send(Message::binary(frame)).await.is_err() {
+                                return;
+                            }
+                        }
+                        Some((_, None)) => open -= 1,
+                        None => return,
+                    }
+                }
+            };
+            tokio::select! {
+                () = to_backends => {}
+                () = to_client => {}
+                () = self.until_gone() => {}
             }
         }
         readers.shutdown().await;

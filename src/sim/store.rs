@@ -88,6 +88,11 @@ impl Stored {
         serde_json::from_slice(&self.json).unwrap_or(Value::Null)
     }
 
+    /// The object's uid.
+    pub(crate) fn uid(&self) -> &str {
+        &self.uid
+    }
+
     /// Whether the object is being deleted (it has a deletionTimestamp).
     pub(crate) fn deleting(&self) -> bool {
         self.deleting

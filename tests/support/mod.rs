@@ -5,6 +5,7 @@
 
 #![allow(dead_code, clippy::missing_panics_doc)]
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -135,4 +136,28 @@ where
 /// An object from JSON.
 pub fn object<K: serde::de::DeserializeOwned>(value: serde_json::Value) -> K {
     serde_json::from_value(value).expect("a valid object")
+}
+
+/// `N` distinct loopback addresses that are free now, taken from below the kernel's ephemeral
+/// port range: a port `bind(0)` handed out and the test released can be given at once to an
+/// outgoing connection or another `bind(0)` of a test running beside it; ports below the range
+/// are only ever taken by an explicit bind.
+pub fn unused_addresses<const N: usize>() -> [SocketAddr; N] {
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|text| text.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let (first, last) = (10_000u16, low.saturating_sub(1).max(10_001));
+    let start = fastrand::u16(first..last);
+    let mut held = Vec::with_capacity(N);
+    for port in (start..=last).chain(first..start) {
+        if let Ok(listener) = std::net::TcpListener::bind(("127.0.0.1", port)) {
+            held.push(listener);
+            if held.len() == N {
+                break;
+            }
+        }
+    }
+    assert_eq!(held.len(), N, "{N} free loopback ports below {low}");
+    std::array::from_fn(|i| held[i].local_addr().expect("a bound address"))
 }

@@ -201,9 +201,13 @@ fn supervise(
         let mut changes = supervisor.subscribe();
         let mut view = View::new(global.output);
         view.show(&supervisor.statuses())?;
+        // On a terminal the table is redrawn every --refresh too, so that SINCE moves on.
+        let mut tick = tokio::time::interval(args.refresh.max(Duration::from_millis(100)));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 () = stop.cancelled() => break,
+                _ = tick.tick(), if view.live => view.show(&supervisor.statuses())?,
                 event = changes.changed() => {
                     if event.is_err() {
                         break;
