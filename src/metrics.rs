@@ -38,8 +38,23 @@ impl Endpoint {
     }
 }
 
-/// Serves `endpoint` on `address` until `shutdown`; returns the bound address (port 0 picks
-/// a free one).
+/// A running metrics server.
+#[derive(Debug)]
+pub struct Server {
+    /// The bound address (port 0 picks a free one).
+    pub address: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Server {
+    /// Waits until the server has stopped (after its shutdown token is cancelled) and its
+    /// address is free again: a controller started anew in the same process can bind it.
+    pub async fn stopped(self) {
+        let _ = self.task.await;
+    }
+}
+
+/// Serves `endpoint` on `address` until `shutdown`.
 ///
 /// # Errors
 /// The address cannot be bound.
@@ -47,16 +62,20 @@ pub async fn serve(
     address: SocketAddr,
     endpoint: Arc<Endpoint>,
     shutdown: CancellationToken,
-) -> std::io::Result<SocketAddr> {
+) -> std::io::Result<Server> {
     let listener = TcpListener::bind(address).await?;
     let bound = listener.local_addr()?;
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         loop {
             let accepted = tokio::select! {
                 accepted = listener.accept() => accepted,
                 () = shutdown.cancelled() => return,
             };
-            let Ok((stream, _)) = accepted else { continue };
+            let Ok((stream, _)) = accepted else {
+                // Out of file descriptors, say: do not spin.
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            };
             let endpoint = Arc::clone(&endpoint);
             tokio::spawn(async move {
                 let service = service_fn(move |request: Request<Incoming>| {
@@ -69,7 +88,10 @@ pub async fn serve(
             });
         }
     });
-    Ok(bound)
+    Ok(Server {
+        address: bound,
+        task,
+    })
 }
 
 fn answer(request: &Request<Incoming>, endpoint: &Endpoint) -> Response<Full<Bytes>> {

@@ -537,9 +537,10 @@ impl PartialSettings {
             backoff_max: max,
         };
         if initial.is_zero() || initial > max {
-            // The file that set the later of the two made the pair wrong.
+            // A zero initial wait is its own file's fault; otherwise the file that set the later
+            // of the two made the pair wrong.
             let position = |file: &str| layers.iter().rposition(|l| l.name == file);
-            let file = if position(&initial_file) >= position(&max_file) {
+            let file = if initial.is_zero() || position(&initial_file) >= position(&max_file) {
                 initial_file
             } else {
                 max_file
@@ -1036,6 +1037,12 @@ mod tests {
         ])
         .unwrap_err();
         assert_eq!(error.file, "b.yaml");
+        let error = merged(&[
+            ("a.yaml", "backoff: {initial: 0s}\n"),
+            ("b.yaml", "backoff: {max: 1m}\n"),
+        ])
+        .unwrap_err();
+        assert_eq!(error.file, "a.yaml");
     }
 
     #[test]

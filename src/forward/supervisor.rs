@@ -487,8 +487,9 @@ enum Ended {
     PodGone(String),
     /// The cluster refused the stream (401, 403).
     Refused(String),
-    /// The pod's side failed this connection (nothing listens on its port, say).
-    Failed(String),
+    /// The pod's side failed this connection (nothing listens on its port, say): why, and the
+    /// bytes moved before.
+    Failed(String, u64),
 }
 
 /// How serving a pod ended.
@@ -587,7 +588,12 @@ impl EntryTask {
             tokio::select! {
                 () = self.cancel.cancelled() => return false,
                 () = &mut until => return true,
-                accepted = listener.accept(), if state == State::Failed => drop(accepted),
+                accepted = listener.accept(), if state == State::Failed => {
+                    if accepted.is_err() {
+                        // Out of file descriptors, say: do not spin.
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                }
             }
         }
     }
@@ -641,8 +647,9 @@ impl EntryTask {
                     status.message = None;
                 }
             }),
-            Ended::Failed(why) => self.shared.update(self.index, |status| {
+            Ended::Failed(why, bytes) => self.shared.update(self.index, |status| {
                 status.connections += 1;
+                status.bytes += bytes;
                 status.state = State::Degraded;
                 status.message = Some(why);
             }),
@@ -680,7 +687,13 @@ impl EntryTask {
                 self.shared.set(
                     self.index,
                     State::Suspended,
-                    Some(format!("cannot listen on 127.0.0.1:{port}: {error}")),
+                    Some(if error.kind() == std::io::ErrorKind::AddrInUse {
+                        format!(
+                            "cannot listen on 127.0.0.1:{port} ({error}) and no other port is free"
+                        )
+                    } else {
+                        format!("cannot listen on 127.0.0.1:{port}: {error}")
+                    }),
                 );
                 return None;
             };
@@ -819,22 +832,6 @@ impl EntryTask {
                 // A shutdown ends the pod watches too: it must be seen first.
                 biased;
                 () = self.cancel.cancelled() => return Served::Stopped(connections),
-                accepted = listener.accept() => {
-                    let Ok((socket, _)) = accepted else {
-                        // Out of file descriptors, say: do not spin.
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    };
-                    let _ = socket.set_nodelay(true);
-                    connections.spawn(forward(
-                        api.clone(),
-                        endpoint.pod.clone(),
-                        endpoint.port,
-                        socket,
-                        self.options.linger,
-                        self.cancel.clone(),
-                    ));
-                }
                 event = changes.changed() => {
                     if event.is_err() {
                         return Served::Lost(State::Reconnecting, "the pod watch ended".into());
@@ -850,6 +847,23 @@ impl EntryTask {
                     {
                         return Served::Lost(state, why);
                     }
+                }
+                // Last: a burst of connections does not hold back seeing the pod go.
+                accepted = listener.accept() => {
+                    let Ok((socket, _)) = accepted else {
+                        // Out of file descriptors, say: do not spin.
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    };
+                    let _ = socket.set_nodelay(true);
+                    connections.spawn(forward(
+                        api.clone(),
+                        endpoint.pod.clone(),
+                        endpoint.port,
+                        socket,
+                        self.options.linger,
+                        self.cancel.clone(),
+                    ));
                 }
             }
         }
@@ -950,31 +964,31 @@ async fn forward(
             return if refused(&error) {
                 Ended::Refused(why)
             } else {
-                Ended::Failed(why)
+                Ended::Failed(why, 0)
             };
         }
     };
     let (Some(upstream), Some(error)) = (stream.0.take_stream(port), stream.0.take_error(port))
     else {
-        return Ended::Failed("the port-forward opened without its stream".into());
+        return Ended::Failed("the port-forward opened without its stream".into(), 0);
     };
     match relay(socket, upstream, error, linger, stop).await {
-        Ok(bytes) => Ended::Ok(bytes),
-        Err(message) => Ended::Failed(message),
+        (bytes, None) => Ended::Ok(bytes),
+        (bytes, Some(message)) => Ended::Failed(message, bytes),
     }
 }
 
 /// Copies both ways, each direction on its own (neither waits on the other), until the pod's
 /// side ends, the local client's fails, or `linger` after the client stopped sending (at once
-/// at a shutdown). A message on the port's error channel is the pod's side failing:
-/// `Err(message)`.
+/// at a shutdown): the bytes moved, and the message of the port's error channel if the pod's
+/// side failed.
 async fn relay(
     socket: TcpStream,
     upstream: tokio::io::DuplexStream,
     error: impl Future<Output = Option<String>>,
     linger: Duration,
     stop: CancellationToken,
-) -> Result<u64, String> {
+) -> (u64, Option<String>) {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let (mut local_read, mut local_write) = socket.into_split();
     let (mut pod_read, mut pod_write) = tokio::io::split(upstream);
@@ -1017,7 +1031,7 @@ async fn relay(
             // The pod's error is sent before its stream ends: it is looked at first.
             biased;
             message = &mut error, if !error_done => match message {
-                Some(message) => return Err(message),
+                Some(message) => return (moved.load(std::sync::atomic::Ordering::Relaxed), Some(message)),
                 // The stream's task ended: the pod's side is ending.
                 None => error_done = true,
             },
@@ -1034,10 +1048,12 @@ async fn relay(
             () = stop.cancelled(), if up_done => break,
         }
     }
-    if !error_done && let Some(Some(message)) = futures::FutureExt::now_or_never(&mut error) {
-        return Err(message);
-    }
-    Ok(moved.load(std::sync::atomic::Ordering::Relaxed))
+    let failed = if error_done {
+        None
+    } else {
+        futures::FutureExt::now_or_never(&mut error).flatten()
+    };
+    (moved.load(std::sync::atomic::Ordering::Relaxed), failed)
 }
 
 #[cfg(test)]

@@ -566,11 +566,14 @@ pub async fn run(
     let endpoint = Arc::new(Endpoint::default());
     let metrics = Metrics::new(&endpoint);
     let stop = shutdown.child_token();
-    if let Some(address) = options.metrics_addr {
-        serve(address, Arc::clone(&endpoint), stop.clone())
-            .await
-            .map_err(|source| LeadError::Metrics { address, source })?;
-    }
+    let server = match options.metrics_addr {
+        Some(address) => Some(
+            serve(address, Arc::clone(&endpoint), stop.clone())
+                .await
+                .map_err(|source| LeadError::Metrics { address, source })?,
+        ),
+        None => None,
+    };
     let (leading_tx, leading) = watch::channel(election.is_none());
     // The elector outlives the controller's last term: the Lease is released only once the
     // reconciles in flight have finished, so a standby never writes beside them.
@@ -637,6 +640,10 @@ pub async fn run(
     elector_stop.cancel();
     if let Some(elector) = elector {
         let _ = elector.await;
+    }
+    // Its address free again before this returns: a controller started anew can bind it.
+    if let Some(server) = server {
+        server.stopped().await;
     }
     summary.latency = latency.summary();
     summary.client = cluster.stats().since(&before);

@@ -154,13 +154,19 @@ pub async fn run_controller(
 ) -> Result<(), ReconcileError> {
     let endpoint = Arc::new(Endpoint::default());
     let metrics = ControllerMetrics::new(&endpoint);
-    if let Some(address) = options.metrics_addr {
-        serve(address, Arc::clone(&endpoint), shutdown.clone())
-            .await
-            .map_err(|error| {
-                ReconcileError::Api(format!("cannot serve metrics on {address}: {error}"))
-            })?;
-    }
+    // The server stops with the controller, whichever way it returns.
+    let serving = shutdown.child_token();
+    let _stop_serving = serving.clone().drop_guard();
+    let server = match options.metrics_addr {
+        Some(address) => Some(
+            serve(address, Arc::clone(&endpoint), serving.clone())
+                .await
+                .map_err(|error| {
+                    ReconcileError::Api(format!("cannot serve metrics on {address}: {error}"))
+                })?,
+        ),
+        None => None,
+    };
     install_crd(&cluster, &plan, shutdown).await?;
     let reconciler = Reconciler::new(cluster.clone(), Arc::clone(&plan));
     let kind = reconciler
@@ -197,6 +203,11 @@ pub async fn run_controller(
         .run(reconcile, error_policy, Arc::clone(&context))
         .for_each(|_| async {})
         .await;
+    // Its address free again before this returns: a controller started anew can bind it.
+    serving.cancel();
+    if let Some(server) = server {
+        server.stopped().await;
+    }
     Ok(())
 }
 

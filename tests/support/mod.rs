@@ -143,11 +143,24 @@ pub fn object<K: serde::de::DeserializeOwned>(value: serde_json::Value) -> K {
 /// outgoing connection or another `bind(0)` of a test running beside it; ports below the range
 /// are only ever taken by an explicit bind.
 pub fn unused_addresses<const N: usize>() -> [SocketAddr; N] {
-    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+    let range: Vec<u16> = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
         .ok()
-        .and_then(|text| text.split_whitespace().next()?.parse::<u16>().ok())
-        .unwrap_or(32768);
-    let (first, last) = (10_000u16, low.saturating_sub(1).max(10_001));
+        .map(|text| {
+            text.split_whitespace()
+                .filter_map(|n| n.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    let (low, high) = match range[..] {
+        [low, high] => (low, high),
+        _ => (32768, 60999),
+    };
+    // Below the range when there is room there, else above it.
+    let (first, last) = if low > 11_000 {
+        (10_000, low - 1)
+    } else {
+        (high.saturating_add(1).min(u16::MAX - 1000), u16::MAX)
+    };
     let start = fastrand::u16(first..last);
     let mut held = Vec::with_capacity(N);
     for port in (start..=last).chain(first..start) {
@@ -158,6 +171,6 @@ pub fn unused_addresses<const N: usize>() -> [SocketAddr; N] {
             }
         }
     }
-    assert_eq!(held.len(), N, "{N} free loopback ports below {low}");
+    assert_eq!(held.len(), N, "{N} free loopback ports in {first}-{last}");
     std::array::from_fn(|i| held[i].local_addr().expect("a bound address"))
 }
