@@ -41,6 +41,18 @@ async fn zen_sim() -> Option<TestCluster> {
     Some(test)
 }
 
+/// A fault answering `code` to every `verb` of `resource`.
+fn answer(resource: &str, verb: &str, code: u16) -> Fault {
+    Fault::on(
+        resource,
+        verb,
+        FaultAction::Status {
+            code,
+            retry_after_seconds: None,
+        },
+    )
+}
+
 async fn create_pod(test: &TestCluster, name: &str, backend: SocketAddr) {
     test.api::<Pod>()
         .create(&PostParams::default(), &object(pod_json(name, backend)))
@@ -447,36 +459,20 @@ async fn a_hundred_forwards_run_within_seconds() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_errors_and_dropped_watches_are_ridden_out_and_refusals_fail() {
-    let test = cluster().await;
-    let Some(sim) = test.sim_only("fault injection") else {
-        return test.cleanup().await;
+    let Some(test) = zen_sim().await else {
+        return;
     };
+    let sim = test.sim.as_ref().expect("zen-sim");
     let backend = echo_server().await;
     create_pod(&test, "web-0", backend).await;
     web_service(&test).await;
     // Every read of the Service fails for a while; the pod watch drops three times; reading
     // the Deployment is forbidden.
-    sim.faults().inject(
-        Fault::on(
-            "services",
-            "get",
-            FaultAction::Status {
-                code: 503,
-                retry_after_seconds: None,
-            },
-        )
-        .times(12),
-    );
+    sim.faults()
+        .inject(answer("services", "get", 503).times(12));
     sim.faults()
         .inject(Fault::on("pods", "watch", FaultAction::DropWatch { after_events: 0 }).times(3));
-    sim.faults().inject(Fault::on(
-        "deployments",
-        "get",
-        FaultAction::Status {
-            code: 403,
-            retry_after_seconds: None,
-        },
-    ));
+    sim.faults().inject(answer("deployments", "get", 403));
     let config = config(
         &test,
         "  web: {target: svc/web, namespace: NS, targetPort: 80}\n  denied: {target: deploy/web, namespace: NS, targetPort: 8080}\n",
@@ -516,23 +512,13 @@ async fn api_errors_and_dropped_watches_are_ridden_out_and_refusals_fail() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_pod_lists_and_streams_fail_until_allowed_and_a_client_reset_is_not_a_failure() {
-    let test = cluster().await;
-    let Some(sim) = test.sim_only("fault injection") else {
-        return test.cleanup().await;
+    let Some(test) = zen_sim().await else {
+        return;
     };
+    let sim = test.sim.as_ref().expect("zen-sim");
     let backend = echo_server().await;
     create_pod(&test, "web-0", backend).await;
-    let forbidden = |resource: &str, verb: &str| {
-        Fault::on(
-            resource,
-            verb,
-            FaultAction::Status {
-                code: 403,
-                retry_after_seconds: None,
-            },
-        )
-    };
-    sim.faults().inject(forbidden("pods", "list"));
+    sim.faults().inject(answer("pods", "list", 403));
     let mut config = config(
         &test,
         "  web: {target: pod/web-0, namespace: NS, targetPort: 8080}\n",
@@ -550,7 +536,8 @@ async fn refused_pod_lists_and_streams_fail_until_allowed_and_a_client_reset_is_
     let running = until_state(&supervisor, "web", State::Running).await;
     let port = running.local_port.unwrap();
     // Streams refused: Failed, and connections meanwhile are closed, not left hanging.
-    sim.faults().inject(forbidden("pods/portforward", "create"));
+    sim.faults()
+        .inject(answer("pods/portforward", "create", 403));
     let mut socket = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
     let failed = until_state(&supervisor, "web", State::Failed).await;
     assert!(
@@ -609,10 +596,10 @@ async fn refused_pod_lists_and_streams_fail_until_allowed_and_a_client_reset_is_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shutdown_does_not_wait_for_a_slow_api_server_and_closes_the_ports_first() {
-    let test = cluster().await;
-    let Some(sim) = test.sim_only("fault injection") else {
-        return test.cleanup().await;
+    let Some(test) = zen_sim().await else {
+        return;
     };
+    let sim = test.sim.as_ref().expect("zen-sim");
     web_service(&test).await;
     let backend = echo_server().await;
     create_pod(&test, "web-0", backend).await;
