@@ -325,6 +325,20 @@ impl fmt::Debug for Program {
     }
 }
 
+/// What [`Program::check`] found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Check {
+    /// The expression's text.
+    pub expression: String,
+    /// The variables and field paths it reads, dotted.
+    pub references: Vec<String>,
+    /// How costly it is.
+    pub complexity: Complexity,
+    /// What would go wrong against the variables; empty when nothing does.
+    pub problems: Vec<String>,
+}
+
 impl Program {
     /// The expression's text.
     #[must_use]
@@ -348,6 +362,40 @@ impl Program {
     #[must_use]
     pub fn shape(&self) -> Shape {
         self.shape
+    }
+
+    /// What `kubectl zen cel check` reports: the references and complexity and, given
+    /// `variables`, the problems a run would meet (references to variables not given, else the
+    /// evaluation's error). No problems means the expression ran.
+    #[must_use]
+    pub fn check(&self, variables: Option<&Variables>) -> Check {
+        let mut problems = Vec::new();
+        if let Some(variables) = variables {
+            for reference in &self.references {
+                if !variables.names().any(|name| name == reference.variable) {
+                    problems.push(format!(
+                        "reads {} but no variable {:?} is given",
+                        reference.dotted(),
+                        reference.variable
+                    ));
+                }
+            }
+            if problems.is_empty()
+                && let Err(error) = self.evaluate(variables)
+            {
+                let at = error
+                    .position()
+                    .map(|p| format!(" at {p}"))
+                    .unwrap_or_default();
+                problems.push(format!("{error}{at}"));
+            }
+        }
+        Check {
+            expression: self.source.clone(),
+            references: self.references.iter().map(Reference::dotted).collect(),
+            complexity: self.complexity.clone(),
+            problems,
+        }
     }
 
     /// Evaluates the program against `variables`.

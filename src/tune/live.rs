@@ -512,3 +512,64 @@ pub async fn measure(
         }
     }
 }
+
+/// What [`record`] wrote.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Recorded {
+    /// Workloads listed into the snapshot.
+    pub workloads: usize,
+    /// Usage samples written.
+    pub samples: u64,
+    /// Where the usage came from, in words.
+    pub source: String,
+}
+
+/// Records a snapshot into `dir` (`kubectl zen tune snapshot`): the objects of `scope`, each
+/// written as it is listed, then their usage from `source`, written as it arrives. A cancelled
+/// `cancel` stops sampling and keeps what was recorded.
+///
+/// # Errors
+/// The directory cannot be written, or as [`list_objects`] and [`measure`].
+pub async fn record(
+    cluster: &Cluster,
+    scope: &Scope,
+    source: &UsageSource,
+    dir: &std::path::Path,
+    cancel: &CancellationToken,
+    progress: &mut dyn FnMut(&str),
+) -> Result<Recorded, TuneError> {
+    let (name, interval) = match source {
+        UsageSource::Prometheus(prometheus) => ("prometheus", prometheus.step),
+        UsageSource::Metrics(sampling) => ("metrics.k8s.io", sampling.every),
+    };
+    let meta = super::snapshot::Meta::now(name, cluster.server(), interval);
+    let mut writer = Writer::create(dir, &meta)?;
+    let mut builder = super::InventoryBuilder::new(cluster.namespace());
+    let mut written = Ok(());
+    list_objects(cluster, scope, |object| {
+        if written.is_ok() {
+            written = writer.object(&object);
+        }
+        builder.add(object);
+    })
+    .await?;
+    written?;
+    let inventory = builder.build();
+    let measured = measure(
+        cluster,
+        &inventory,
+        scope,
+        source,
+        cancel,
+        &mut writer,
+        progress,
+    )
+    .await;
+    // What was sampled is kept even when measuring failed part-way.
+    let samples = writer.finish()?;
+    Ok(Recorded {
+        workloads: inventory.workloads().len(),
+        samples,
+        source: measured?,
+    })
+}

@@ -5,7 +5,7 @@ use std::{io::Read, path::PathBuf, process::ExitCode};
 use clap::{Args, Subcommand};
 use kubezen::{
     Cell, Column, Table, Tabular, Tone,
-    cel::{CelError, Complexity, Engine, Program, Reference, Value, Variables},
+    cel::{CelError, Check, Engine, Value, Variables},
 };
 use serde::Serialize;
 
@@ -138,7 +138,7 @@ fn run_check(args: &CheckArgs, global: &GlobalArgs) -> Result<ExitCode, Failure>
         let program = engine
             .compile(expression)
             .map_err(|error| failure(expression, &error))?;
-        reports.push(CheckReport::new(&program, variables.as_ref()));
+        reports.push(program.check(variables.as_ref()));
     }
     let findings = reports.iter().any(|r| !r.problems.is_empty());
     Output::stdout(global.output).print(&CheckReports(reports))?;
@@ -221,51 +221,8 @@ impl Tabular for EvalResults {
 }
 
 #[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-struct CheckReport {
-    expression: String,
-    references: Vec<String>,
-    complexity: Complexity,
-    problems: Vec<String>,
-}
-
-impl CheckReport {
-    fn new(program: &Program, variables: Option<&Variables>) -> Self {
-        let references: Vec<String> = program.references().iter().map(Reference::dotted).collect();
-        let mut problems = Vec::new();
-        if let Some(variables) = variables {
-            let names: Vec<&str> = variables.names().collect();
-            for reference in program.references() {
-                if !names.contains(&reference.variable.as_str()) {
-                    problems.push(format!(
-                        "reads {} but no variable {:?} is given",
-                        reference.dotted(),
-                        reference.variable
-                    ));
-                }
-            }
-            if problems.is_empty()
-                && let Err(error) = program.evaluate(variables)
-            {
-                let at = error
-                    .position()
-                    .map(|p| format!(" at {p}"))
-                    .unwrap_or_default();
-                problems.push(format!("{error}{at}"));
-            }
-        }
-        Self {
-            expression: program.source().to_owned(),
-            references,
-            complexity: program.complexity().clone(),
-            problems,
-        }
-    }
-}
-
-#[derive(Debug, Serialize)]
 #[serde(transparent)]
-struct CheckReports(Vec<CheckReport>);
+struct CheckReports(Vec<Check>);
 
 impl Tabular for CheckReports {
     fn to_table(&self) -> Table {

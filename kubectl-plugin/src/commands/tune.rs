@@ -644,49 +644,26 @@ fn run_snapshot(args: &SnapshotArgs, global: &GlobalArgs) -> Result<ExitCode, Fa
         )?;
         let cluster = global.connect().await?;
         let scope = scope(global, &cluster);
-        let source = if args.usage.prometheus.is_some() {
-            "prometheus"
-        } else {
-            "metrics.k8s.io"
-        };
-        let interval = if args.usage.prometheus.is_some() {
-            args.usage.step
-        } else {
-            args.usage.every
-        };
-        let meta = snapshot::Meta::now(source, cluster.server(), interval);
-        let mut writer =
-            snapshot::Writer::create(&args.dir, &meta).map_err(|e| tune_failure(&e))?;
-        // Each object goes to the file and the inventory as it is listed.
-        let mut builder = tune::InventoryBuilder::new(cluster.namespace());
-        let mut written = Ok(());
-        live::list_objects(&cluster, &scope, |o| {
-            if written.is_ok() {
-                written = writer.object(&o);
-            }
-            builder.add(o);
-        })
-        .await
-        .map_err(|e| tune_failure(&e))?;
-        written.map_err(|e| tune_failure(&e))?;
-        let inventory = builder.build();
-        let measured = measure(
+        let mut line = ProgressLine::new();
+        let recorded = live::record(
             &cluster,
-            &inventory,
             &scope,
             &usage_source,
+            &args.dir,
             &cancel,
-            &mut writer,
+            &mut |text| line.show(text),
         )
         .await;
+        line.done();
         watcher.abort();
         exit_on_interrupt()?;
-        let samples = writer.finish().map_err(|e| tune_failure(&e))?;
-        let source = measured?;
+        let recorded = recorded.map_err(|e| tune_failure(&e))?;
         let _ = writeln!(
             io::stderr(),
-            "recorded {} workloads and {samples} samples from {source} into {}",
-            inventory.workloads().len(),
+            "recorded {} workloads and {} samples from {} into {}",
+            recorded.workloads,
+            recorded.samples,
+            recorded.source,
             args.dir.display()
         );
         Ok(ExitCode::from(EXIT_OK))
