@@ -13,16 +13,19 @@ __all__ = [
     "CelVariablesError",
     "Diagnostic",
     "ForwardConfigError",
+    "ForwardError",
     "Graph",
     "GraphCycleError",
     "GraphError",
     "LeadError",
     "NativeSim",
+    "NativeTask",
     "Program",
     "ReconcileError",
     "TuneError",
     "Variables",
     "VersionInfo",
+    "ZenError",
     "__version__",
     "bench_api",
     "bench_cache",
@@ -37,11 +40,17 @@ __all__ = [
     "cel_compile",
     "cel_eval",
     "forward_plan",
+    "forward_start",
     "graph_load",
     "graph_loads",
+    "lead_start",
     "lead_status",
+    "reconcile_controller_start",
     "reconcile_run",
+    "tune_controller",
+    "tune_gateway",
     "tune_run",
+    "tune_snapshot",
     "version_info",
 ]
 
@@ -84,7 +93,31 @@ def version_info() -> VersionInfo:
     True
     """
 
-class CelError(ValueError):
+class ZenError(Exception):
+    """The base of every error kubezen raises for work that could not be done: each
+    capability's error (CelError, GraphError, ReconcileError, TuneError, BenchError, LeadError,
+    ForwardError) derives from it. Arguments of the wrong type or out of range raise TypeError
+    or ValueError instead."""
+
+@final
+class NativeTask:
+    """Work running on a thread of its own until it ends or is stopped: a controller or the
+    forward supervisor (wrapped by :class:`kubezen.Controller` and
+    :class:`kubezen.forward.Forwards`)."""
+
+    @property
+    def running(self) -> bool:
+        """Whether the work is still running."""
+    def state(self) -> str:
+        """The latest state the work published, as JSON text (``"null"`` before any)."""
+    def wait(self, timeout: float | None = None) -> bool:
+        """Waits until the work ends, at most ``timeout`` seconds (None: no limit), with the
+        GIL released. True when it ended."""
+    def stop(self) -> str:
+        """Stops the work, waits for it and returns what it returned (JSON text), or raises
+        its error. Safe to call again."""
+
+class CelError(ZenError):
     """A CEL expression could not be compiled or evaluated.
 
     ``position`` is ``(line, column)``, from 1, where known, else None; ``kind`` names the
@@ -130,6 +163,9 @@ class Program:
 
         The GIL is released while the expression runs.
         """
+    def check(self, vars: dict[str, Any] | Variables | None = None) -> list[str]:
+        """What would go wrong evaluating against ``vars``: references to variables not
+        given, else the evaluation's error, as messages; empty when it runs."""
     def references(self) -> list[str]:
         """The variables and field paths the expression reads, as dotted names, sorted."""
     def complexity(self) -> dict[str, int | str]:
@@ -146,7 +182,7 @@ def cel_cache_stats() -> dict[str, int]:
     """The counters of the shared cache: ``hits``, ``misses``, ``evictions``, ``entries`` and
     ``capacity``."""
 
-class GraphError(ValueError):
+class GraphError(ZenError):
     """Resource graphs could not be read: a missing file, invalid YAML, no RGD, or several
     where one was asked for."""
 
@@ -217,6 +253,15 @@ class Graph:
     ) -> Graph:
         """The graph in ``text`` (YAML or JSON); ``name`` and ``crds`` as for ``from_file``."""
     @staticmethod
+    def from_cluster(
+        name: str,
+        *,
+        kubeconfig: str | os.PathLike[str] | None = None,
+        context: str | None = None,
+        crds: Sequence[str | os.PathLike[str]] | None = None,
+    ) -> Graph:
+        """Reads the ResourceGraphDefinition ``name`` from the cluster and analyses it."""
+    @staticmethod
     def from_dependencies(dependencies: Mapping[str, Sequence[str]], name: str = "graph") -> Graph:
         """A bare dependency graph: ``{id: [ids it depends on]}`` in declaration order."""
     @property
@@ -279,11 +324,11 @@ def graph_loads(text: str, crds: Sequence[str | os.PathLike[str]] | None = None)
 
 # -- reconcile --------------------------------------------------------------------------
 
-class ReconcileError(ValueError):
+class ReconcileError(ZenError):
     """The graph has errors, the instance does not fit its schema, an expression failed
     offline, or the cluster refused what every object needs."""
 
-class LeadError(ValueError):
+class LeadError(ZenError):
     """The zen-lead state could not be read: an unreachable cluster or a refused request."""
 
 def lead_status(
@@ -295,12 +340,30 @@ def lead_status(
 ) -> str:
     """Every Service opted in to zen-lead, its leader and problems, as JSON text."""
 
+def lead_start(
+    *,
+    kubeconfig: str | None = None,
+    context: str | None = None,
+    namespace: str | None = None,
+    workers: int = 10,
+    resync: float = 600.0,
+    metrics_addr: str | None = None,
+    qps: float = ...,
+    burst: int = ...,
+    leader_election: bool = False,
+    lease_namespace: str | None = None,
+    lease_name: str = ...,
+    identity: str | None = None,
+) -> NativeTask:
+    """Starts the zen-lead controller; its ``stop()`` returns the run summary as JSON text."""
+
 def reconcile_run(
     graph: Graph,
     instance: str,
     *,
     dry_run: bool = False,
     delete: bool = False,
+    diff: bool = False,
     kubeconfig: str | None = None,
     context: str | None = None,
     namespace: str | None = None,
@@ -309,7 +372,25 @@ def reconcile_run(
     force_conflicts: bool = False,
     prune: bool = True,
 ) -> str:
-    """Renders, applies or deletes one instance (YAML or JSON text); the result as JSON text."""
+    """Renders, applies, deletes or diffs one instance (YAML or JSON text); the result as JSON
+    text."""
+
+def reconcile_controller_start(
+    graph: Graph,
+    *,
+    kubeconfig: str | None = None,
+    context: str | None = None,
+    namespace: str | None = None,
+    workers: int = 4,
+    resync: float = 300.0,
+    timeout: float = 300.0,
+    force_conflicts: bool = False,
+    prune: bool = True,
+    metrics_addr: str | None = None,
+    qps: float = ...,
+    burst: int = ...,
+) -> NativeTask:
+    """Starts a controller for every instance of ``graph``; its ``stop()`` returns ``"null"``."""
 
 # -- sim --------------------------------------------------------------------------------
 
@@ -351,7 +432,7 @@ class NativeSim:
 
 # -- tune --------------------------------------------------------------------------------
 
-class TuneError(ValueError):
+class TuneError(ZenError):
     """Tuning could not run: bad options, an unreadable snapshot or manifest, or a cluster or
     Prometheus that refused."""
 
@@ -376,13 +457,52 @@ def tune_run(
     oom_buffer: float = 25.0,
     min_samples: int = 100,
     profile: str | None = None,
+    patch: str | None = None,
+    apply: bool = False,
+    dry_run: bool = False,
+    force_conflicts: bool = False,
 ) -> str:
-    """Analyses manifests, a snapshot or a live cluster; returns the report as JSON text.
-    The GIL is released while it works. Use :func:`kubezen.tune`."""
+    """Analyses manifests, a snapshot or a live cluster; returns the report as JSON text, with
+    ``written`` (patch files) and ``applied`` (per-workload results) beside it. The GIL is
+    released while it works. Use :func:`kubezen.tune`."""
+
+def tune_snapshot(
+    dir: str,
+    *,
+    kubeconfig: str | None = None,
+    context: str | None = None,
+    namespace: str | None = None,
+    all_namespaces: bool = False,
+    selector: str | None = None,
+    prometheus: str | None = None,
+    history: float = 1209600.0,
+    step: float = 300.0,
+    sample_for: float = 600.0,
+    every: float = 15.0,
+) -> str:
+    """Records workloads and their usage into the snapshot directory ``dir``; what was
+    recorded as JSON text."""
+
+def tune_controller(
+    *,
+    kinds: list[str] | None = None,
+    objects: int | None = None,
+    largest_namespace: int | None = None,
+    object_bytes: int | None = None,
+    cores: int = 2,
+    kubeconfig: str | None = None,
+    context: str | None = None,
+    namespace: str | None = None,
+    all_namespaces: bool = False,
+) -> str:
+    """Advice for a controller's client, workers and caches, as JSON text."""
+
+def tune_gateway(rps: int, concurrency: int = 100) -> str:
+    """Sizing for an API gateway at ``rps`` requests a second, as JSON text."""
 
 # -- bench -------------------------------------------------------------------------------
 
-class BenchError(ValueError):
+class BenchError(ZenError):
     """A benchmark could not run: bad options, an unreachable target, or a cluster that
     refused the set-up."""
 
@@ -471,7 +591,10 @@ def bench_compare(report: str, baseline: str, threshold: float) -> str:
     """A report (JSON text) compared with a baseline (JSON text); returns it with its
     changes."""
 
-class ForwardConfigError(ValueError):
+class ForwardError(ZenError):
+    """The port-forward supervisor could not run: an unreachable cluster, or nothing to forward."""
+
+class ForwardConfigError(ForwardError):
     """A forward configuration that cannot be used; the message names its file, entry and field."""
 
 def forward_plan(
@@ -483,3 +606,15 @@ def forward_plan(
     """The embedded defaults, the user's file (with ``user_config``) and ``layers`` merged in
     order (each ``(path, None)`` or ``(name, text)``), and the local port of every enabled
     entry, as JSON text: ``{"assignments": [...], "config": {...}}``."""
+
+def forward_start(
+    layers: Sequence[tuple[str, str | None]],
+    *,
+    user_config: bool = False,
+    kubeconfig: str | None = None,
+    context: str | None = None,
+    namespace: str | None = None,
+    grace: float = 2.0,
+) -> NativeTask:
+    """Starts the port-forward supervisor for the merged configuration; its state is every
+    entry's status (a JSON list), and ``stop()`` returns the last statuses."""

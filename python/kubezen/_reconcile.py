@@ -21,7 +21,16 @@ cluster:
 ['demo-config']
 
 Live, against the cluster of ``kubeconfig`` (zen-sim's, say), it returns a
-:class:`ReconcileResult` with each object's outcome and timing.
+:class:`ReconcileResult` with each object's outcome and timing. :func:`diff` asks the server
+what applying would change, and :func:`reconcile_controller` keeps every instance of a graph
+reconciled in the background:
+
+>>> with kubezen.sim.start() as sim:  # doctest: +SKIP
+...     [d.change for d in kubezen.reconcile_diff(rgd, instance, kubeconfig=sim.kubeconfig)]
+...     with kubezen.reconcile_controller(rgd, kubeconfig=sim.kubeconfig) as controller:
+...         controller.running
+['create']
+True
 """
 
 from __future__ import annotations
@@ -34,16 +43,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, overload
 
-from kubezen._core import Graph, ReconcileError, reconcile_run
-from kubezen._core import graph_load, graph_loads
+from kubezen._core import (
+    Graph,
+    ReconcileError,
+    graph_load,
+    graph_loads,
+    reconcile_controller_start,
+    reconcile_run,
+)
+from kubezen._task import Controller
 
 __all__ = [
+    "ObjectDiff",
     "ObjectOutcome",
     "ReconcileError",
     "ReconcileResult",
     "RenderedResource",
     "Rendering",
     "reconcile",
+    "reconcile_controller",
+    "reconcile_diff",
 ]
 
 
@@ -137,6 +156,24 @@ class ReconcileResult:
         return pd.DataFrame([o.__dict__ for o in self.objects])
 
 
+@dataclass(frozen=True)
+class ObjectDiff:
+    """What applying would do to one object, as the server answers a dry-run apply."""
+
+    id: str
+    object: str
+    """``Kind/name``."""
+    change: Literal["create", "update", "unchanged", "prune", "excluded", "failed"]
+    diff: str
+    """A unified diff of the live and the desired YAML (server-managed fields left out), or
+    why it failed."""
+    namespace: str | None = None
+
+
+def _path(value: str | os.PathLike[str] | None) -> str | None:
+    return None if value is None else os.fspath(value)
+
+
 def _graph(rgd: Graph | str | os.PathLike[str]) -> Graph:
     if isinstance(rgd, Graph):
         return rgd
@@ -189,7 +226,7 @@ def reconcile(
     single objects are in the result (``result.ok`` is False)."""
     text = reconcile_run(
         _graph(rgd), _instance(instance), dry_run=dry_run, delete=delete,
-        kubeconfig=os.fspath(kubeconfig) if kubeconfig is not None else None,
+        kubeconfig=_path(kubeconfig),
         context=context, namespace=namespace, workers=workers, timeout=timeout,
         force_conflicts=force_conflicts, prune=prune,
     )
@@ -212,3 +249,61 @@ def reconcile(
         status_written=data["statusWritten"], namespace=data.get("namespace"),
         status_missing=data.get("statusMissing", {}),
     )
+
+
+def reconcile_diff(
+    rgd: Graph | str | os.PathLike[str],
+    instance: Mapping[str, Any] | str | os.PathLike[str],
+    *,
+    kubeconfig: str | os.PathLike[str] | None = None,
+    context: str | None = None,
+    namespace: str | None = None,
+    workers: int = 4,
+    timeout: float = 300.0,
+    force_conflicts: bool = False,
+    prune: bool = True,
+) -> list[ObjectDiff]:
+    """What applying ``instance`` would change, object by object, as ``kubectl zen reconcile
+    diff`` shows it: the server dry-runs each apply, so defaults and admission are included
+    and nothing is written. Arguments and errors as for :func:`reconcile`."""
+    text = reconcile_run(
+        _graph(rgd), _instance(instance), diff=True, kubeconfig=_path(kubeconfig),
+        context=context, namespace=namespace, workers=workers, timeout=timeout,
+        force_conflicts=force_conflicts, prune=prune,
+    )
+    return [ObjectDiff(**d) for d in json.loads(text)]
+
+
+def reconcile_controller(
+    rgd: Graph | str | os.PathLike[str],
+    *,
+    kubeconfig: str | os.PathLike[str] | None = None,
+    context: str | None = None,
+    namespace: str | None = None,
+    workers: int = 4,
+    resync: float = 300.0,
+    timeout: float = 300.0,
+    force_conflicts: bool = False,
+    prune: bool = True,
+    metrics_addr: str | None = None,
+    qps: float | None = None,
+    burst: int | None = None,
+) -> Controller:
+    """Starts ``kubectl zen reconcile controller`` in the background: it watches every
+    instance of the graph's kind (in ``namespace``, else all), reconciles each on change and
+    every ``resync`` seconds, with ``workers`` instances at a time and the client limited to
+    ``qps``/``burst``. ``metrics_addr`` (``"127.0.0.1:9090"``) serves ``/metrics``,
+    ``/healthz`` and ``/readyz``. Raises :class:`ReconcileError` when the graph has errors or
+    the cluster cannot be reached; returns once it runs. :meth:`Controller.stop` ends it."""
+    graph = _graph(rgd)
+    limits: dict[str, Any] = {}
+    if qps is not None:
+        limits["qps"] = qps
+    if burst is not None:
+        limits["burst"] = burst
+    task = reconcile_controller_start(
+        graph, kubeconfig=_path(kubeconfig), context=context, namespace=namespace,
+        workers=workers, resync=resync, timeout=timeout, force_conflicts=force_conflicts,
+        prune=prune, metrics_addr=metrics_addr, **limits,
+    )
+    return Controller(f"reconcile {graph.name}", task)

@@ -10,7 +10,13 @@ The engine is the one ``kubectl zen tune`` runs. Manifests need no cluster:
 A snapshot (``kubectl zen tune snapshot DIR``) is analysed offline, as often as wanted;
 a live cluster is sampled through metrics.k8s.io (``sample_for``, ``every``) or read from
 Prometheus (``prometheus="http://..."``, ``history`` seconds). CPU and memory are in
-millicores and bytes throughout.
+millicores and bytes throughout. :func:`tune_snapshot` records such a snapshot;
+``patch=DIR`` writes the recommendations as strategic-merge patches and ``apply=True``
+server-side applies them. :func:`tune_controller` and :func:`tune_gateway` are the plugin's
+``tune controller`` and ``tune gateway`` presets:
+
+>>> kubezen.tune_gateway(5000)["load_level"]
+'very heavy'
 """
 
 from __future__ import annotations
@@ -22,9 +28,21 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from kubezen._core import TuneError, tune_run
+from kubezen._core import TuneError, tune_controller as _tune_controller
+from kubezen._core import tune_gateway as _tune_gateway
+from kubezen._core import tune_run
+from kubezen._core import tune_snapshot as _tune_snapshot
 
-__all__ = ["Finding", "Recommendation", "TuneError", "TuneReport", "tune"]
+__all__ = [
+    "Finding",
+    "Recommendation",
+    "TuneError",
+    "TuneReport",
+    "tune",
+    "tune_controller",
+    "tune_gateway",
+    "tune_snapshot",
+]
 
 
 @dataclass(frozen=True)
@@ -85,6 +103,32 @@ class TuneReport:
     options: dict[str, Any]
     problems: list[dict[str, str]] = field(default_factory=list)
     unmatched_samples: int = 0
+    written: list[str] | None = None
+    """With ``patch=DIR``: the files written, relative to ``DIR``: a patch per workload that
+    changes and the ``kustomization.yaml`` that lists them."""
+    applied: list[dict[str, Any]] | None = None
+    """With ``apply=True``: per workload, ``workload``, the ``diff`` applied (or that would
+    be, with ``dry_run``) and the ``error`` if the server refused it."""
+
+    def savings(self, by: str = "namespace") -> Any:
+        """Requested CPU (millicores) and memory (bytes) before and after, summed per
+        ``namespace`` (or ``workload``, ``kind``), weighted by replicas, with the saving; the
+        largest CPU saving first. Needs pandas."""
+        frame = self.to_pandas()
+        if frame.empty:
+            return frame
+        if by not in ("namespace", "workload", "kind"):
+            raise ValueError(f"by must be 'namespace', 'workload' or 'kind', not {by!r}")
+        out = frame.assign(
+            cpu_before=frame["cpu_request"].fillna(0) * frame["replicas"],
+            cpu_after=frame["cpu_request_new"].fillna(frame["cpu_request"]).fillna(0) * frame["replicas"],
+            memory_before=frame["memory_request"].fillna(0) * frame["replicas"],
+            memory_after=frame["memory_request_new"].fillna(frame["memory_request"]).fillna(0)
+            * frame["replicas"],
+        ).groupby(by)[["cpu_before", "cpu_after", "memory_before", "memory_after"]].sum()
+        out["cpu_saved"] = out["cpu_before"] - out["cpu_after"]
+        out["memory_saved"] = out["memory_before"] - out["memory_after"]
+        return out.sort_values("cpu_saved", ascending=False)
 
     def to_pandas(self, what: str = "recommendations") -> Any:
         """A DataFrame of the recommendations (one row a container, current and recommended
@@ -157,6 +201,10 @@ def tune(
     oom_buffer: float = 25.0,
     min_samples: int = 100,
     profile: str | None = None,
+    patch: str | os.PathLike[str] | None = None,
+    apply: bool = False,
+    dry_run: bool = False,
+    force_conflicts: bool = False,
 ) -> TuneReport:
     """Right-sizes workloads and lints them, as ``kubectl zen tune`` does.
 
@@ -168,6 +216,10 @@ def tune(
     plugin's: ``cpu_percentile`` (95), ``cpu_limit`` (``"none"`` or ``"ratio=R"``),
     ``memory_buffer`` and ``oom_buffer`` in percent, ``min_samples`` (100), ``profile``
     (``web-api``, ``heavy-compute``, ``background-job``, ``database``, ``cache``).
+    ``patch`` writes a patch file per changed workload and a kustomization listing them into
+    that directory; ``apply``
+    server-side applies the changes to the cluster (``dry_run``: the server only answers
+    what it would do; ``force_conflicts`` takes fields other managers own).
 
     Raises :class:`TuneError` when the input cannot be read or the cluster or Prometheus
     refuses, and ``ValueError`` for options out of range. Releases the GIL while it works."""
@@ -180,6 +232,8 @@ def tune(
         prometheus=prometheus, history=history, step=step, sample_for=sample_for, every=every,
         cpu_percentile=cpu_percentile, cpu_limit=cpu_limit, memory_buffer=memory_buffer,
         oom_buffer=oom_buffer, min_samples=min_samples, profile=profile,
+        patch=os.fspath(patch) if patch is not None else None, apply=apply, dry_run=dry_run,
+        force_conflicts=force_conflicts,
     )
     data = json.loads(text)
     recommendations = [
@@ -205,5 +259,72 @@ def tune(
     return TuneReport(
         source=data["source"], recommendations=recommendations, findings=findings,
         totals=data["totals"], options=data["options"], problems=data["problems"],
-        unmatched_samples=data["unmatched_samples"],
+        unmatched_samples=data["unmatched_samples"], written=data.get("written"),
+        applied=data.get("applied"),
     )
+
+
+def tune_snapshot(
+    dir: str | os.PathLike[str],
+    *,
+    kubeconfig: str | os.PathLike[str] | None = None,
+    context: str | None = None,
+    namespace: str | None = None,
+    all_namespaces: bool = False,
+    selector: str | None = None,
+    prometheus: str | None = None,
+    history: float = 14 * 86400.0,
+    step: float = 300.0,
+    sample_for: float = 600.0,
+    every: float = 15.0,
+) -> dict[str, Any]:
+    """Records the cluster's workloads and their usage into the directory ``dir``, as
+    ``kubectl zen tune snapshot DIR`` does, for :func:`tune` (``snapshot=dir``) to analyse
+    offline. Usage comes from metrics.k8s.io (``sample_for``/``every`` seconds) or
+    ``prometheus``. Returns ``{"workloads": n, "samples": n, "source": ...}``; raises
+    :class:`TuneError` when the cluster refuses or ``dir`` cannot be written."""
+    result: dict[str, Any] = json.loads(
+        _tune_snapshot(
+            os.fspath(dir), kubeconfig=os.fspath(kubeconfig) if kubeconfig is not None else None,
+            context=context, namespace=namespace, all_namespaces=all_namespaces,
+            selector=selector, prometheus=prometheus, history=history, step=step,
+            sample_for=sample_for, every=every,
+        )
+    )
+    return result
+
+
+def tune_controller(
+    *,
+    kinds: Sequence[str] | None = None,
+    objects: int | None = None,
+    largest_namespace: int | None = None,
+    object_bytes: int | None = None,
+    cores: int = 2,
+    kubeconfig: str | os.PathLike[str] | None = None,
+    context: str | None = None,
+    namespace: str | None = None,
+    all_namespaces: bool = False,
+) -> dict[str, Any]:
+    """Settings for a controller's client, workers and caches, as ``kubectl zen tune
+    controller`` gives them: for ``objects`` watched objects (``largest_namespace`` of them in
+    one namespace, ``object_bytes`` each), or counted in the cluster for ``kinds``
+    (``["configmaps", "deployments.apps"]``). Returns ``objects``, ``largest_namespace``,
+    ``mean_object_bytes``, ``cores`` and ``settings`` (each ``name``, ``value``, ``why``)."""
+    result: dict[str, Any] = json.loads(
+        _tune_controller(
+            kinds=list(kinds) if kinds is not None else None, objects=objects,
+            largest_namespace=largest_namespace, object_bytes=object_bytes, cores=cores,
+            kubeconfig=os.fspath(kubeconfig) if kubeconfig is not None else None,
+            context=context, namespace=namespace, all_namespaces=all_namespaces,
+        )
+    )
+    return result
+
+
+def tune_gateway(rps: int, concurrency: int = 100) -> dict[str, Any]:
+    """Sizing for the netweave O2 API gateway at ``rps`` requests a second and
+    ``concurrency`` concurrent requests, as ``kubectl zen tune gateway`` gives it: replicas,
+    resources, pool sizes, cache TTLs and targets."""
+    result: dict[str, Any] = json.loads(_tune_gateway(rps, concurrency))
+    return result

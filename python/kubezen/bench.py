@@ -15,7 +15,14 @@ Latencies are in milliseconds (``p50_ms``...), CEL and graph timings in microsec
 ``result.to_pandas()`` gives one row per verb, outcome, expression, size or cell, nested
 figures flattened (``latency.p99_ms``). ``result.save(path)`` and :func:`load` round-trip
 a report, also one written by the plugin; :meth:`BenchResult.compare` judges a run against
-a baseline as ``--baseline`` does.
+a baseline as ``--baseline`` does. In Jupyter a result shows its rows, a chart and its
+verdicts.
+
+:func:`sweep` runs ``bench api`` at several worker counts for a capacity curve, and
+:func:`knee` finds where more workers stop buying throughput (the Kneedle method):
+
+>>> kubezen.bench.knee([1, 2, 4, 8, 16], [100, 195, 370, 420, 430])
+4
 """
 
 from __future__ import annotations
@@ -28,18 +35,22 @@ from typing import Any
 
 from kubezen import _core
 from kubezen._core import BenchError
+from kubezen._display import bar_chart, line_chart
 
 __all__ = [
     "BenchError",
     "BenchResult",
+    "Sweep",
     "api",
     "cache",
     "cel",
     "cleanup",
     "graph",
     "http",
+    "knee",
     "load",
     "reconcile",
+    "sweep",
 ]
 
 
@@ -133,7 +144,36 @@ class BenchResult:
             f"({'≤' if v['atMost'] else '≥'} {v['limit']:.4g}; {html.escape(v['source'])})</li>"
             for v in self.verdicts
         )
-        return f"<p><b>bench {html.escape(self.kind)}</b></p>{rows}<ul>{items}</ul>"
+        return (f"<p><b>bench {html.escape(self.kind)}</b></p>{rows}{self.to_svg()}"
+                f"<ul>{items}</ul>")
+
+    def to_svg(self) -> str:
+        """A chart of the rows as SVG text: latency percentiles per verb or outcome (api,
+        http), the cost of each step against graph size on log-log axes (graph), hit ratio
+        against capacity (cache); empty for the other kinds."""
+        rows = self.rows
+        if self.kind in ("api", "http") and rows:
+            label = "verb" if self.kind == "api" else "outcome"
+            return bar_chart(
+                [str(r[label]) for r in rows],
+                [(p, [float(r["latency"][f"{p}_ms"]) for r in rows]) for p in ("p50", "p99")],
+                y_label="latency (ms)",
+            )
+        if self.kind == "graph" and rows:
+            sizes = [float(r["resources"]) for r in rows]
+            return line_chart(
+                [(step, sizes, [float(r[step]["meanUs"]) for r in rows])
+                 for step in ("load", "order", "plan")],
+                x_label="resources", y_label="mean time (µs)", log_x=True, log_y=True,
+            )
+        if self.kind == "cache" and rows:
+            ttls = sorted({float(r["ttlSeconds"]) for r in rows})
+            return line_chart(
+                [(f"ttl {ttl:g}s", [float(r["capacity"]) for r in rows if r["ttlSeconds"] == ttl],
+                  [float(r["hitRatio"]) for r in rows if r["ttlSeconds"] == ttl]) for ttl in ttls],
+                x_label="capacity", y_label="hit ratio",
+            )
+        return ""
 
 
 def _has_pandas() -> bool:
@@ -293,3 +333,92 @@ def load(path: str | os.PathLike[str]) -> BenchResult:
     raises :class:`BenchError` for anything else."""
     with open(path, encoding="utf-8") as file:
         return BenchResult._from_json(_core.bench_load(file.read()))
+
+
+class Sweep:
+    """``bench api`` at each worker count: the capacity curve of an API server."""
+
+    def __init__(self, results: dict[int, BenchResult]) -> None:
+        self.results = results
+        """Each worker count's :class:`BenchResult`."""
+
+    @property
+    def workers(self) -> list[int]:
+        """The worker counts, ascending."""
+        return sorted(self.results)
+
+    def throughput(self) -> list[float]:
+        """Operations a second at each worker count."""
+        return [float(self.results[w].report["perSecond"]) for w in self.workers]
+
+    def latency(self, percentile: str = "p99") -> list[float]:
+        """The ``percentile`` (``p50``, ``p90``, ``p95``, ``p99``, ``p999``) latency in
+        milliseconds over every verb but watch, at each worker count (the worst verb's)."""
+        return [
+            max((float(r["latency"][f"{percentile}_ms"]) for r in self.results[w].rows
+                 if r["verb"] != "watch"), default=0.0)
+            for w in self.workers
+        ]
+
+    def knee(self) -> int | None:
+        """The worker count past which throughput stops growing in step (see :func:`knee`)."""
+        found = knee(self.workers, self.throughput())
+        return None if found is None else int(found)
+
+    def to_pandas(self) -> Any:
+        """One row per worker count: ``workers``, ``ops_per_s``, ``p50_ms``, ``p99_ms``,
+        ``errors``. Needs pandas."""
+        pd: Any = importlib.import_module("pandas")
+        return pd.DataFrame({
+            "workers": self.workers, "ops_per_s": self.throughput(),
+            "p50_ms": self.latency("p50"), "p99_ms": self.latency("p99"),
+            "errors": [int(self.results[w].report["errors"]) for w in self.workers],
+        })
+
+    def to_svg(self) -> str:
+        """Throughput and p50/p99 against workers, the knee marked, as two SVG charts."""
+        workers = [float(w) for w in self.workers]
+        mark = self.knee()
+        return line_chart([("ops/s", workers, self.throughput())], x_label="workers",
+                          y_label="operations / s", mark_x=mark) + line_chart(
+            [("p50", workers, self.latency("p50")), ("p99", workers, self.latency("p99"))],
+            x_label="workers", y_label="latency (ms)", mark_x=mark)
+
+    def _repr_html_(self) -> str:
+        knee_at = self.knee()
+        return (f"<p><b>bench api sweep</b>: knee at {knee_at if knee_at is not None else '-'} "
+                f"workers</p>{self.to_svg()}")
+
+    def __repr__(self) -> str:
+        return f"<Sweep workers={self.workers} knee={self.knee()}>"
+
+
+def sweep(workers: Sequence[int] = (1, 2, 4, 8, 16), **options: Any) -> Sweep:
+    """Runs :func:`api` once at each count in ``workers`` (the other keyword arguments are
+    :func:`api`'s, the same for every run) and returns the curve. Ctrl-C stops the run in
+    hand, cleans up and raises KeyboardInterrupt."""
+    if not workers or any(w < 1 for w in workers):
+        raise ValueError("workers must be one or more counts of at least 1")
+    return Sweep({int(w): api(workers=int(w), **options) for w in sorted(set(workers))})
+
+
+def knee(xs: Sequence[float], ys: Sequence[float], *, curve: str = "concave") -> float | None:
+    """The knee of an increasing curve by the Kneedle method (Satopää et al., 2011): both
+    axes scaled to [0, 1], the x whose point lies farthest above the diagonal (``concave``:
+    throughput levelling off) or below it (``convex``: latency taking off). None when the
+    curve has fewer than three points, or no knee (a straight line)."""
+    if len(xs) != len(ys):
+        raise ValueError("xs and ys differ in length")
+    if curve not in ("concave", "convex"):
+        raise ValueError(f"curve must be 'concave' or 'convex', not {curve!r}")
+    points = sorted(zip(xs, ys))
+    if len(points) < 3:
+        return None
+    x0, x1 = points[0][0], points[-1][0]
+    y0, y1 = min(y for _, y in points), max(y for _, y in points)
+    if x1 == x0 or y1 == y0:
+        return None
+    sign = 1.0 if curve == "concave" else -1.0
+    gaps = [(sign * ((y - y0) / (y1 - y0) - (x - x0) / (x1 - x0)), x) for x, y in points]
+    best, at = max(gaps)
+    return at if best > 1e-9 else None

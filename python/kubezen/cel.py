@@ -15,6 +15,11 @@ True
 >>> program.complexity()["cost_class"]
 'simple'
 
+:func:`check` says what would go wrong, without raising:
+
+>>> cel.check("schema.spec.replicas > 2", {"schema": {}})
+['No such key: spec at 1:7']
+
 Variables given as a dict are converted on every call; convert them once with
 :class:`Variables` to evaluate many times:
 
@@ -36,6 +41,8 @@ known, and for evaluation errors a ``kind`` such as ``"no_such_key"`` or ``"over
 ...     print(error.kind, error.position)
 division_by_zero (1, 3)
 """
+
+from typing import Any
 
 from kubezen._core import (
     CelError,
@@ -59,6 +66,14 @@ __all__ = [
     "Program",
     "Variables",
     "cache_stats",
+    "check",
     "compile",
     "eval",
 ]
+
+
+def check(expr: str, vars: dict[str, Any] | Variables | None = None) -> list[str]:
+    """What would go wrong evaluating ``expr`` against ``vars``, as ``kubectl zen cel check``
+    reports it: references to variables not given, else the evaluation's error, as messages;
+    empty when it evaluates. A syntax error raises :class:`CelSyntaxError`."""
+    return compile(expr).check(vars)

@@ -1,4 +1,5 @@
-"""The forward configuration and its local-port plan: what ``kubectl zen forward plan`` shows.
+"""Port-forwards that stay up: the plan ``kubectl zen forward plan`` shows, and the supervisor
+``kubectl zen forward`` runs, started in the background with :func:`start`.
 
 A configuration is the embedded defaults with files (or mappings) merged over them field by
 field; :func:`plan` merges them and gives every enabled entry its local port, in the
@@ -15,6 +16,15 @@ a taken one, or of ``localPorts``), never one port to two entries:
 (18080, 18081)
 >>> p.assignments[1].reason, p.assignments[1].conflict_with
 ('conflict', 'web')
+
+:func:`start` forwards every enabled entry until stopped, re-choosing pods and reconnecting as
+they come and go; :meth:`Forwards.statuses` is the status table:
+
+>>> with kubezen.forward.start(team, kubeconfig="kc.yaml") as forwards:  # doctest: +SKIP
+...     forwards.wait_running(timeout=10)
+...     [(s["name"], s["state"], s["localPort"]) for s in forwards.statuses()]
+True
+[('web', 'Running', 18080), ('web-too', 'Running', 18081)]
 """
 
 from __future__ import annotations
@@ -22,14 +32,16 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from kubezen import _core
-from kubezen._core import ForwardConfigError
+from kubezen._core import ForwardConfigError, ForwardError, NativeTask
+from kubezen._task import Background
 
-__all__ = ["Assignment", "ForwardConfigError", "Plan", "plan"]
+__all__ = ["Assignment", "ForwardConfigError", "ForwardError", "Forwards", "Plan", "plan", "start"]
 
 @dataclass(frozen=True)
 class Assignment:
@@ -104,16 +116,8 @@ def plan(
 
     Raises :class:`ForwardConfigError` naming the file, entry and field of the first problem.
     """
-    layers: list[tuple[str, str | None]] = []
-    for index, config in enumerate(configs, start=1):
-        if isinstance(config, Mapping):
-            layers.append((f"<mapping {index}>", json.dumps(config)))
-        elif isinstance(config, (str, os.PathLike)):
-            layers.append((os.fspath(config), None))
-        else:
-            raise TypeError(f"a configuration is a path or a mapping, not {type(config).__name__}")
     report = json.loads(
-        _core.forward_plan(layers, user_config=user_config, check_ports=check_ports)
+        _core.forward_plan(_layers(configs), user_config=user_config, check_ports=check_ports)
     )
     return Plan(
         assignments=[
@@ -127,4 +131,102 @@ def plan(
             for row in report["assignments"]
         ],
         config=report["config"],
+    )
+
+
+def _layers(configs: tuple[str | os.PathLike[str] | Mapping[str, Any], ...]) -> list[tuple[str, str | None]]:
+    layers: list[tuple[str, str | None]] = []
+    for index, config in enumerate(configs, start=1):
+        if isinstance(config, Mapping):
+            layers.append((f"<mapping {index}>", json.dumps(config)))
+        elif isinstance(config, (str, os.PathLike)):
+            layers.append((os.fspath(config), None))
+        else:
+            raise TypeError(f"a configuration is a path or a mapping, not {type(config).__name__}")
+    return layers
+
+
+class Forwards(Background):
+    """The port-forward supervisor running on a thread of its own (from :func:`start`).
+
+    Each status is a dict as ``kubectl zen forward status -o json`` prints it: ``name``,
+    ``target``, ``namespace``, ``localPort``, ``state`` (``Starting``, ``Running``,
+    ``Degraded``, ``Failed``, ``Suspended`` or ``Reconnecting``), ``since``, ``restarts``,
+    ``pod``, ``podPort``, ``connections``, ``bytes`` and ``message``."""
+
+    def __init__(self, task: NativeTask) -> None:
+        self._task = task
+
+    @property
+    def running(self) -> bool:
+        """Whether the supervisor still runs."""
+        return self._task.running
+
+    def statuses(self) -> list[dict[str, Any]]:
+        """Every entry's latest status, ordered by name."""
+        result: list[dict[str, Any]] = json.loads(self._task.state()) or []
+        return result
+
+    def wait_running(self, timeout: float = 30.0) -> bool:
+        """Waits until every entry is ``Running``, at most ``timeout`` seconds; True when they
+        are. The GIL is free meanwhile."""
+        deadline = time.monotonic() + timeout
+        while True:
+            statuses = self.statuses()
+            if statuses and all(s["state"] == "Running" for s in statuses):
+                return True
+            left = deadline - time.monotonic()
+            if left <= 0 or not self.running:
+                return False
+            self._task.wait(min(0.05, left))
+
+    def stop(self) -> list[dict[str, Any]]:
+        """Closes the local ports, gives open connections the ``grace`` period, and returns
+        the last statuses; raises :class:`ForwardError` if the supervisor failed. Safe to call
+        again."""
+        result: list[dict[str, Any]] = json.loads(self._task.stop())
+        return result
+
+    def to_pandas(self) -> Any:
+        """The statuses as a DataFrame, one row per entry. Needs pandas."""
+        pd: Any = importlib.import_module("pandas")
+        return pd.DataFrame(self.statuses())
+
+    def __repr__(self) -> str:
+        states = ", ".join(f"{s['name']}={s['state']}" for s in self.statuses())
+        return f"<Forwards {'running' if self.running else 'stopped'}: {states}>"
+
+    def _repr_html_(self) -> str:
+        import html
+
+        columns = ("name", "target", "localPort", "state", "pod", "restarts", "connections", "message")
+        head = "".join(f"<th>{name}</th>" for name in columns)
+        rows = "".join(
+            "<tr>" + "".join(
+                f"<td>{html.escape('-' if s.get(c) is None else str(s.get(c)))}</td>" for c in columns
+            ) + "</tr>"
+            for s in self.statuses()
+        )
+        return f"<table><tr>{head}</tr>{rows}</table>"
+
+
+def start(
+    *configs: str | os.PathLike[str] | Mapping[str, Any],
+    user_config: bool = False,
+    kubeconfig: str | os.PathLike[str] | None = None,
+    context: str | None = None,
+    namespace: str | None = None,
+    grace: float = 2.0,
+) -> Forwards:
+    """Starts forwarding every enabled entry of the merged configuration (merged as
+    :func:`plan` merges it) on the ports the plan gives, until :meth:`Forwards.stop`; entries
+    without a namespace use ``namespace`` or the context's. Raises :class:`ForwardConfigError`
+    for a bad configuration and :class:`ForwardError` when nothing is enabled or the cluster
+    cannot be reached; returns once the ports are being opened."""
+    return Forwards(
+        _core.forward_start(
+            _layers(configs), user_config=user_config,
+            kubeconfig=None if kubeconfig is None else os.fspath(kubeconfig),
+            context=context, namespace=namespace, grace=grace,
+        )
     )

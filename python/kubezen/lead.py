@@ -2,7 +2,8 @@
 
 Every Service annotated ``zen-lead.io/enabled: "true"`` gets a selector-less ``<svc>-leader``
 Service whose EndpointSlice holds exactly one Ready pod; ``kubectl zen lead`` runs the
-controller that maintains them. :func:`status` reads their state from the cluster:
+controller that maintains them, and :func:`start` runs it from Python. :func:`status` reads
+their state from the cluster:
 
 >>> import kubezen
 >>> report = kubezen.lead.status(kubeconfig="kubeconfig", all_namespaces=True)  # doctest: +SKIP
@@ -20,8 +21,9 @@ from typing import Any
 
 from kubezen import _core
 from kubezen._core import LeadError
+from kubezen._task import Controller
 
-__all__ = ["LeadError", "LeaderStatus", "StatusReport", "status"]
+__all__ = ["Controller", "LeadError", "LeaderStatus", "StatusReport", "start", "status"]
 
 
 @dataclass(frozen=True)
@@ -123,3 +125,52 @@ def status(
             for row in json.loads(text)
         ]
     )
+
+
+def start(
+    *,
+    kubeconfig: str | os.PathLike[str] | None = None,
+    context: str | None = None,
+    namespace: str | None = None,
+    workers: int = 10,
+    resync: float = 600.0,
+    metrics_addr: str | None = None,
+    qps: float = 50.0,
+    burst: int = 100,
+    leader_election: bool = False,
+    lease_namespace: str | None = None,
+    lease_name: str = "zen-lead-controller-leader-election",
+    identity: str | None = None,
+) -> Controller:
+    """Starts the zen-lead controller (``kubectl zen lead``) in the background and returns it
+    running; :meth:`Controller.stop` returns its run summary (``reconciles``, ``errors``,
+    ``writes``, ``failovers``, ``latency``, ``terms``, ``client``).
+
+    It watches opted-in Services in ``namespace`` (None: every namespace, as zen-lead does)
+    with ``workers`` reconciling at once, re-lists every ``resync`` seconds and serves
+    Prometheus metrics and health on ``metrics_addr`` (``"127.0.0.1:0"`` style; None: not
+    served). With ``leader_election`` several replicas share the work through the Lease
+    ``lease_namespace/lease_name``, ``identity`` naming this one.
+
+    >>> with kubezen.sim.start() as sim:  # doctest: +SKIP
+    ...     with kubezen.lead.start(kubeconfig=sim.kubeconfig, namespace="default") as lead:
+    ...         report = kubezen.lead.status(kubeconfig=sim.kubeconfig)
+
+    Raises :class:`LeadError` when the cluster cannot be reached, ``ValueError`` for options
+    out of range.
+    """
+    task = _core.lead_start(
+        kubeconfig=None if kubeconfig is None else os.fspath(kubeconfig),
+        context=context,
+        namespace=namespace,
+        workers=workers,
+        resync=resync,
+        metrics_addr=metrics_addr,
+        qps=qps,
+        burst=burst,
+        leader_election=leader_election,
+        lease_namespace=lease_namespace,
+        lease_name=lease_name,
+        identity=identity,
+    )
+    return Controller("lead", task)

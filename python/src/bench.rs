@@ -2,8 +2,8 @@
 //! document `kubectl zen bench ... -o json` writes); the Python package wraps it.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
+use crate::seconds;
 use kubezen::bench::{
     self, BenchError, Report, Stop,
     api::{self, ApiOptions, Verb},
@@ -14,25 +14,21 @@ use kubezen::bench::{
     reconcile::ReconcileBenchOptions,
 };
 use kubezen::cluster::{ClusterOptions, RetryPolicy};
-use pyo3::{create_exception, exceptions::PyValueError, prelude::*};
+use pyo3::{exceptions::PyValueError, prelude::*};
 
-create_exception!(
-    kubezen.bench,
-    BenchException,
-    PyValueError,
-    "A benchmark could not run: bad options, an unreachable target, or a cluster that refused the set-up."
-);
+/// The Python exceptions, under the names Python shows.
+pub mod errors {
+    pyo3::create_exception!(
+        kubezen.bench,
+        BenchError,
+        crate::ZenError,
+        "A benchmark could not run: bad options, an unreachable target, or a cluster that refused the set-up."
+    );
+}
+use errors::BenchError as BenchException;
 
 fn error(error: &BenchError) -> PyErr {
     BenchException::new_err(error.to_string())
-}
-
-fn seconds(name: &str, value: f64) -> PyResult<Duration> {
-    Duration::try_from_secs_f64(value).map_err(|_| {
-        PyValueError::new_err(format!(
-            "{name} must be a non-negative number of seconds, not {value}"
-        ))
-    })
 }
 
 fn stop(duration: f64, count: Option<u64>) -> PyResult<Stop> {

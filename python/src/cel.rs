@@ -5,17 +5,20 @@ use std::{collections::BTreeMap, sync::Arc};
 use kubezen::cel::{CelError, Engine, EvaluationErrorKind, Key, Value, Variables};
 use pyo3::{
     create_exception,
-    exceptions::PyValueError,
     prelude::*,
     types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple},
 };
 
-create_exception!(
-    kubezen.cel,
-    CelException,
-    PyValueError,
-    "A CEL expression could not be compiled or evaluated; `position` is `(line, column)` or None."
-);
+/// The Python exceptions, under the names Python shows.
+pub mod errors {
+    pyo3::create_exception!(
+        kubezen.cel,
+        CelError,
+        crate::ZenError,
+        "A CEL expression could not be compiled or evaluated; `position` is `(line, column)` or None."
+    );
+}
+use errors::CelError as CelException;
 create_exception!(
     kubezen.cel,
     CelSyntaxError,
@@ -279,6 +282,16 @@ impl PyProgram {
             Ok(value) => to_py(py, &value),
             Err(error) => Err(to_py_err(py, &error)),
         }
+    }
+
+    /// What would go wrong evaluating against ``vars`` (as for :meth:`eval`): references to
+    /// variables not given, else the evaluation's error, as messages; empty when it runs. The
+    /// same problems ``kubectl zen cel check --vars`` reports.
+    #[pyo3(signature = (vars=None))]
+    fn check(&self, py: Python<'_>, vars: Option<&Bound<'_, PyAny>>) -> PyResult<Vec<String>> {
+        let vars = variables(vars)?;
+        let program = Arc::clone(&self.0);
+        Ok(py.detach(move || program.check(Some(&vars)).problems))
     }
 
     /// The variables and field paths the expression reads, as dotted names, sorted.

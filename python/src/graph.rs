@@ -24,7 +24,7 @@ use pyo3::{
 create_exception!(
     kubezen.graph,
     GraphError,
-    PyValueError,
+    crate::ZenError,
     "Resource graphs could not be read: a missing file, invalid YAML, no RGD, several where one was asked for."
 );
 create_exception!(
@@ -222,6 +222,34 @@ impl PyGraph {
             ));
         }
         pick(graphs, name, "<yaml>")
+    }
+
+    /// Reads the ResourceGraphDefinition ``name`` from the cluster of ``kubeconfig`` (what
+    /// ``kubectl zen graph inspect rgd/NAME`` reads) and analyses it as a file would be.
+    /// Raises :class:`GraphError` when it cannot be read (unreachable, not found, no KRO CRD).
+    #[staticmethod]
+    #[pyo3(signature = (name, *, kubeconfig=None, context=None, crds=None))]
+    fn from_cluster(
+        py: Python<'_>,
+        name: String,
+        kubeconfig: Option<PathBuf>,
+        context: Option<String>,
+        crds: Option<Vec<PathBuf>>,
+    ) -> PyResult<Self> {
+        let catalog = catalog(crds.as_deref())?;
+        let options = kubezen::cluster::ClusterOptions {
+            kubeconfig,
+            context,
+            ..kubezen::cluster::ClusterOptions::default()
+        };
+        let graph = crate::interruptible(py, move |_| {
+            crate::with_cluster(&options, GraphError::new_err, |cluster| async move {
+                graph::fetch(&cluster, &name, &catalog)
+                    .await
+                    .map_err(|e| load_error(&e))
+            })
+        })?;
+        Ok(Self::new(graph))
     }
 
     /// A bare dependency graph: ``{id: [ids it depends on], ...}`` in declaration order.

@@ -11,9 +11,61 @@ mod graph;
 mod lead;
 mod reconcile;
 mod sim;
+mod task;
 mod tune;
 
-use pyo3::prelude::*;
+use std::time::Duration;
+
+use pyo3::{exceptions::PyValueError, prelude::*};
+
+pyo3::create_exception!(
+    kubezen,
+    ZenError,
+    pyo3::exceptions::PyException,
+    "The base of every error kubezen raises for work that could not be done: each capability's error (CelError, GraphError, ReconcileError, TuneError, BenchError, LeadError, ForwardError) derives from it. Arguments of the wrong type or out of range raise TypeError or ValueError instead."
+);
+
+/// `value` seconds as a duration; a `ValueError` naming the argument when negative or not finite.
+pub(crate) fn seconds(name: &str, value: f64) -> PyResult<Duration> {
+    Duration::try_from_secs_f64(value).map_err(|_| {
+        PyValueError::new_err(format!(
+            "{name} must be a non-negative number of seconds, not {value}"
+        ))
+    })
+}
+
+/// The options of a client for the cluster the Python arguments name, with their rate limit.
+pub(crate) fn cluster_options(
+    kubeconfig: Option<std::path::PathBuf>,
+    context: Option<String>,
+    namespace: Option<String>,
+    qps: f64,
+    burst: u32,
+) -> kubezen::cluster::ClusterOptions {
+    kubezen::cluster::ClusterOptions {
+        kubeconfig,
+        context,
+        namespace,
+        qps,
+        burst,
+        ..kubezen::cluster::ClusterOptions::default()
+    }
+}
+
+/// `ADDRESS:PORT` text as a socket address; a `ValueError` naming the argument otherwise.
+pub(crate) fn socket_address(
+    name: &str,
+    text: Option<String>,
+) -> PyResult<Option<std::net::SocketAddr>> {
+    text.map(|text| {
+        text.parse().map_err(|_| {
+            PyValueError::new_err(format!(
+                "{name} is ADDRESS:PORT, such as 127.0.0.1:8080 (port 0: any free one), not {text:?}"
+            ))
+        })
+    })
+    .transpose()
+}
 
 /// Runs `work` on a thread of its own with the GIL released, checking for Python signals
 /// at least every 50 ms: on Ctrl-C (or any signal handler that raises) the token handed to `work` is
@@ -84,22 +136,29 @@ mod _core {
     #[pymodule_export]
     use super::cel::{PyProgram, PyVariables, cel_cache_stats, cel_compile, cel_eval};
     #[pymodule_export]
-    use super::forward::forward_plan;
+    use super::forward::{forward_plan, forward_start};
     #[pymodule_export]
     use super::graph::{PyDiagnostic, PyGraph, graph_load, graph_loads};
     #[pymodule_export]
-    use super::lead::lead_status;
+    use super::lead::{lead_start, lead_status};
     #[pymodule_export]
-    use super::reconcile::reconcile_run;
+    use super::reconcile::{reconcile_controller_start, reconcile_run};
     #[pymodule_export]
     use super::sim::PySim;
     #[pymodule_export]
-    use super::tune::tune_run;
+    use super::task::PyTask;
+    #[pymodule_export]
+    use super::tune::{tune_controller, tune_gateway, tune_run, tune_snapshot};
 
     #[pymodule_init]
     fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
         let py = m.py();
-        m.add("CelError", py.get_type::<super::cel::CelException>())?;
+        m.add("ZenError", py.get_type::<super::ZenError>())?;
+        m.add(
+            "ForwardError",
+            py.get_type::<super::forward::errors::ForwardError>(),
+        )?;
+        m.add("CelError", py.get_type::<super::cel::errors::CelError>())?;
         m.add(
             "CelSyntaxError",
             py.get_type::<super::cel::CelSyntaxError>(),
@@ -116,14 +175,17 @@ mod _core {
         m.add("GraphError", py.get_type::<super::graph::GraphError>())?;
         m.add(
             "ReconcileError",
-            py.get_type::<super::reconcile::ReconcileException>(),
+            py.get_type::<super::reconcile::errors::ReconcileError>(),
         )?;
-        m.add("TuneError", py.get_type::<super::tune::TuneException>())?;
-        m.add("BenchError", py.get_type::<super::bench::BenchException>())?;
-        m.add("LeadError", py.get_type::<super::lead::LeadException>())?;
+        m.add("TuneError", py.get_type::<super::tune::errors::TuneError>())?;
+        m.add(
+            "BenchError",
+            py.get_type::<super::bench::errors::BenchError>(),
+        )?;
+        m.add("LeadError", py.get_type::<super::lead::errors::LeadError>())?;
         m.add(
             "ForwardConfigError",
-            py.get_type::<super::forward::ForwardConfigException>(),
+            py.get_type::<super::forward::errors::ForwardConfigError>(),
         )?;
         m.add(
             "GraphCycleError",

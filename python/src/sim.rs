@@ -1,7 +1,6 @@
 //! `kubezen.sim`: zen-sim, the Kubernetes-API-compatible server, from Python.
 
 use std::sync::Mutex;
-use std::time::Duration;
 
 use kubezen::sim::{BackgroundSim, Fault, SimOptions, UsageModel};
 use pyo3::{
@@ -54,11 +53,7 @@ impl PySim {
         let host = host
             .parse()
             .map_err(|_| PyValueError::new_err(format!("not an IP address: {host:?}")))?;
-        let ready_delay = Duration::try_from_secs_f64(ready_delay).map_err(|_| {
-            PyValueError::new_err(format!(
-                "ready_delay must be a non-negative number of seconds, not {ready_delay}"
-            ))
-        })?;
+        let ready_delay = crate::seconds("ready_delay", ready_delay)?;
         let options = SimOptions {
             usage,
             host,

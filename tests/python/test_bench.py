@@ -108,7 +108,7 @@ def test_http_cel_and_graph() -> None:
 
 
 def test_bad_options_raise_clear_errors() -> None:
-    with pytest.raises(ValueError, match="unknown operation"):
+    with pytest.raises(kubezen.bench.BenchError, match="unknown operation"):
         kubezen.bench.api(ops=["get", "stream"])
     with pytest.raises(kubezen.bench.BenchError, match="watch takes no weight"):
         kubezen.bench.api(mix={"watch": 1})

@@ -8,6 +8,7 @@ import time
 import pytest
 
 from conftest import while_counting
+import kubezen
 from kubezen import cel
 
 
@@ -96,7 +97,7 @@ def test_evaluation_errors_have_kind_and_position(
     assert raised.value.kind == kind
     assert raised.value.position == position
     assert isinstance(raised.value, cel.CelError)
-    assert isinstance(raised.value, ValueError)
+    assert isinstance(raised.value, kubezen.ZenError)
 
 
 def test_syntax_and_limit_errors() -> None:

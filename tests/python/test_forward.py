@@ -113,6 +113,7 @@ def test_bad_files_and_arguments(tmp_path: Path) -> None:
     (tmp_path / "bad.yaml").write_text("portForwards: {api: [")
     with pytest.raises(ForwardConfigError, match="bad.yaml: not YAML"):
         kubezen.forward.plan(tmp_path / "bad.yaml")
-    assert issubclass(ForwardConfigError, ValueError)
+    assert issubclass(ForwardConfigError, kubezen.forward.ForwardError)
+    assert issubclass(kubezen.forward.ForwardError, kubezen.ZenError)
     with pytest.raises(TypeError, match="a path or a mapping"):
         kubezen.forward.plan(42)  # type: ignore[arg-type]

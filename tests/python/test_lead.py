@@ -90,4 +90,4 @@ def test_an_unreachable_cluster_is_a_lead_error(tmp_path: Path) -> None:
     )
     with pytest.raises(kubezen.lead.LeadError):
         kubezen.lead.status(kubeconfig=kubeconfig)
-    assert issubclass(kubezen.lead.LeadError, ValueError)
+    assert issubclass(kubezen.lead.LeadError, kubezen.ZenError)
