@@ -243,6 +243,12 @@ pub(crate) async fn handle(
             }
         }
         _ if path.starts_with("/zen-sim/") => admin(&state, request).await,
+        "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews" => {
+            match access_review(&state, request).await {
+                Ok(response) => response,
+                Err(error) => error_response(&error),
+            }
+        }
         _ => match discovery(&state, &path) {
             Some(document) => json_response(StatusCode::OK, &document),
             None => match resource_request(&state, request).await {
@@ -252,6 +258,38 @@ pub(crate) async fn handle(
         },
     };
     Ok(response)
+}
+
+/// `kubectl auth can-i`: a `SelfSubjectAccessReview` answered from the stored RBAC objects for
+/// the impersonated user (the admin may do anything).
+async fn access_review(
+    state: &SimState,
+    request: Request<Incoming>,
+) -> Result<Response<Body>, ApiError> {
+    if request.method() != Method::POST {
+        return Err(ApiError::new(
+            405,
+            "MethodNotAllowed",
+            "selfsubjectaccessreviews are only created",
+        ));
+    }
+    let subject = super::rbac::Subject::of(request.headers());
+    let content_type = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("application/json")
+        .to_owned();
+    let (_, bytes) = read_body(request).await?;
+    let body = if content_type.contains("protobuf") {
+        super::rbac::review_from_protobuf(&bytes).ok_or_else(|| {
+            ApiError::bad_request("the body is not a protobuf SelfSubjectAccessReview")
+        })?
+    } else {
+        parse_body(&bytes, &content_type)?
+    };
+    let review = super::rbac::review(&state.store, subject.as_ref(), &body)?;
+    Ok(object_response(StatusCode::CREATED, &review))
 }
 
 fn group_list(state: &SimState) -> Value {
@@ -443,6 +481,17 @@ async fn resource_request(
             FaultAction::ExpireResourceVersions => state.store.compact(),
             FaultAction::Delay { .. } | FaultAction::DropWatch { .. } => {}
         }
+    }
+    if let Some(subject) = super::rbac::Subject::of(request.headers()) {
+        let attributes = super::rbac::Attributes {
+            verb: verb.to_owned(),
+            group: target.group.clone(),
+            resource: target.plural.clone(),
+            subresource: target.subresource.clone().unwrap_or_default(),
+            namespace: namespace.clone(),
+            name: target.name.clone().unwrap_or_default(),
+        };
+        super::rbac::check(&state.store, &state.access, &subject, &attributes)?;
     }
     let delay = delay_of(&actions);
     if !delay.is_zero() {
@@ -1198,6 +1247,11 @@ async fn admin(state: &SimState, request: Request<Incoming>) -> Response<Body> {
                 Ok(json!({"cleared": true}))
             }
             ("GET", "/zen-sim/v1/stats") => Ok(json!(state.stats())),
+            ("GET", "/zen-sim/v1/access") => Ok(json!(state.access.list())),
+            ("DELETE", "/zen-sim/v1/access") => {
+                state.access.clear();
+                Ok(json!({"cleared": true}))
+            }
             ("GET", "/zen-sim/v1/timings") => Ok(json!(state.timings())),
             ("DELETE", "/zen-sim/v1/timings") => {
                 state.reset_timings();

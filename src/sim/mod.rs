@@ -29,6 +29,7 @@ mod faults;
 mod fields;
 mod openapi;
 mod portforward;
+mod rbac;
 mod registry;
 pub(crate) mod select;
 mod store;
@@ -46,6 +47,7 @@ use serde_json::{Value, json};
 
 pub use faults::{Fault, FaultAction, Faults};
 pub use portforward::{BACKENDS_ANNOTATION, echo_backend};
+pub use rbac::Access;
 
 /// The Kubernetes version zen-sim reports.
 pub const KUBERNETES_VERSION: &str = "v1.33.0";
@@ -199,6 +201,8 @@ pub(crate) struct SimState {
     pub(crate) store: store::Store,
     pub(crate) faults: Faults,
     pub(crate) address: SocketAddr,
+    /// What impersonated users asked for, and whether RBAC allowed it.
+    pub(crate) access: rbac::AccessLog,
     requests: AtomicU64,
     started: Instant,
     timings: std::sync::Mutex<std::collections::BTreeMap<&'static str, crate::bench::Recorder>>,
@@ -328,6 +332,7 @@ impl Sim {
             options,
             faults: Faults::default(),
             address,
+            access: rbac::AccessLog::default(),
             requests: AtomicU64::new(0),
             started: Instant::now(),
             timings: std::sync::Mutex::default(),
@@ -425,6 +430,20 @@ impl Sim {
     #[must_use]
     pub fn timings(&self) -> std::collections::BTreeMap<String, crate::bench::Latency> {
         self.state.timings()
+    }
+
+    /// Every distinct request an impersonated user (`Impersonate-User`, `kubectl --as`, a
+    /// kubeconfig's `as:`) made, by verb, resource and namespace, and whether a Role or
+    /// `ClusterRole` bound to it allowed it. Requests without impersonation are the admin's and
+    /// are neither checked nor recorded.
+    #[must_use]
+    pub fn access(&self) -> Vec<Access> {
+        self.state.access.list()
+    }
+
+    /// Forgets the recorded accesses.
+    pub fn reset_access(&self) {
+        self.state.access.clear();
     }
 
     /// Forgets the timings so far.

@@ -556,7 +556,24 @@ impl Store {
                 ));
             }
         };
-        if !valid_name(&name) {
+        if resource.group == "rbac.authorization.k8s.io" {
+            // RBAC names are path segments, as the API server validates them:
+            // `system:controller:...` is a valid ClusterRole name.
+            if matches!(name.as_str(), "." | "..") || name.contains(['/', '%']) {
+                return Err(ApiError::invalid(
+                    &resource.kind,
+                    &resource.group,
+                    &name,
+                    &[(
+                        "metadata.name".into(),
+                        format!(
+                            "metadata.name: Invalid value: \"{name}\": may not be '.' or '..' and may not contain '/' or '%'"
+                        ),
+                        "FieldValueInvalid",
+                    )],
+                ));
+            }
+        } else if !valid_name(&name) {
             let message = format!(
                 "metadata.name: Invalid value: \"{name}\": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character"
             );
