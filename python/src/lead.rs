@@ -4,7 +4,8 @@
 use std::path::PathBuf;
 
 use kubezen::cluster::ClusterOptions;
-use kubezen::lead::{LeadOptions, election::ElectionOptions};
+use kubezen::cluster::election::ElectionOptions;
+use kubezen::lead::LeadOptions;
 use pyo3::{exceptions::PyValueError, prelude::*};
 
 /// The Python exceptions, under the names Python shows.

@@ -145,6 +145,7 @@ pub fn reconcile_controller_start(
         resync: crate::seconds("resync", resync)?,
         metrics_addr: crate::socket_address("metrics_addr", metrics_addr)?,
         namespace: namespace.clone(),
+        election: None,
     };
     let cluster_options = crate::cluster_options(kubeconfig, context, namespace, qps, burst);
     crate::task::PyTask::spawn(

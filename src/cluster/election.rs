@@ -74,6 +74,28 @@ impl ElectionOptions {
     }
 }
 
+/// What the election calls: the Lease created once, then read and replaced by name, in its own
+/// namespace only (RBAC cannot name an object on create).
+#[must_use]
+pub fn permissions(options: &ElectionOptions) -> Vec<super::Permission> {
+    use super::{Permission, Scope};
+    vec![
+        Permission::new(
+            Scope::OwnNamespace,
+            "coordination.k8s.io",
+            "leases",
+            &["create"],
+        ),
+        Permission::new(
+            Scope::OwnNamespace,
+            "coordination.k8s.io",
+            "leases",
+            &["get", "update"],
+        )
+        .named(&[options.name.as_str()]),
+    ]
+}
+
 /// One replica's side of the election.
 pub struct Elector {
     api: Api<Lease>,

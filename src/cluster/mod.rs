@@ -10,11 +10,15 @@
 //! [`Cluster::retry_on_conflict`].
 //!
 //! [`ObjectCache`] keeps objects of one kind, read through from the API, refreshed and
-//! invalidated by a watch, with a TTL per kind and an LRU cap per namespace.
+//! invalidated by a watch, with a TTL per kind and an LRU cap per namespace. [`election`]
+//! elects one active replica of a controller on a Lease (zen-lead and the reconcile controller
+//! use it), and [`Permission`] is what a controller's code needs RBAC to grant.
 
 mod cache;
 mod diff;
+pub mod election;
 mod limiter;
+mod permission;
 mod retry;
 mod transport;
 
@@ -27,6 +31,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 pub use cache::{CacheOptions, CacheStats, ObjectCache};
 pub use diff::{APPLIED_HASH_ANNOTATION, yaml_diff};
 pub use limiter::RateLimiter;
+pub use permission::{Permission, Scope};
 pub use retry::{Outcome, OutcomeKind, RetryPolicy, idempotent_request};
 pub use transport::ClientStats;
 

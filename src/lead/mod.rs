@@ -8,13 +8,13 @@
 //!   else the pod Ready the longest (`zen-lead.io/min-ready-duration` long at least), after
 //!   `zen-lead.io/failover-min-delay` when the leader went `NotReady`; the guide's caches, client
 //!   rate, retry profiles and `zen_lead_*` metrics; replicas elect one leader on a Lease
-//!   ([`election`]).
+//!   ([`crate::cluster::election`]).
 //! - [`status`] reads every opted-in Service's state and says what is wrong.
 //!
 //! The choice of leader and the objects written are pure functions in [`select`].
 
 mod controller;
-pub mod election;
+use crate::cluster::election;
 pub mod select;
 mod status;
 
@@ -58,6 +58,9 @@ pub const LEADER_SUFFIX: &str = "-leader";
 /// The field manager of every write the controller makes.
 pub const FIELD_MANAGER: &str = "kubectl-zen-lead";
 
+/// The Lease replicas of zen-lead elect their leader on, as zen-lead names it.
+pub const LEASE_NAME: &str = "zen-lead-controller-leader-election";
+
 /// How the controller runs; the defaults are zen-lead's.
 #[derive(Debug, Clone)]
 pub struct LeadOptions {
@@ -96,6 +99,35 @@ impl Default for LeadOptions {
             election: None,
         }
     }
+}
+
+/// Every API call [`run`] makes with `options`, as RBAC permissions: watches of Services, pods
+/// and the `EndpointSlice`s it made; server-side applies and deletes of the leader Services and
+/// slices (and a read of a source Service before its leader is deleted); reads of the leader
+/// pod; and, with election, its Lease in the namespace it runs in (`kubectl zen install lead`
+/// makes the Roles from this; `tests/install.rs` runs the controller under them).
+#[must_use]
+pub fn permissions(options: &LeadOptions) -> Vec<crate::cluster::Permission> {
+    use crate::cluster::{Permission, Scope};
+    let mut permissions = vec![
+        Permission::new(
+            Scope::Cluster,
+            "",
+            "services",
+            &["get", "list", "watch", "patch", "delete"],
+        ),
+        Permission::new(Scope::Cluster, "", "pods", &["get", "list", "watch"]),
+        Permission::new(
+            Scope::Cluster,
+            "discovery.k8s.io",
+            "endpointslices",
+            &["list", "watch", "patch", "delete"],
+        ),
+    ];
+    if let Some(election) = &options.election {
+        permissions.extend(election::permissions(election));
+    }
+    permissions
 }
 
 /// Why the controller or a status read failed.

@@ -20,7 +20,8 @@ use serde_json::{Value as Json, json};
 use tokio_util::sync::CancellationToken;
 
 use super::{FIELD_MANAGER, Options, Plan, ReconcileError, Reconciler};
-use crate::cluster::{Cluster, api_message};
+use crate::cluster::election::{ElectionOptions, Elector};
+use crate::cluster::{Cluster, Permission, Scope, api_message};
 use crate::metrics::{Endpoint, serve};
 
 /// The finalizer that holds an instance until its objects are deleted in order.
@@ -39,6 +40,9 @@ pub struct ControllerOptions {
     pub metrics_addr: Option<SocketAddr>,
     /// Only instances in this namespace; `None` for all.
     pub namespace: Option<String>,
+    /// Leader election among replicas: only the Lease holder reconciles, and a replica that
+    /// loses the Lease returns [`ReconcileError::NotLeading`]. `None`: this is the only replica.
+    pub election: Option<ElectionOptions>,
 }
 
 impl Default for ControllerOptions {
@@ -49,6 +53,7 @@ impl Default for ControllerOptions {
             resync: Duration::from_secs(300),
             metrics_addr: None,
             namespace: None,
+            election: None,
         }
     }
 }
@@ -141,11 +146,133 @@ impl Context {
 #[error("{0}")]
 struct Failed(String);
 
-/// Installs the graph's CRD and reconciles its instances until `shutdown`.
+/// Every API call [`run_controller`] makes for `plan`, as RBAC permissions: a server-side apply
+/// of the instance CRD (by name); watches, reads and patches of the instances and their status
+/// (the finalizer); of each kind the graph's templates create, lists (pruning), applies,
+/// deletes and watches (readiness and deletions waited for); of each kind it only references,
+/// reads, and watches where `readyWhen` waits; the `ConfigMap`s that are each instance's apply set; and, with election, the Lease in
+/// the controller's own namespace.
 ///
 /// # Errors
-/// [`ReconcileError::Api`] when the CRD cannot be installed or served, or the metrics address
-/// cannot be bound.
+/// [`ReconcileError::Api`] when a template's `apiVersion` or `kind` is an expression, so its
+/// resource cannot be known before it renders.
+pub fn permissions(
+    plan: &Plan,
+    options: &ControllerOptions,
+) -> Result<Vec<Permission>, ReconcileError> {
+    let crd = plan.crd["metadata"]["name"].as_str().unwrap_or_default();
+    let (group, plural) = crd.split_once('.').map_or(("", crd), |(p, g)| (g, p));
+    let mut permissions = vec![
+        Permission::new(
+            Scope::Cluster,
+            "apiextensions.k8s.io",
+            "customresourcedefinitions",
+            &["patch"],
+        )
+        .named(&[crd]),
+        Permission::new(
+            Scope::Cluster,
+            group,
+            plural,
+            &["get", "list", "watch", "patch"],
+        ),
+        Permission::new(
+            Scope::Cluster,
+            group,
+            &format!("{plural}/status"),
+            &["patch"],
+        ),
+        Permission::new(
+            Scope::Cluster,
+            "",
+            "configmaps",
+            &["get", "list", "patch", "delete"],
+        ),
+    ];
+    // Per kind: managed objects are listed (pruning), applied and deleted; external ones are
+    // read; either is watched while `readyWhen` waits.
+    let mut kinds: std::collections::BTreeMap<(String, String), Vec<&str>> =
+        std::collections::BTreeMap::new();
+    for step in &plan.steps {
+        let Some((api_version, kind)) = step
+            .type_meta
+            .as_ref()
+            .filter(|(api_version, kind)| !api_version.contains("${") && !kind.contains("${"))
+        else {
+            return Err(ReconcileError::Api(format!(
+                "resource {}: its apiVersion or kind is an expression, so the permissions it needs cannot be known before it renders",
+                step.id
+            )));
+        };
+        let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+        let resource = kube::api::ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk(
+            group, version, kind,
+        ));
+        let verbs = kinds.entry((resource.group, resource.plural)).or_default();
+        if step.external {
+            verbs.push("get");
+            if !step.ready_when.is_empty() {
+                verbs.push("watch");
+            }
+        } else {
+            // Watched while readyWhen waits, and while a deletion waits for the object to go.
+            verbs.extend(["list", "watch", "patch", "delete"]);
+        }
+    }
+    for ((group, plural), verbs) in kinds {
+        let verbs: Vec<&str> = ["get", "list", "watch", "patch", "delete"]
+            .into_iter()
+            .filter(|verb| verbs.contains(verb))
+            .collect();
+        permissions.push(Permission::new(Scope::Cluster, &group, &plural, &verbs));
+    }
+    if let Some(election) = &options.election {
+        permissions.extend(crate::cluster::election::permissions(election));
+    }
+    Ok(permissions)
+}
+
+/// This replica's election: the elector's task, its stop token and whether it leads.
+type Election = (
+    tokio::task::JoinHandle<()>,
+    CancellationToken,
+    tokio::sync::watch::Receiver<bool>,
+);
+
+/// Stands by (ready) until this replica holds the Lease; `None` when `shutdown` came first.
+async fn lead_or_stand_by(
+    cluster: &Cluster,
+    options: &ElectionOptions,
+    endpoint: &Endpoint,
+    shutdown: &CancellationToken,
+) -> Result<Option<Election>, ReconcileError> {
+    let options = options.clone().checked().map_err(ReconcileError::Api)?;
+    // A standby is ready: it takes over as soon as the Lease is free.
+    endpoint.ready.store(true, Ordering::Relaxed);
+    let (leading_tx, mut leading) = tokio::sync::watch::channel(false);
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(Elector::new(cluster.client(), options).run(leading_tx, stop.clone()));
+    while !*leading.borrow_and_update() {
+        tokio::select! {
+            changed = leading.changed() => if changed.is_err() { break },
+            () = shutdown.cancelled() => break,
+        }
+    }
+    if shutdown.is_cancelled() || !*leading.borrow() {
+        stop.cancel();
+        let _ = task.await;
+        return Ok(None);
+    }
+    Ok(Some((task, stop, leading)))
+}
+
+/// Installs the graph's CRD and reconciles its instances until `shutdown`; with
+/// [`ControllerOptions::election`], only while this replica holds the Lease.
+///
+/// # Errors
+/// [`ReconcileError::Api`] when the CRD cannot be installed or served, the metrics address
+/// cannot be bound, or the election's timings do not fit; [`ReconcileError::NotLeading`] when
+/// another replica took the Lease.
 pub async fn run_controller(
     cluster: Cluster,
     plan: Arc<Plan>,
@@ -167,8 +294,36 @@ pub async fn run_controller(
         ),
         None => None,
     };
+    let election = if let Some(election) = &options.election {
+        let Some(election) = lead_or_stand_by(&cluster, election, &endpoint, shutdown).await?
+        else {
+            serving.cancel();
+            if let Some(server) = server {
+                server.stopped().await;
+            }
+            return Ok(());
+        };
+        Some(election)
+    } else {
+        None
+    };
+    // This term: until `shutdown`, or until the Lease is lost.
+    let term = shutdown.child_token();
+    let lost = election.as_ref().map(|(_, _, leading)| {
+        let (term, mut leading) = (term.clone(), leading.clone());
+        tokio::spawn(async move {
+            while *leading.borrow_and_update() {
+                if leading.changed().await.is_err() {
+                    break;
+                }
+            }
+            term.cancel();
+            true
+        })
+    });
+    let shutdown = &term;
     install_crd(&cluster, &plan, shutdown).await?;
-    let reconciler = Reconciler::new(cluster.clone(), Arc::clone(&plan));
+    let reconciler = Reconciler::new(cluster.clone(), Arc::clone(&plan)).for_controller();
     let kind = reconciler
         .kind(&plan.api_version, &plan.kind)
         .await
@@ -203,10 +358,26 @@ pub async fn run_controller(
         .run(reconcile, error_policy, Arc::clone(&context))
         .for_each(|_| async {})
         .await;
+    let lost = match lost {
+        Some(watch) if !watch.is_finished() => {
+            watch.abort();
+            false
+        }
+        Some(watch) => watch.await.unwrap_or(false),
+        None => false,
+    };
+    // The Lease released once the last reconcile has finished, so no standby writes beside it.
+    if let Some((task, stop, _)) = election {
+        stop.cancel();
+        let _ = task.await;
+    }
     // Its address free again before this returns: a controller started anew can bind it.
     serving.cancel();
     if let Some(server) = server {
         server.stopped().await;
+    }
+    if lost {
+        return Err(ReconcileError::NotLeading);
     }
     Ok(())
 }

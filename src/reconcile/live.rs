@@ -65,6 +65,8 @@ pub struct Reconciler {
     cluster: Cluster,
     plan: Arc<Plan>,
     kinds: Mutex<HashMap<String, Kind>>,
+    /// Whether a run applies the instance itself (one-off runs) or only its status.
+    writes_instance: bool,
 }
 
 impl std::fmt::Debug for Reconciler {
@@ -177,7 +179,16 @@ impl Reconciler {
             cluster,
             plan,
             kinds: Mutex::new(HashMap::new()),
+            writes_instance: true,
         }
+    }
+
+    /// The same, for a controller: the instances are the cluster's, so a run writes their
+    /// status only. (A one-off run also applies the instance as its file gives it; a controller
+    /// doing so would undo a change made while it reconciled.)
+    pub(crate) fn for_controller(mut self) -> Self {
+        self.writes_instance = false;
+        self
     }
 
     /// The compiled graph.
@@ -1051,7 +1062,7 @@ impl Reconciler {
                 desired["metadata"][key] = metadata[key].clone();
             }
         }
-        if !live.as_ref().is_some_and(|l| contained(&desired, l)) {
+        if self.writes_instance && !live.as_ref().is_some_and(|l| contained(&desired, l)) {
             match api
                 .patch(&instance.name, &params, &Patch::Apply(&desired))
                 .await

@@ -60,7 +60,7 @@ use serde::Serialize;
 use serde_json::Value as Json;
 use sha2::Digest as _;
 
-pub use controller::{ControllerOptions, FINALIZER, run_controller};
+pub use controller::{ControllerOptions, FINALIZER, permissions, run_controller};
 pub use live::{ObjectDiff, Reconciler};
 pub use plan::{Instance, MAX_COLLECTION_ITEMS, Plan, RenderedResource, Rendering};
 
@@ -386,6 +386,10 @@ pub enum ReconcileError {
     /// the apply set).
     #[error("{0}")]
     Api(String),
+    /// The controller's replica lost its Lease: another replica reconciles now. It stops so
+    /// that Kubernetes restarts it as a standby.
+    #[error("this replica lost its Lease to another replica and stopped reconciling")]
+    NotLeading,
 }
 
 fn list(problems: &[Problem]) -> String {

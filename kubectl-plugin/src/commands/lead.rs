@@ -6,13 +6,13 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
-use kubezen::lead::{self, LeadOptions, LeaderStatus, election::ElectionOptions};
+use kubezen::lead::{self, LeadOptions, LeaderStatus};
 use kubezen::table::{Cell, Column, Table};
 use kubezen::{Tabular, Tone};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use super::{on_interrupt, sim::parse_duration};
+use super::{election::ElectionArgs, on_interrupt, sim::parse_duration};
 use crate::cli::GlobalArgs;
 use crate::error::{EXIT_FAILURE, EXIT_OK, Failure};
 use crate::output::Output;
@@ -120,61 +120,15 @@ pub struct RunArgs {
     )]
     pub metrics_addr: SocketAddr,
 
-    /// Elect one active replica on a coordination.k8s.io Lease (--leader-elect=false: this
-    /// process is the only replica)
-    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
-    pub leader_elect: bool,
-
-    /// The Lease's name
-    #[arg(
-        long,
-        default_value = "zen-lead-controller-leader-election",
-        value_name = "NAME"
-    )]
-    pub leader_election_id: String,
-
-    /// The Lease's namespace [default: the context's namespace]
-    #[arg(long, value_name = "NAMESPACE")]
-    pub leader_election_namespace: Option<String>,
-
-    /// This replica's name in the Lease [default: HOSTNAME-PID]
-    #[arg(long, value_name = "NAME")]
-    pub identity: Option<String>,
-
-    /// How long a Lease nobody renews stays held
-    #[arg(long, default_value = "15s", value_parser = parse_duration, value_name = "DURATION")]
-    pub lease_duration: Duration,
-
-    /// How long the active replica keeps reconciling while its renewals fail
-    #[arg(long, default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
-    pub renew_deadline: Duration,
-
-    /// How often the Lease is renewed, or tried for by a standby
-    #[arg(long, default_value = "2s", value_parser = parse_duration, value_name = "DURATION")]
-    pub retry_period: Duration,
+    #[command(flatten)]
+    pub election: ElectionArgs,
 }
 
 impl RunArgs {
     fn options(&self, global: &GlobalArgs, lease_namespace: &str) -> LeadOptions {
-        let identity = self.identity.clone().unwrap_or_else(|| {
-            let host = std::env::var("HOSTNAME")
-                .ok()
-                .filter(|name| !name.is_empty())
-                .unwrap_or_else(|| "kubectl-zen".into());
-            format!("{host}-{}", std::process::id())
-        });
-        let election = self.leader_elect.then(|| ElectionOptions {
-            lease_duration: self.lease_duration,
-            renew_deadline: self.renew_deadline,
-            retry_period: self.retry_period,
-            ..ElectionOptions::new(
-                self.leader_election_namespace
-                    .as_deref()
-                    .unwrap_or(lease_namespace),
-                &self.leader_election_id,
-                &identity,
-            )
-        });
+        let election = self
+            .election
+            .options(true, lead::LEASE_NAME, lease_namespace);
         LeadOptions {
             namespace: if global.all_namespaces {
                 None

@@ -4,6 +4,7 @@
 pub mod bench;
 pub mod cel;
 pub mod completion;
+pub mod election;
 pub mod forward;
 pub mod graph;
 pub mod lead;

@@ -21,6 +21,7 @@ use kubezen::{Tabular as _, Tone};
 use serde_json::Value as Json;
 use tokio_util::sync::CancellationToken;
 
+use super::election::ElectionArgs;
 use crate::{
     cli::GlobalArgs,
     commands::{graph as graph_command, graph::load_failure, on_interrupt, sim::parse_duration},
@@ -179,6 +180,9 @@ pub struct ControllerArgs {
     /// CRDs (files or directories) for type-checking templates of custom kinds
     #[arg(long, value_name = "FILE|DIR")]
     pub crd: Vec<PathBuf>,
+
+    #[command(flatten)]
+    pub election: ElectionArgs,
 }
 
 /// Runs `reconcile`.
@@ -518,6 +522,11 @@ async fn run_controller(args: &ControllerArgs, global: &GlobalArgs) -> Result<Ex
         } else {
             global.namespace.clone()
         },
+        election: args.election.options(
+            false,
+            &format!("zen-reconcile-{}", plan.graph()),
+            cluster.namespace(),
+        ),
     };
     let mut err = io::stderr().lock();
     let _ = writeln!(
