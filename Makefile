@@ -7,7 +7,7 @@ PIP_INSTALL := $(PYTHON) -m pip --disable-pip-version-check install --root-user-
 # The plugin binary the Python tests compare the Python face with.
 export KUBECTL_ZEN_BIN ?= $(CURDIR)/target/debug/kubectl-zen
 
-.PHONY: help build release demo test lint rust-test python python-test dist bench bench-tune bench-lead bench-python bench-api-python fuzz install clean
+.PHONY: help build release demo test lint rust-test python python-test deploy dist image bench bench-tune bench-lead bench-python bench-api-python fuzz install clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -41,6 +41,9 @@ python-test: build python ## Python tests, the stub checked against the native m
 	$(PYTHON) -m mypy.stubtest kubezen
 	$(PYTHON) -m mypy --strict python/kubezen tests/python
 	$(PYTHON) -m pytest
+
+deploy: ## regenerate deploy/ (the kustomize bases and graph) from `kubectl zen install`
+	ZEN_UPDATE_DEPLOY=1 $(CARGO) test --locked -p kubectl-zen --test install deploy_holds_what_install_prints
 
 dist: ## the krew release archive, its sha256 and the rendered krew manifest, in dist/
 	CARGO="$(CARGO)" bash scripts/dist.sh

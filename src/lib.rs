@@ -10,6 +10,7 @@
 //! - [`cluster`]: the client every capability shares: kubeconfig, rate limit, retries, cache.
 //! - [`forward`]: many port-forwards supervised, one local port per target, reconnected.
 //! - [`graph`]: KRO resource graphs, parsed, validated, ordered and measured offline.
+//! - [`install`]: the manifests that run a controller in the cluster, applied and removed.
 //! - [`metrics`]: the Prometheus and health endpoint of long-running commands.
 //! - [`quantity`]: Kubernetes resource quantities, read and written.
 //! - [`reconcile`]: KRO's runtime: render a graph instance and apply it in dependency order.
@@ -23,6 +24,7 @@ pub mod cel;
 pub mod cluster;
 pub mod forward;
 pub mod graph;
+pub mod install;
 pub mod lead;
 pub mod metrics;
 pub mod quantity;

@@ -150,6 +150,10 @@ pub enum Command {
     /// Supervise many port-forwards from one configuration, one local port per target
     #[command(long_about = commands::forward::LONG_ABOUT)]
     Forward(commands::forward::ForwardArgs),
+    /// Print, apply or remove the manifests that run a controller (lead, reconcile-controller)
+    /// in the cluster
+    #[command(long_about = commands::install::LONG_ABOUT)]
+    Install(commands::install::InstallArgs),
     /// Run zen-sim, a Kubernetes API server for tests, demos and notebooks
     #[command(long_about = commands::sim::LONG_ABOUT)]
     Sim(commands::sim::SimArgs),

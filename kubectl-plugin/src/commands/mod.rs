@@ -7,6 +7,7 @@ pub mod completion;
 pub mod election;
 pub mod forward;
 pub mod graph;
+pub mod install;
 pub mod lead;
 pub mod reconcile;
 pub mod sim;
@@ -36,6 +37,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, Failure> {
             version::run(&args, &cli.global).map(|()| ExitCode::from(EXIT_OK))
         }
         Command::Forward(args) => forward::run(&args, &cli.global),
+        Command::Install(args) => install::run(&args, &cli.global),
         Command::Lead(args) => lead::run(&args, &cli.global),
         Command::Reconcile(args) => reconcile::run(&args, &cli.global),
         Command::Sim(args) => sim::run(&args, &cli.global),

@@ -1,0 +1,658 @@
+//! `kubectl zen install` against zen-sim (or `ZEN_TEST_KUBECONFIG`'s cluster): the manifests
+//! pass a server-side dry run, each controller runs as its installed service account under the
+//! generated RBAC (on zen-sim, which enforces RBAC for impersonated requests, every call is
+//! checked against the role, and every grant must have been used), `kubectl auth can-i` agrees,
+//! uninstall leaves nothing behind, and the install as a graph reconciles to the same objects.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Pod, Service};
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
+use kubezen::cluster::election::ElectionOptions;
+use kubezen::cluster::{Cluster, ClusterOptions, Permission, Scope};
+use kubezen::install::{self, Component, InstallOptions};
+use kubezen::lead::{self, LeadOptions};
+use kubezen::reconcile::{self, ControllerOptions, Plan};
+use serde_json::{Value as Json, json};
+use support::{TestCluster, cluster, eventually};
+use tokio_util::sync::CancellationToken;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// Installs of the same controller share cluster-wide names (its ClusterRole): on a real
+/// cluster the tests that install zen-lead take turns.
+static ZEN_LEAD: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn options(test: &TestCluster) -> InstallOptions {
+    InstallOptions {
+        namespace: test.namespace.clone(),
+        ..InstallOptions::default()
+    }
+}
+
+fn web_app() -> Component {
+    let said = std::fs::read_to_string("examples/rgd/web-app.yaml").unwrap();
+    let graph =
+        kubezen::graph::parse_str(&said, "web-app.yaml", &kubezen::graph::Catalog::builtin())
+            .unwrap()
+            .remove(0);
+    Component::Reconcile {
+        plan: Arc::new(Plan::new(&graph).unwrap()),
+        rgd: said,
+    }
+}
+
+fn service_account(test: &TestCluster, component: &Component) -> String {
+    format!(
+        "system:serviceaccount:{}:{}",
+        test.namespace,
+        component.name()
+    )
+}
+
+/// The test's kubeconfig acting as `user` (kubectl's `--as`, a kubeconfig's `as:`).
+fn impersonating(test: &TestCluster, user: &str) -> PathBuf {
+    let said = std::fs::read_to_string(test.kubeconfig()).unwrap();
+    let mut config: Json = serde_norway::from_str(&said).unwrap();
+    for entry in config["users"].as_array_mut().unwrap() {
+        entry["user"]["as"] = json!(user);
+    }
+    let path = test
+        .scratch()
+        .join(format!("as-{}", user.replace(':', "-")));
+    std::fs::write(&path, serde_json::to_string(&config).unwrap()).unwrap();
+    path
+}
+
+async fn connect_as(test: &TestCluster, user: &str) -> Cluster {
+    Cluster::connect(&ClusterOptions {
+        kubeconfig: Some(impersonating(test, user)),
+        ..ClusterOptions::default()
+    })
+    .await
+    .unwrap()
+}
+
+fn kubectl(test: &TestCluster, args: &[&str], stdin: Option<&str>) -> (bool, String) {
+    use std::io::Write as _;
+    let mut child = Command::new("kubectl")
+        .args(args)
+        .env("KUBECONFIG", test.kubeconfig())
+        .env("KUBECACHEDIR", test.scratch().join("kube-cache"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("kubectl runs");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.unwrap_or_default().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let said =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), said)
+}
+
+/// The verbs of `permissions` as (verb, group, resource), each once.
+fn granted(permissions: &[Permission]) -> BTreeSet<(String, String, String)> {
+    permissions
+        .iter()
+        .flat_map(|p| {
+            p.verbs
+                .iter()
+                .map(|v| (v.clone(), p.group.clone(), p.resource.clone()))
+        })
+        .collect()
+}
+
+/// On zen-sim: every call `user` made was allowed, and every verb the role grants was called,
+/// but those in `timing`: calls the code makes only when the cluster is slow enough (a watch
+/// while a deleted object has not gone yet).
+fn check_access(
+    test: &TestCluster,
+    user: &str,
+    permissions: &[Permission],
+    timing: &[(&str, &str, &str)],
+) {
+    let Some(sim) = test.sim_only("checking every call against the role") else {
+        return;
+    };
+    let access: Vec<_> = sim
+        .access()
+        .into_iter()
+        .filter(|a| a.user == user)
+        .collect();
+    let denied: Vec<_> = access.iter().filter(|a| !a.allowed).collect();
+    assert!(
+        denied.is_empty(),
+        "the code called what its role does not grant: {denied:#?}"
+    );
+    let called: BTreeSet<_> = access
+        .iter()
+        .map(|a| (a.verb.clone(), a.group.clone(), a.resource.clone()))
+        .collect();
+    let unused: Vec<_> = granted(permissions)
+        .difference(&called)
+        .filter(|(verb, group, resource)| {
+            !timing.contains(&(verb.as_str(), group.as_str(), resource.as_str()))
+        })
+        .cloned()
+        .collect();
+    assert!(
+        unused.is_empty(),
+        "the role grants what the code never called: {unused:?}"
+    );
+}
+
+/// `kubectl auth can-i` as the service account, for one permission's verbs and resource.
+fn can_i(test: &TestCluster, user: &str, verb: &str, permission: &Permission) -> bool {
+    let resource = if permission.group.is_empty() {
+        permission.resource.clone()
+    } else {
+        let (plural, sub) = permission
+            .resource
+            .split_once('/')
+            .map_or((permission.resource.as_str(), None), |(p, s)| (p, Some(s)));
+        let mut said = format!("{plural}.{}", permission.group);
+        if let Some(sub) = sub {
+            said = format!("{said} --subresource={sub}");
+        }
+        said
+    };
+    let mut args: Vec<String> = vec!["auth".into(), "can-i".into(), verb.into()];
+    args.extend(resource.split(' ').map(str::to_owned));
+    if let Some(name) = permission.names.first() {
+        args[3] = format!("{}/{name}", args[3]);
+    }
+    args.extend(["--as".into(), user.into()]);
+    match permission.scope {
+        Scope::Cluster => args.push("--all-namespaces".into()),
+        Scope::OwnNamespace => args.extend(["-n".into(), test.namespace.clone()]),
+    }
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (yes, said) = kubectl(test, &refs, None);
+    assert!(
+        said.starts_with("yes") || said.starts_with("no"),
+        "kubectl {args:?}: {said}"
+    );
+    yes
+}
+
+fn check_can_i(test: &TestCluster, component: &Component, permissions: &[Permission]) {
+    let user = service_account(test, component);
+    for permission in permissions {
+        for verb in &permission.verbs {
+            assert!(
+                can_i(test, &user, verb, permission),
+                "{user} cannot {verb} {permission:?}"
+            );
+        }
+    }
+    // What it must not do: read Secrets, write pods, take over the cluster, other Leases.
+    let never = [
+        ("get", Permission::new(Scope::Cluster, "", "secrets", &[])),
+        ("create", Permission::new(Scope::Cluster, "", "pods", &[])),
+        ("delete", Permission::new(Scope::Cluster, "", "pods", &[])),
+        (
+            "create",
+            Permission::new(
+                Scope::Cluster,
+                "rbac.authorization.k8s.io",
+                "clusterrolebindings",
+                &[],
+            ),
+        ),
+        (
+            "update",
+            Permission::new(Scope::OwnNamespace, "coordination.k8s.io", "leases", &[])
+                .named(&["someone-elses"]),
+        ),
+        (
+            "delete",
+            Permission::new(Scope::OwnNamespace, "coordination.k8s.io", "leases", &[]),
+        ),
+    ];
+    for (verb, permission) in &never {
+        assert!(
+            !can_i(test, &user, verb, permission),
+            "{user} may {verb} {permission:?}"
+        );
+    }
+}
+
+fn dry_run(test: &TestCluster, objects: &[Json]) {
+    // The namespace first: a dry run stores nothing, so namespaced objects need it to exist.
+    let yaml = install::to_yaml(objects).unwrap();
+    let (ok, said) = kubectl(
+        test,
+        &[
+            "apply",
+            "--server-side",
+            "--dry-run=server",
+            "--field-manager=kubectl-zen",
+            "-f",
+            "-",
+        ],
+        Some(&yaml),
+    );
+    assert!(ok, "{said}");
+    assert_eq!(
+        said.matches("serverside-applied (server dry run)").count(),
+        objects.len(),
+        "{said}"
+    );
+}
+
+/// Every object of the install's kinds that carries its label, cluster-wide.
+fn labelled(test: &TestCluster, name: &str) -> Vec<String> {
+    let (ok, said) = kubectl(
+        test,
+        &[
+            "get",
+            "namespaces,serviceaccounts,clusterroles,clusterrolebindings,roles,rolebindings,configmaps,services,poddisruptionbudgets,deployments",
+            "-A",
+            "-l",
+            &format!("{}={name}", install::INSTALL_LABEL),
+            "-o",
+            "name",
+        ],
+        None,
+    );
+    assert!(ok, "{said}");
+    said.lines()
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+async fn uninstall_leaves_nothing(test: &TestCluster, component: &Component) {
+    let changes = install::uninstall(&test.cluster, &component.name(), &test.namespace, false)
+        .await
+        .unwrap();
+    assert!(
+        changes.iter().any(|c| c.kind == "Deployment"),
+        "{changes:?}"
+    );
+    assert!(
+        changes.iter().all(|c| c.kind != "Namespace"),
+        "the test's namespace was not the install's: {changes:?}"
+    );
+    eventually(WAIT, "nothing labelled left", || async {
+        labelled(test, &component.name()).is_empty().then_some(())
+    })
+    .await;
+    let leases: Api<k8s_openapi::api::coordination::v1::Lease> = test.api();
+    assert!(
+        leases.get_opt(&component.lease()).await.unwrap().is_none(),
+        "the Lease is gone"
+    );
+    let again = install::uninstall(&test.cluster, &component.name(), &test.namespace, false)
+        .await
+        .unwrap();
+    assert!(again.is_empty(), "{again:?}");
+}
+
+fn pod(name: &str) -> Pod {
+    support::object(json!({
+        "metadata": {"name": name, "labels": {"app": "web"}},
+        "spec": {"containers": [{"name": "app", "image": "registry.k8s.io/pause:3.10"}]}
+    }))
+}
+
+async fn ready(test: &TestCluster, name: &str) {
+    let pods: Api<Pod> = test.api();
+    pods.create(&PostParams::default(), &pod(name))
+        .await
+        .unwrap();
+    eventually(WAIT, &format!("pod {name} Ready"), || async {
+        pods.get_opt(name)
+            .await
+            .unwrap()
+            .is_some_and(|pod| lead::select::fitness(&pod).is_ok())
+            .then_some(())
+    })
+    .await;
+}
+
+async fn leader_of(test: &TestCluster, service: &str) -> Option<String> {
+    let services: Api<Service> = test.api();
+    services
+        .get_opt(service)
+        .await
+        .unwrap()?
+        .metadata
+        .annotations?
+        .get(lead::LEADER_POD_NAME)
+        .cloned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::too_many_lines)] // one install run, step by step, under its own RBAC
+async fn zen_lead_runs_under_exactly_the_rbac_it_is_installed_with() {
+    let _turn = ZEN_LEAD.lock().await;
+    let test = cluster().await;
+    let component = Component::Lead;
+    let options = options(&test);
+    let objects = install::manifests(&component, &options).unwrap();
+    dry_run(&test, &objects);
+    let applied = install::apply(&test.cluster, &objects, false)
+        .await
+        .unwrap();
+    assert_eq!(
+        applied
+            .iter()
+            .find(|c| c.kind == "Namespace")
+            .unwrap()
+            .action,
+        "kept"
+    );
+    let election = ElectionOptions::new(&test.namespace, lead::LEASE_NAME, "install-test");
+    let permissions = component.permissions(Some(&election)).unwrap();
+    check_can_i(&test, &component, &permissions);
+
+    // The controller as its service account, watching every namespace as installed.
+    let user = service_account(&test, &component);
+    let as_sa = connect_as(&test, &user).await;
+    let stop = CancellationToken::new();
+    let run = tokio::spawn({
+        let stop = stop.clone();
+        let options = LeadOptions {
+            election: Some(election),
+            resync: Duration::from_secs(60),
+            ..LeadOptions::default()
+        };
+        async move { lead::run(as_sa, &options, &stop).await }
+    });
+    // A leader Service left behind by a source deleted while no controller ran: it is checked
+    // with the API server, then removed.
+    let services: Api<Service> = test.api();
+    let leftover: Service = support::object(json!({"metadata": {"name": "gone-leader", "labels": {
+        lead::MANAGED_BY: lead::MANAGED_BY_VALUE, lead::SOURCE_SERVICE: "gone"}},
+        "spec": {"ports": [{"port": 80}]}}));
+    services
+        .create(&PostParams::default(), &leftover)
+        .await
+        .unwrap();
+    ready(&test, "web-a").await;
+    ready(&test, "web-b").await;
+    let opted_in = |name: &str| -> Service {
+        support::object(
+            json!({"metadata": {"name": name, "annotations": {"zen-lead.io/enabled": "true"}},
+            "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}}),
+        )
+    };
+    services
+        .create(&PostParams::default(), &opted_in("web"))
+        .await
+        .unwrap();
+    services
+        .create(&PostParams::default(), &opted_in("api"))
+        .await
+        .unwrap();
+    let first = eventually(WAIT, "a leader for web", || leader_of(&test, "web-leader")).await;
+    eventually(WAIT, "a leader for api", || leader_of(&test, "api-leader")).await;
+    // Failover: the leader pod deleted.
+    let pods: Api<Pod> = test.api();
+    pods.delete(&first, &DeleteParams::default().grace_period(0))
+        .await
+        .unwrap();
+    eventually(WAIT, "failover", || async {
+        leader_of(&test, "web-leader")
+            .await
+            .filter(|now| *now != first)
+    })
+    .await;
+    // Opting out removes the leader Service and its slice.
+    services
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {"zen-lead.io/enabled": null}}})),
+        )
+        .await
+        .unwrap();
+    eventually(WAIT, "web-leader removed", || async {
+        services
+            .get_opt("web-leader")
+            .await
+            .unwrap()
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    // A leader Service whose source is gone is checked with the API server, then removed.
+    services
+        .delete("api", &DeleteParams::background())
+        .await
+        .unwrap();
+    eventually(WAIT, "api-leader removed", || async {
+        services
+            .get_opt("api-leader")
+            .await
+            .unwrap()
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    eventually(WAIT, "gone-leader removed", || async {
+        services
+            .get_opt("gone-leader")
+            .await
+            .unwrap()
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    stop.cancel();
+    let summary = run.await.unwrap().unwrap();
+    assert_eq!(summary.errors, 0, "{summary:?}");
+    check_access(&test, &user, &permissions, &[]);
+    uninstall_leaves_nothing(&test, &component).await;
+    test.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reconcile_controller_runs_under_exactly_the_rbac_it_is_installed_with() {
+    let test = cluster().await;
+    let component = web_app();
+    let Component::Reconcile { plan, .. } = &component else {
+        unreachable!()
+    };
+    let objects = install::manifests(&component, &options(&test)).unwrap();
+    dry_run(&test, &objects);
+    install::apply(&test.cluster, &objects, false)
+        .await
+        .unwrap();
+    let election = ElectionOptions::new(&test.namespace, &component.lease(), "install-test");
+    let controller = ControllerOptions {
+        election: Some(election),
+        resync: Duration::from_secs(60),
+        ..ControllerOptions::default()
+    };
+    let permissions = reconcile::permissions(plan, &controller).unwrap();
+
+    let user = service_account(&test, &component);
+    let as_sa = connect_as(&test, &user).await;
+    let stop = CancellationToken::new();
+    let run = tokio::spawn({
+        let (stop, plan) = (stop.clone(), Arc::clone(plan));
+        async move { reconcile::run_controller(as_sa, plan, &controller, &stop).await }
+    });
+    let crd = plan.crd()["metadata"]["name"].as_str().unwrap().to_owned();
+    let resource = eventually(WAIT, "the instance API served", || async {
+        kube::discovery::pinned_kind(
+            &test.client,
+            &kube::api::GroupVersionKind::gvk("kro.run", "v1alpha1", "WebApp"),
+        )
+        .await
+        .ok()
+        .map(|(resource, _)| resource)
+    })
+    .await;
+    assert!(crd.starts_with("webapps."), "{crd}");
+    // Now that the controller has installed its CRD, kubectl can name the instances.
+    check_can_i(&test, &component, &permissions);
+    let instances: Api<DynamicObject> =
+        Api::namespaced_with(test.client.clone(), &test.namespace, &resource);
+    let instance = |ingress: bool| -> DynamicObject {
+        support::object(json!({"apiVersion": "kro.run/v1alpha1", "kind": "WebApp",
+            "metadata": {"name": "shop"},
+            "spec": {"name": "shop", "image": "nginx:1.27", "env": {"MODE": "test"}, "ingress": {"enabled": ingress}}}))
+    };
+    let params = PatchParams::apply("install-test");
+    instances
+        .patch("shop", &params, &Patch::Apply(instance(true)))
+        .await
+        .unwrap();
+    let ingresses: Api<DynamicObject> = Api::namespaced_with(
+        test.client.clone(),
+        &test.namespace,
+        &ApiResource::erase::<k8s_openapi::api::networking::v1::Ingress>(&()),
+    );
+    eventually(WAIT, "the instance's Ingress", || async {
+        ingresses.get_opt("shop").await.unwrap().map(|_| ())
+    })
+    .await;
+    // Turned off, the Ingress is pruned; deleted, the instance's objects go first.
+    instances
+        .patch("shop", &params, &Patch::Apply(instance(false)))
+        .await
+        .unwrap();
+    eventually(WAIT, "the Ingress pruned", || async {
+        ingresses
+            .get_opt("shop")
+            .await
+            .unwrap()
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    instances
+        .delete("shop", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually(WAIT, "the instance deleted", || async {
+        instances
+            .get_opt("shop")
+            .await
+            .unwrap()
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    stop.cancel();
+    run.await.unwrap().unwrap();
+    // Objects without dependents are gone at once, before a watch for their deletion starts.
+    let timing = [
+        ("watch", "", "configmaps"),
+        ("watch", "networking.k8s.io", "ingresses"),
+        ("watch", "autoscaling", "horizontalpodautoscalers"),
+        ("watch", "policy", "poddisruptionbudgets"),
+    ];
+    check_access(&test, &user, &permissions, &timing);
+    uninstall_leaves_nothing(&test, &component).await;
+    test.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_install_as_a_graph_reconciles_to_the_same_objects() {
+    let _turn = ZEN_LEAD.lock().await;
+    let test = cluster().await;
+    let graph = install::graph(&Component::Lead).unwrap();
+    let said = serde_json::to_string(&graph).unwrap();
+    let mut graphs =
+        kubezen::graph::parse_str(&said, "zen-lead.yaml", &kubezen::graph::Catalog::builtin())
+            .unwrap();
+    let graph = graphs.remove(0);
+    assert!(!graph.has_errors(), "{:?}", graph.diagnostics);
+    let plan = Arc::new(Plan::new(&graph).unwrap());
+    let reconciler = kubezen::reconcile::Reconciler::new(test.cluster.clone(), Arc::clone(&plan));
+    let namespace = format!("{}-zl", test.namespace);
+    let instance = reconciler
+        .admit(json!({"apiVersion": "kro.run/v1alpha1", "kind": "ZenLead", "metadata": {"name": "zen-lead"},
+            "spec": {"namespace": namespace, "replicas": 3}}))
+        .unwrap();
+    let rendering = plan.render_offline(&instance).unwrap();
+    let expected = install::manifests(
+        &Component::Lead,
+        &InstallOptions {
+            namespace: namespace.clone(),
+            replicas: 3,
+            ..InstallOptions::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(rendering.resources.len(), expected.len());
+    for rendered in &rendering.resources {
+        assert!(
+            rendered.unknown.is_empty(),
+            "{}: {:?}",
+            rendered.id,
+            rendered.unknown
+        );
+        let mut object = rendered.objects[0].clone();
+        for key in [
+            "app.kubernetes.io/managed-by",
+            "applyset.kubernetes.io/part-of",
+            "zen.kubezen.io/graph",
+            "zen.kubezen.io/instance",
+            "zen.kubezen.io/resource-id",
+        ] {
+            if let Some(labels) = object["metadata"]["labels"].as_object_mut() {
+                labels.remove(key);
+            }
+        }
+        if let Some(metadata) = object["metadata"].as_object_mut() {
+            metadata.remove("annotations");
+        }
+        let wanted = expected
+            .iter()
+            .find(|o| {
+                o["kind"] == object["kind"] && o["metadata"]["name"] == object["metadata"]["name"]
+            })
+            .unwrap_or_else(|| panic!("{} is not in the install", rendered.id));
+        assert_eq!(&object, wanted, "{}", rendered.id);
+    }
+    // Applied by the reconcile engine, the controller's account gets what it needs.
+    let report = reconciler
+        .apply(
+            &instance,
+            &kubezen::reconcile::Options::default(),
+            &(),
+            &CancellationToken::new(),
+        )
+        .await
+        .unwrap();
+    assert!(report.ok(), "{report:?}");
+    let (yes, said) = kubectl(
+        &test,
+        &[
+            "auth",
+            "can-i",
+            "patch",
+            "endpointslices.discovery.k8s.io",
+            "-A",
+            "--as",
+            &format!("system:serviceaccount:{namespace}:zen-lead"),
+        ],
+        None,
+    );
+    assert!(yes, "{said}");
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(test.client.clone());
+    let _ = namespaces
+        .delete(&namespace, &DeleteParams::default())
+        .await;
+    install::uninstall(&test.cluster, "zen-lead", &namespace, false)
+        .await
+        .unwrap();
+    test.cleanup().await;
+}
