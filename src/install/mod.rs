@@ -232,7 +232,7 @@ pub fn manifests(
     let namespace = options.namespace.as_str();
     let election = (options.replicas > 1)
         .then(|| ElectionOptions::new(namespace, &component.lease(), "unused"));
-    let permissions = component.permissions(election.as_ref())?;
+    let permissions = Permission::merge(&component.permissions(election.as_ref())?);
     let labels = labels(&name);
     let meta = |object_name: &str, namespaced: bool| {
         let mut meta = json!({"name": object_name, "labels": labels});
