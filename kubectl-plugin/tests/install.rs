@@ -79,6 +79,11 @@ fn usage_errors_say_what_to_write() {
         (&["install", "lead", "--rgd", WEB_APP], 2, "--rgd is for"),
         (&["install", "lead", "--replicas", "0"], 2, "--replicas"),
         (
+            &["install", "lead", "-n", "Not_A_Label"],
+            2,
+            "not a DNS label",
+        ),
+        (
             &["install", "lead", "--apply", "--uninstall"],
             2,
             "cannot be used",
@@ -216,7 +221,7 @@ fn the_install_as_a_graph_validates_and_orders() {
         ],
         None,
     );
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2), "--as-graph is for lead only");
     assert!(text(&out.stderr).contains("lead"), "{}", text(&out.stderr));
 }
 

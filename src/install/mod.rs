@@ -22,6 +22,8 @@
 //! ```
 
 use std::collections::BTreeMap;
+use std::io::{self, Read as _};
+use std::path::Path;
 use std::sync::Arc;
 
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
@@ -30,6 +32,7 @@ use serde_json::{Value as Json, json};
 
 use crate::cluster::election::ElectionOptions;
 use crate::cluster::{Cluster, FIELD_MANAGER, Permission, Scope, api_message, is_not_found};
+use crate::graph::{Catalog, LoadError};
 use crate::reconcile::{ControllerOptions, Plan, ReconcileError};
 use crate::tune::presets::Profile;
 
@@ -59,6 +62,9 @@ pub const METRICS_PORT: u16 = 8080;
 /// The non-root user the controllers run as (distroless' `nonroot`).
 const USER: i64 = 65532;
 
+/// The largest graph a reconcile controller can be given: a `ConfigMap` carries at most 1 MiB.
+pub const MAX_GRAPH_BYTES: u64 = 1 << 20;
+
 /// A controller that can run in the cluster.
 #[derive(Debug, Clone)]
 pub enum Component {
@@ -74,6 +80,59 @@ pub enum Component {
 }
 
 impl Component {
+    /// The controller of the one `ResourceGraphDefinition` in `rgd` (YAML or JSON text, called
+    /// `name` in errors), its templates checked against `catalog`.
+    ///
+    /// # Errors
+    /// [`InstallError::Load`] for text over [`MAX_GRAPH_BYTES`], that holds no graph or cannot
+    /// be parsed, [`InstallError::Options`] for more than one graph, and
+    /// [`InstallError::Graph`] for a graph with errors.
+    pub fn reconcile(rgd: String, name: &str, catalog: &Catalog) -> Result<Self, InstallError> {
+        if rgd.len() as u64 > MAX_GRAPH_BYTES {
+            // A ConfigMap cannot carry it to the controller.
+            return Err(InstallError::Load(LoadError::TooLarge {
+                path: name.to_owned(),
+                limit: MAX_GRAPH_BYTES,
+            }));
+        }
+        let mut graphs = crate::graph::parse_str(&rgd, name, catalog)?;
+        if graphs.len() != 1 {
+            return Err(InstallError::Options(format!(
+                "{name} holds {} ResourceGraphDefinitions; a controller reconciles one",
+                graphs.len()
+            )));
+        }
+        let plan = Plan::new(&graphs.remove(0)).map_err(InstallError::Graph)?;
+        Ok(Self::Reconcile {
+            plan: Arc::new(plan),
+            rgd,
+        })
+    }
+
+    /// [`Component::reconcile`] of the file at `path` (`-`: standard input), read no further
+    /// than [`MAX_GRAPH_BYTES`].
+    ///
+    /// # Errors
+    /// As [`Component::reconcile`]; [`InstallError::Load`] when the file cannot be read.
+    pub fn reconcile_file(path: &Path, catalog: &Catalog) -> Result<Self, InstallError> {
+        let name = path.display().to_string();
+        let mut text = String::new();
+        let read = if path == Path::new("-") {
+            io::stdin()
+                .lock()
+                .take(MAX_GRAPH_BYTES + 1)
+                .read_to_string(&mut text)
+        } else {
+            std::fs::File::open(path)
+                .and_then(|file| file.take(MAX_GRAPH_BYTES + 1).read_to_string(&mut text))
+        };
+        read.map_err(|source| LoadError::Io {
+            path: name.clone(),
+            source,
+        })?;
+        Self::reconcile(text, &name, catalog)
+    }
+
     /// The name of its objects and the value of [`INSTALL_LABEL`]: `zen-lead` or
     /// `zen-reconcile-GRAPH`.
     #[must_use]
@@ -168,7 +227,10 @@ pub enum InstallError {
     /// Options that cannot work.
     #[error("{0}")]
     Options(String),
-    /// The graph of a reconcile controller.
+    /// The graph of a reconcile controller could not be read or parsed.
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    /// The graph of a reconcile controller has errors.
     #[error(transparent)]
     Graph(ReconcileError),
     /// The API server refused a request.

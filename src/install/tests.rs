@@ -261,3 +261,47 @@ spec:
         "{error}"
     );
 }
+
+#[test]
+fn a_reconcile_controller_takes_exactly_one_graph_of_at_most_a_config_map() {
+    let catalog = crate::graph::Catalog::builtin();
+    let text = include_str!("../../examples/rgd/web-app.yaml");
+    let component = Component::reconcile(text.to_owned(), "web-app.yaml", &catalog).unwrap();
+    assert_eq!(component.name(), "zen-reconcile-web-app");
+    let error = |text: String| {
+        Component::reconcile(text, "g.yaml", &catalog)
+            .err()
+            .unwrap()
+            .to_string()
+    };
+    assert!(
+        error(format!("{text}\n---\n{text}")).contains("g.yaml holds 2 ResourceGraphDefinitions")
+    );
+    assert!(error("kind: ConfigMap\n".into()).contains("holds 0"));
+    let huge = format!("{text}#{}", " ".repeat(1 << 20));
+    assert!(error(huge).contains("larger than 1048576 bytes"));
+    assert!(matches!(
+        Component::reconcile("a: [".into(), "g.yaml", &catalog),
+        Err(InstallError::Load(_))
+    ));
+    let missing = Component::reconcile_file(Path::new("/no/such.yaml"), &catalog);
+    assert!(matches!(
+        missing,
+        Err(InstallError::Load(LoadError::Io { .. }))
+    ));
+}
+
+#[test]
+fn a_resource_several_parts_of_the_controller_need_is_one_rule() {
+    let objects = manifests(&web_app(), &InstallOptions::default()).unwrap();
+    let rules = find(&objects, "ClusterRole")["rules"].as_array().unwrap();
+    let config_maps: Vec<&Json> = rules
+        .iter()
+        .filter(|r| r["resources"] == json!(["configmaps"]))
+        .collect();
+    assert_eq!(config_maps.len(), 1, "{rules:#?}");
+    assert_eq!(
+        config_maps[0]["verbs"],
+        json!(["get", "list", "watch", "patch", "delete"])
+    );
+}

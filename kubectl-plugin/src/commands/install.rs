@@ -1,15 +1,11 @@
 //! `kubectl zen install`: the manifests that run a controller in the cluster, printed, applied
 //! or removed.
 
-use std::io::{self, Read as _};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use clap::{Args, ValueEnum};
-use kubezen::graph;
 use kubezen::install::{self, Component, InstallError, InstallOptions};
-use kubezen::reconcile::Plan;
 use kubezen::table::{Cell, Column, Table};
 use kubezen::{Tabular, Tone};
 use serde::Serialize;
@@ -167,58 +163,22 @@ fn component(args: &InstallArgs) -> Result<Component, Failure> {
         )
         .hint("kubectl zen install reconcile-controller --rgd examples/rgd/web-app.yaml")),
         (Controller::ReconcileController, Some(path)) => {
-            let (rgd, name) = read_graph(path)?;
             let catalog = super::graph::catalog(&args.crd)?;
-            let mut graphs = graph::parse_str(&rgd, &name, &catalog)
-                .map_err(|error| super::graph::load_failure(&error))?;
-            if graphs.len() != 1 {
-                return Err(Failure::usage(format!(
-                    "{name} holds {} ResourceGraphDefinitions; a controller reconciles one",
-                    graphs.len()
-                ))
-                .hint("pass the file of the one graph"));
-            }
-            let plan =
-                Plan::new(&graphs.remove(0)).map_err(|e| failure(&InstallError::Graph(e)))?;
-            Ok(Component::Reconcile {
-                plan: Arc::new(plan),
-                rgd,
-            })
+            Component::reconcile_file(path, &catalog).map_err(|e| failure(&e))
         }
     }
-}
-
-/// A `ConfigMap` holds at most 1 MiB.
-const MAX_GRAPH_BYTES: u64 = 1 << 20;
-
-fn read_graph(path: &PathBuf) -> Result<(String, String), Failure> {
-    let name = path.display().to_string();
-    let mut text = String::new();
-    let read = if name == "-" {
-        io::stdin()
-            .lock()
-            .take(MAX_GRAPH_BYTES + 1)
-            .read_to_string(&mut text)
-    } else {
-        std::fs::File::open(path)
-            .and_then(|file| file.take(MAX_GRAPH_BYTES + 1).read_to_string(&mut text))
-    };
-    read.map_err(|error| Failure::new(format!("cannot read {name}: {error}")))?;
-    if text.len() as u64 > MAX_GRAPH_BYTES {
-        return Err(Failure::new(format!(
-            "{name} is over 1 MiB: a ConfigMap cannot carry it to the controller"
-        )));
-    }
-    Ok((text, name))
 }
 
 fn failure(error: &InstallError) -> Failure {
     let failure = Failure::new(error.to_string());
     match error {
+        InstallError::Load(error) => super::graph::load_failure(error),
         InstallError::Graph(_) => {
             failure.hint("kubectl zen graph validate RGD shows every problem with its hint")
         }
-        InstallError::Options(_) => failure.hint("kubectl zen install --help"),
+        InstallError::Options(message) => {
+            Failure::usage(message.clone()).hint("kubectl zen install --help")
+        }
         InstallError::Api { .. } => failure,
     }
 }
