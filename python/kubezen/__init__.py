@@ -9,7 +9,7 @@ that could not be done derives from :class:`ZenError`.
 True
 """
 
-from kubezen import bench, cel, forward, graph, lead, sim
+from kubezen import bench, cel, forward, graph, install, lead, sim
 from kubezen._core import Graph, VersionInfo, ZenError, __version__, version_info
 from kubezen._reconcile import (
     ObjectDiff,
@@ -54,6 +54,7 @@ __all__ = [
     "cel",
     "forward",
     "graph",
+    "install",
     "lead",
     "reconcile",
     "reconcile_controller",

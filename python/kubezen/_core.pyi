@@ -17,6 +17,7 @@ __all__ = [
     "Graph",
     "GraphCycleError",
     "GraphError",
+    "InstallError",
     "LeadError",
     "NativeSim",
     "NativeTask",
@@ -43,6 +44,9 @@ __all__ = [
     "forward_start",
     "graph_load",
     "graph_loads",
+    "install_change",
+    "install_manifests",
+    "install_yaml",
     "lead_start",
     "lead_status",
     "reconcile_controller_start",
@@ -356,6 +360,46 @@ def lead_start(
     identity: str | None = None,
 ) -> NativeTask:
     """Starts the zen-lead controller; its ``stop()`` returns the run summary as JSON text."""
+
+# -- install ----------------------------------------------------------------------------
+
+class InstallError(ZenError):
+    """An install could not be rendered, applied or removed: a graph with errors, an
+    unreachable cluster or a refused request."""
+
+def install_manifests(
+    controller: str,
+    *,
+    rgd: str | None = None,
+    crds: Sequence[str] = ...,
+    namespace: str = ...,
+    replicas: int = 2,
+    image: str = ...,
+    as_graph: bool = False,
+) -> str:
+    """Every object that runs ``controller`` (``"lead"`` or ``"reconcile-controller"``), as a
+    JSON array; with ``as_graph`` (lead only) zen-lead's install as one
+    ResourceGraphDefinition."""
+
+def install_change(
+    controller: str,
+    *,
+    uninstall: bool = False,
+    dry_run: bool = False,
+    rgd: str | None = None,
+    crds: Sequence[str] = ...,
+    namespace: str = ...,
+    replicas: int = 2,
+    image: str = ...,
+    kubeconfig: str | None = None,
+    context: str | None = None,
+) -> str:
+    """Server-side applies the install of ``controller`` (or with ``uninstall`` deletes what
+    it made); the changes as a JSON array."""
+
+def install_yaml(objects: str) -> str:
+    """``objects`` (JSON text of an array) as one YAML stream, as ``kubectl zen install``
+    prints it."""
 
 def reconcile_run(
     graph: Graph,

@@ -39,7 +39,7 @@ create_exception!(
 const MAX_DRAWN_RESOURCES: usize = 400;
 
 /// The built-in kinds and the CRDs in `crds` (files or directories).
-fn catalog(crds: Option<&[PathBuf]>) -> PyResult<Catalog> {
+pub(crate) fn catalog(crds: Option<&[PathBuf]>) -> PyResult<Catalog> {
     let mut catalog = Catalog::builtin();
     for path in crds.unwrap_or_default() {
         catalog
@@ -49,7 +49,7 @@ fn catalog(crds: Option<&[PathBuf]>) -> PyResult<Catalog> {
     Ok(catalog)
 }
 
-fn load_error(error: &graph::LoadError) -> PyErr {
+pub(crate) fn load_error(error: &graph::LoadError) -> PyErr {
     let mut message = error.to_string();
     if let Some(hint) = error.hint() {
         message = format!("{message} (hint: {hint})");

@@ -8,6 +8,7 @@ mod bench;
 mod cel;
 mod forward;
 mod graph;
+mod install;
 mod lead;
 mod reconcile;
 mod sim;
@@ -22,7 +23,7 @@ pyo3::create_exception!(
     kubezen,
     ZenError,
     pyo3::exceptions::PyException,
-    "The base of every error kubezen raises for work that could not be done: each capability's error (CelError, GraphError, ReconcileError, TuneError, BenchError, LeadError, ForwardError) derives from it. Arguments of the wrong type or out of range raise TypeError or ValueError instead."
+    "The base of every error kubezen raises for work that could not be done: each capability's error (CelError, GraphError, ReconcileError, TuneError, BenchError, LeadError, ForwardError, InstallError) derives from it. Arguments of the wrong type or out of range raise TypeError or ValueError instead."
 );
 
 /// `value` seconds as a duration; a `ValueError` naming the argument when negative or not finite.
@@ -140,6 +141,8 @@ mod _core {
     #[pymodule_export]
     use super::graph::{PyDiagnostic, PyGraph, graph_load, graph_loads};
     #[pymodule_export]
+    use super::install::{install_change, install_manifests, install_yaml};
+    #[pymodule_export]
     use super::lead::{lead_start, lead_status};
     #[pymodule_export]
     use super::reconcile::{reconcile_controller_start, reconcile_run};
@@ -183,6 +186,10 @@ mod _core {
             py.get_type::<super::bench::errors::BenchError>(),
         )?;
         m.add("LeadError", py.get_type::<super::lead::errors::LeadError>())?;
+        m.add(
+            "InstallError",
+            py.get_type::<super::install::errors::InstallError>(),
+        )?;
         m.add(
             "ForwardConfigError",
             py.get_type::<super::forward::errors::ForwardConfigError>(),

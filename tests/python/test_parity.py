@@ -45,7 +45,8 @@ def until(what: str, check: object, timeout: float = 20.0) -> None:
 def test_every_capability_error_is_a_zen_error_and_not_a_value_error() -> None:
     errors = [cel.CelError, kubezen.graph.GraphError, kubezen.ReconcileError, kubezen.TuneError,
               kubezen.bench.BenchError, kubezen.lead.LeadError, kubezen.forward.ForwardError,
-              kubezen.forward.ForwardConfigError, cel.CelSyntaxError, kubezen.graph.GraphCycleError]
+              kubezen.forward.ForwardConfigError, cel.CelSyntaxError, kubezen.graph.GraphCycleError,
+              kubezen.install.InstallError]
     for error in errors:
         assert issubclass(error, kubezen.ZenError), error
         # A traceback names it where it can be imported from.
@@ -217,7 +218,8 @@ def test_the_new_modules_doctests_run() -> None:
 
 
 def test_every_public_name_has_a_docstring() -> None:
-    modules = [kubezen, kubezen.bench, cel, kubezen.forward, kubezen.graph, kubezen.lead, sim]
+    modules = [kubezen, kubezen.bench, cel, kubezen.forward, kubezen.graph, kubezen.install,
+               kubezen.lead, sim]
     for module in modules:
         for name in module.__all__:
             value = getattr(module, name)
