@@ -48,6 +48,11 @@ deploy: ## regenerate deploy/ (the kustomize bases and graph) from `kubectl zen 
 dist: ## the krew release archive, its sha256 and the rendered krew manifest, in dist/
 	CARGO="$(CARGO)" bash scripts/dist.sh
 
+# The controllers' image (docs/install.md); needs a Docker engine, which CI's machines lack.
+IMAGE ?= ghcr.io/kubectl-zen/kubectl-zen:v$(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
+image: ## build the controllers' image (Dockerfile: the static binary on distroless/static)
+	docker build -t $(IMAGE) .
+
 bench: ## criterion benchmarks (release build), the CEL ratio table, zen-sim's capacity (100,000 objects)
 	$(CARGO) bench --locked --bench table --bench cel --bench graph --bench cluster --bench reconcile --bench tune --bench bench --bench forward
 	$(PYTHON) benches/cel_report.py

@@ -6,20 +6,18 @@
 #   dist/kubectl-zen_<version>_<os>_<arch>.tar.gz.sha256
 #   dist/zen.yaml
 #
-# DIST_DIR changes the output directory; RELEASE_URL the base URL the archive will be
-# published under (default: the GitHub release of the version). The archive is reproducible:
-# sorted entries, fixed owners, and SOURCE_DATE_EPOCH (default: the last commit's time) as
-# every file's time.
+# The binary is build-static.sh's (static on Linux). DIST_DIR changes the output directory;
+# RELEASE_URL the base URL the archive will be published under (default: the GitHub release of
+# the version). The archive is reproducible: sorted entries, fixed owners, and
+# SOURCE_DATE_EPOCH (default: the last commit's time) as every file's time.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 out=${DIST_DIR:-$root/dist}
 cargo=${CARGO:-cargo}
 
-"$cargo" build --locked --profile dist -p kubectl-zen --manifest-path "$root/Cargo.toml"
-target_dir=$("$cargo" metadata --format-version 1 --no-deps --manifest-path "$root/Cargo.toml" |
-  python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
-binary="$target_dir/dist/kubectl-zen"
+# On Linux a static (musl) binary: the one the Dockerfile's image carries, too.
+binary=$(CARGO="$cargo" bash "$root/scripts/build-static.sh")
 
 # The version the binary itself reports: the archive can never be named after another one.
 version=$("$binary" --version | awk '{print $2}')

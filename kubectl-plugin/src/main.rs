@@ -11,6 +11,11 @@ mod output;
 
 use std::process::ExitCode;
 
+/// The static Linux build's allocator: musl's own serialises every thread on one lock.
+#[cfg(target_env = "musl")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = match cli::Cli::parse_args() {
         Ok(cli) => cli,

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import platform
+import shutil
+import struct
 import subprocess
 import tarfile
 from pathlib import Path
 
 import pytest
 import yaml
+
+from kubezen import sim
 
 ARCH = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
 
@@ -88,3 +93,99 @@ def test_archive_holds_the_binary_and_the_license(
     shipped = json.loads(result.stdout)
     assert shipped["version"] == workspace_version
     assert shipped["profile"] == "release"
+
+
+PT_INTERP = 3
+
+
+def program_header_types(binary: Path) -> list[int]:
+    """The types of an ELF64 little-endian file's program headers."""
+    data = binary.read_bytes()
+    assert data[:4] == b"\x7fELF" and data[4] == 2 and data[5] == 1, "ELF64, little-endian"
+    (phoff,) = struct.unpack_from("<Q", data, 0x20)
+    phentsize, phnum = struct.unpack_from("<HH", data, 0x36)
+    return [struct.unpack_from("<I", data, phoff + i * phentsize)[0] for i in range(phnum)]
+
+
+@pytest.fixture(scope="module")
+def shipped(archive: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The archive's binary, unpacked."""
+    out = tmp_path_factory.mktemp("shipped")
+    with tarfile.open(archive) as tar:
+        tar.extractall(out, filter="data")
+    return out / "kubectl-zen"
+
+
+linux_only = pytest.mark.skipif(platform.system() != "Linux", reason="the static build is Linux's")
+
+
+@linux_only
+def test_the_linux_binary_is_static_musl(shipped: Path) -> None:
+    assert program_header_types(shipped), "an ELF file with program headers"
+    assert PT_INTERP not in program_header_types(shipped), "no dynamic loader to find"
+    result = subprocess.run(["ldd", shipped], capture_output=True, text=True, check=False)
+    assert "not a dynamic executable" in result.stderr + result.stdout or (
+        "statically linked" in result.stdout
+    ), result
+    version = json.loads(
+        subprocess.run([shipped, "version", "-o", "json"], capture_output=True, text=True,
+                       check=True).stdout
+    )
+    assert version["target"] == f"{platform.machine()}-unknown-linux-musl"
+
+
+@linux_only
+@pytest.mark.skipif(os.geteuid() != 0, reason="chroot needs root")
+def test_the_binary_runs_alone_in_an_empty_root_against_a_tls_cluster(
+    shipped: Path, tmp_path: Path
+) -> None:
+    """What the distroless/static image holds: the binary and nothing else (no libc, no shell,
+    no CA bundle). It still renders the install, and talks TLS to an API server."""
+    chroot = shutil.which("chroot")
+    assert chroot, "chroot (coreutils) is on PATH"
+    root = tmp_path / "root"
+    root.mkdir()
+    shutil.copy2(shipped, root / "kubectl-zen")
+
+    def alone(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([chroot, root, "/kubectl-zen", *args], capture_output=True,
+                              text=True, check=False, timeout=60,
+                              env={"PATH": "/", "HOME": "/"})
+
+    printed = alone("install", "lead", "-o", "json")
+    assert printed.returncode == 0, printed.stderr
+    assert json.loads(printed.stdout)["items"][-1]["kind"] == "Deployment"
+    with sim.start(tls=True) as cluster:
+        shutil.copy2(cluster.kubeconfig, root / "kubeconfig")
+        assert "https://" in (root / "kubeconfig").read_text()
+        applied = alone("--kubeconfig", "/kubeconfig", "install", "lead", "--apply",
+                        "--dry-run", "-o", "json")
+        assert applied.returncode == 0, applied.stderr
+        changes = json.loads(applied.stdout)["changes"]
+        assert changes and changes[0]["kind"] == "Namespace"
+
+
+def test_the_dockerfile_builds_what_the_install_runs(root: Path, plugin_bin: Path) -> None:
+    """No Docker engine runs here: the recipe is held to the binary the tests above check and
+    to the Deployment that runs it."""
+    lines = [line.strip() for line in (root / "Dockerfile").read_text().splitlines()]
+    stages = [line.split()[1] for line in lines if line.startswith("FROM ")]
+    assert stages == ["docker.io/library/rust:1.95-bookworm",
+                      "gcr.io/distroless/static-debian12:nonroot"]
+    rustc = subprocess.run(["rustc", "--version"], capture_output=True, text=True, check=True)
+    assert rustc.stdout.split()[1].startswith("1.95."), "the builder's toolchain is CI's"
+    recipe = "\n".join(lines)
+    assert "scripts/build-static.sh" in recipe, "the image's binary is make dist's"
+    assert 'ENTRYPOINT ["/kubectl-zen"]' in lines
+    deployment = json.loads(subprocess.run(
+        [plugin_bin, "install", "lead", "-o", "json"], capture_output=True, text=True,
+        check=True).stdout)["items"][-1]
+    pod = deployment["spec"]["template"]["spec"]
+    user = pod["securityContext"]["runAsUser"]
+    assert f"USER {user}:{pod['securityContext']['runAsGroup']}" in lines
+    (container,) = pod["containers"]
+    port = container["ports"][0]["containerPort"]
+    assert f"EXPOSE {port}" in lines
+    assert container["image"].startswith("ghcr.io/kubectl-zen/kubectl-zen:v")
+    ignored = (root / ".dockerignore").read_text().split()
+    assert {"target/", "dist/"} <= set(ignored), "build output stays out of the context"
