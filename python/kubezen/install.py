@@ -104,8 +104,9 @@ def manifests(
     ['zen-reconcile-web-app-graph']
 
     Raises ``ValueError`` for a namespace that is not a DNS label, replicas below 1, an
-    empty image or a graph file with several graphs; :class:`~kubezen.graph.GraphError` for
-    a file that cannot be read or parsed; :class:`InstallError` for a graph with errors.
+    empty image, or a file with no graph or several; :class:`~kubezen.graph.GraphError` for
+    a file that cannot be read, is over 1 MiB or is not YAML; :class:`InstallError` for a
+    graph with errors.
     """
     text = _core.install_manifests(
         controller,
@@ -208,8 +209,9 @@ def uninstall(
 ) -> list[Change]:
     """Deletes every object an install of ``controller`` made in ``namespace`` (found by its
     ``install.kubezen.io/controller`` label, the Deployment first and the Namespace last) and
-    the Lease its replicas held, as ``kubectl zen install CONTROLLER --uninstall`` does. What
-    the controller made while it ran (leader Services, a graph's CRD and instances) stays.
+    the Lease its replicas held, as ``kubectl zen install CONTROLLER --uninstall`` does. A
+    reconcile controller is named after its graph: pass the ``rgd`` it was installed with.
+    What the controller made while it ran (leader Services, a graph's CRD and instances) stays.
 
     Raises what :func:`manifests` raises, and :class:`InstallError` when the cluster cannot be
     reached or refuses a list or delete.
