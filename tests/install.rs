@@ -659,3 +659,54 @@ async fn the_install_as_a_graph_reconciles_to_the_same_objects() {
         .unwrap();
     test.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_controller_is_installed_once_and_uninstall_takes_only_its_own() {
+    let _turn = ZEN_LEAD.lock().await;
+    let test = cluster().await;
+    let other = format!("{}-other", test.namespace);
+    let there = InstallOptions {
+        namespace: other.clone(),
+        ..InstallOptions::default()
+    };
+    let first = install::manifests(&Component::Lead, &there).unwrap();
+    install::apply(&test.cluster, &first, false).await.unwrap();
+
+    // Installed again in another namespace: refused before anything is applied.
+    let here = install::manifests(&Component::Lead, &options(&test)).unwrap();
+    let refused = install::apply(&test.cluster, &here, true)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&refused, install::InstallError::Elsewhere { name, namespace }
+            if name == "zen-lead" && *namespace == other),
+        "{refused}"
+    );
+    assert_eq!(
+        refused.to_string(),
+        format!(
+            "zen-lead is installed in namespace {other} already: one install of a controller per cluster"
+        )
+    );
+    // An uninstall here takes nothing of the install there: not its Namespace, not its RBAC.
+    let none = install::uninstall(&test.cluster, "zen-lead", &test.namespace, false)
+        .await
+        .unwrap();
+    assert!(none.is_empty(), "{none:?}");
+    assert_eq!(labelled(&test, "zen-lead").len(), first.len());
+
+    let all = install::uninstall(&test.cluster, "zen-lead", &other, false)
+        .await
+        .unwrap();
+    let last = all.last().unwrap();
+    assert_eq!(
+        (last.kind.as_str(), last.name.as_str()),
+        ("Namespace", other.as_str())
+    );
+    assert_eq!(all.len(), first.len(), "{all:?}");
+    eventually(WAIT, "nothing labelled left", || async {
+        labelled(&test, "zen-lead").is_empty().then_some(())
+    })
+    .await;
+    test.cleanup().await;
+}

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -86,7 +87,7 @@ def manifests(
     controller: Literal["lead", "reconcile-controller"],
     *,
     rgd: str | os.PathLike[str] | None = None,
-    crds: list[str | os.PathLike[str]] | None = None,
+    crds: Sequence[str | os.PathLike[str]] | None = None,
     namespace: str = DEFAULT_NAMESPACE,
     replicas: int = 2,
     image: str = DEFAULT_IMAGE,
@@ -103,10 +104,10 @@ def manifests(
     >>> [o["metadata"]["name"] for o in objects if o["kind"] == "ConfigMap"]
     ['zen-reconcile-web-app-graph']
 
-    Raises ``ValueError`` for a namespace that is not a DNS label, replicas below 1, an
-    empty image, or a file with no graph or several; :class:`~kubezen.graph.GraphError` for
-    a file that cannot be read, is over 1 MiB or is not YAML; :class:`InstallError` for a
-    graph with errors.
+    Raises ``ValueError`` for a namespace that is not a DNS label, replicas out of 1 to 100,
+    an empty image, or a file with several graphs; :class:`~kubezen.graph.GraphError` for a
+    file that cannot be read, is not UTF-8 YAML or holds no graph; :class:`InstallError` for
+    a graph over 1 MiB or with errors.
     """
     text = _core.install_manifests(
         controller,
@@ -148,7 +149,7 @@ def _change(
     uninstall: bool,
     dry_run: bool,
     rgd: str | os.PathLike[str] | None,
-    crds: list[str | os.PathLike[str]] | None,
+    crds: Sequence[str | os.PathLike[str]] | None,
     namespace: str,
     replicas: int,
     image: str,
@@ -174,7 +175,7 @@ def apply(
     controller: Literal["lead", "reconcile-controller"],
     *,
     rgd: str | os.PathLike[str] | None = None,
-    crds: list[str | os.PathLike[str]] | None = None,
+    crds: Sequence[str | os.PathLike[str]] | None = None,
     namespace: str = DEFAULT_NAMESPACE,
     replicas: int = 2,
     image: str = DEFAULT_IMAGE,
@@ -188,8 +189,10 @@ def apply(
     before without the install's label is left as it is (and never deleted by
     :func:`uninstall`).
 
-    Raises what :func:`manifests` raises, and :class:`InstallError` when the cluster cannot be
-    reached or refuses an object (the objects before it stay applied).
+    Raises what :func:`manifests` raises, and :class:`InstallError` when the controller is
+    installed in another namespace already (one install of a controller per cluster: nothing is
+    applied), or when the cluster cannot be reached or refuses an object (the objects before it
+    stay applied).
     """
     return _change(
         controller, uninstall=False, dry_run=dry_run, rgd=rgd, crds=crds, namespace=namespace,
@@ -201,7 +204,7 @@ def uninstall(
     controller: Literal["lead", "reconcile-controller"],
     *,
     rgd: str | os.PathLike[str] | None = None,
-    crds: list[str | os.PathLike[str]] | None = None,
+    crds: Sequence[str | os.PathLike[str]] | None = None,
     namespace: str = DEFAULT_NAMESPACE,
     dry_run: bool = False,
     kubeconfig: str | os.PathLike[str] | None = None,
@@ -209,7 +212,8 @@ def uninstall(
 ) -> list[Change]:
     """Deletes every object an install of ``controller`` made in ``namespace`` (found by its
     ``install.kubezen.io/controller`` label, the Deployment first and the Namespace last) and
-    the Lease its replicas held, as ``kubectl zen install CONTROLLER --uninstall`` does. A
+    the Lease its replicas held, as ``kubectl zen install CONTROLLER --uninstall`` does (its
+    ClusterRole and binding only when they are this namespace's install's). A
     reconcile controller is named after its graph: pass the ``rgd`` it was installed with.
     What the controller made while it ran (leader Services, a graph's CRD and instances) stays.
 

@@ -46,7 +46,13 @@ fn component(controller: &str, rgd: Option<PathBuf>, crds: &[PathBuf]) -> PyResu
     }
 }
 
-fn options(namespace: String, replicas: u16, image: String) -> PyResult<InstallOptions> {
+fn options(namespace: String, replicas: i64, image: String) -> PyResult<InstallOptions> {
+    let replicas = u16::try_from(replicas).map_err(|_| {
+        PyValueError::new_err(format!(
+            "replicas must be 1 to {}, not {replicas}",
+            install::MAX_REPLICAS
+        ))
+    })?;
     let options = InstallOptions {
         namespace,
         replicas,
@@ -67,7 +73,7 @@ pub fn install_manifests(
     rgd: Option<PathBuf>,
     crds: Vec<PathBuf>,
     namespace: String,
-    replicas: u16,
+    replicas: i64,
     image: String,
     as_graph: bool,
 ) -> PyResult<String> {
@@ -101,7 +107,7 @@ pub fn install_change(
     rgd: Option<PathBuf>,
     crds: Vec<PathBuf>,
     namespace: String,
-    replicas: u16,
+    replicas: i64,
     image: String,
     kubeconfig: Option<PathBuf>,
     context: Option<String>,

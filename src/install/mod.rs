@@ -62,6 +62,9 @@ pub const METRICS_PORT: u16 = 8080;
 /// The non-root user the controllers run as (distroless' `nonroot`).
 const USER: i64 = 65532;
 
+/// The most replicas an install runs: one is active, the rest stand by.
+pub const MAX_REPLICAS: u16 = 100;
+
 /// The largest graph a reconcile controller can be given: a `ConfigMap` carries at most 1 MiB.
 pub const MAX_GRAPH_BYTES: u64 = 1 << 20;
 
@@ -84,19 +87,23 @@ impl Component {
     /// `name` in errors), its templates checked against `catalog`.
     ///
     /// # Errors
-    /// [`InstallError::Load`] for text over [`MAX_GRAPH_BYTES`], that holds no graph or cannot
-    /// be parsed, [`InstallError::Options`] for more than one graph, and
+    /// [`InstallError::TooLarge`] over [`MAX_GRAPH_BYTES`]; [`InstallError::Load`] for text that
+    /// cannot be parsed or holds no graph; [`InstallError::Options`] for more than one graph;
     /// [`InstallError::Graph`] for a graph with errors.
     pub fn reconcile(rgd: String, name: &str, catalog: &Catalog) -> Result<Self, InstallError> {
         if rgd.len() as u64 > MAX_GRAPH_BYTES {
-            // A ConfigMap cannot carry it to the controller.
-            return Err(InstallError::Load(LoadError::TooLarge {
-                path: name.to_owned(),
-                limit: MAX_GRAPH_BYTES,
-            }));
+            return Err(InstallError::TooLarge {
+                name: name.to_owned(),
+            });
         }
         let mut graphs = crate::graph::parse_str(&rgd, name, catalog)?;
-        if graphs.len() != 1 {
+        if graphs.is_empty() {
+            return Err(LoadError::NoGraphs {
+                path: name.to_owned(),
+            }
+            .into());
+        }
+        if graphs.len() > 1 {
             return Err(InstallError::Options(format!(
                 "{name} holds {} ResourceGraphDefinitions; a controller reconciles one",
                 graphs.len()
@@ -113,22 +120,30 @@ impl Component {
     /// than [`MAX_GRAPH_BYTES`].
     ///
     /// # Errors
-    /// As [`Component::reconcile`]; [`InstallError::Load`] when the file cannot be read.
+    /// As [`Component::reconcile`]; [`InstallError::Load`] when the file cannot be read or is
+    /// not UTF-8.
     pub fn reconcile_file(path: &Path, catalog: &Catalog) -> Result<Self, InstallError> {
         let name = path.display().to_string();
-        let mut text = String::new();
+        let mut bytes = Vec::new();
         let read = if path == Path::new("-") {
             io::stdin()
                 .lock()
                 .take(MAX_GRAPH_BYTES + 1)
-                .read_to_string(&mut text)
+                .read_to_end(&mut bytes)
         } else {
             std::fs::File::open(path)
-                .and_then(|file| file.take(MAX_GRAPH_BYTES + 1).read_to_string(&mut text))
+                .and_then(|file| file.take(MAX_GRAPH_BYTES + 1).read_to_end(&mut bytes))
         };
         read.map_err(|source| LoadError::Io {
             path: name.clone(),
             source,
+        })?;
+        if bytes.len() as u64 > MAX_GRAPH_BYTES {
+            return Err(InstallError::TooLarge { name });
+        }
+        let text = String::from_utf8(bytes).map_err(|error| LoadError::NotUtf8 {
+            path: name.clone(),
+            offset: error.utf8_error().valid_up_to(),
         })?;
         Self::reconcile(text, &name, catalog)
     }
@@ -205,7 +220,7 @@ impl Component {
 pub struct InstallOptions {
     /// The namespace it runs in ([`DEFAULT_NAMESPACE`]).
     pub namespace: String,
-    /// Replicas; more than one elect a leader (2).
+    /// Replicas, 1 to [`MAX_REPLICAS`]; more than one elect a leader (2).
     pub replicas: u16,
     /// The image ([`DEFAULT_IMAGE`]).
     pub image: String,
@@ -230,9 +245,26 @@ pub enum InstallError {
     /// The graph of a reconcile controller could not be read or parsed.
     #[error(transparent)]
     Load(#[from] LoadError),
+    /// The graph of a reconcile controller is over [`MAX_GRAPH_BYTES`].
+    #[error("{name} is over 1 MiB: a ConfigMap cannot carry it to the controller")]
+    TooLarge {
+        /// The graph's file.
+        name: String,
+    },
     /// The graph of a reconcile controller has errors.
     #[error(transparent)]
     Graph(ReconcileError),
+    /// The controller is installed in another namespace already: two would both act on every
+    /// object, and share one `ClusterRole`.
+    #[error(
+        "{name} is installed in namespace {namespace} already: one install of a controller per cluster"
+    )]
+    Elsewhere {
+        /// The controller ([`Component::name`]).
+        name: String,
+        /// The namespace it is installed in.
+        namespace: String,
+    },
     /// The API server refused a request.
     #[error("{what}: {message}")]
     Api {
@@ -247,8 +279,8 @@ impl InstallOptions {
     /// The options, or what is wrong with them.
     ///
     /// # Errors
-    /// [`InstallError::Options`] for a namespace that is not a DNS label, no replicas, or an
-    /// empty image.
+    /// [`InstallError::Options`] for a namespace that is not a DNS label, replicas out of 1 to
+    /// [`MAX_REPLICAS`], or an empty image.
     pub fn checked(&self) -> Result<&Self, InstallError> {
         let namespace = &self.namespace;
         let label = !namespace.is_empty()
@@ -263,10 +295,11 @@ impl InstallOptions {
                 "namespace {namespace:?} is not a DNS label: lower-case letters, digits and '-', at most 63"
             )));
         }
-        if self.replicas == 0 {
-            return Err(InstallError::Options(
-                "--replicas must be at least 1 (to stop a controller, uninstall it)".into(),
-            ));
+        if !(1..=MAX_REPLICAS).contains(&self.replicas) {
+            return Err(InstallError::Options(format!(
+                "replicas must be 1 to {MAX_REPLICAS}, not {} (to stop a controller, uninstall it)",
+                self.replicas
+            )));
         }
         if self.image.trim().is_empty() || self.image.contains(char::is_whitespace) {
             return Err(InstallError::Options(format!(
@@ -305,7 +338,7 @@ pub fn manifests(
     };
     let selector =
         json!({"app.kubernetes.io/name": name, "app.kubernetes.io/part-of": "kubectl-zen"});
-    let cluster_role = format!("kubectl-zen:{name}");
+    let cluster_role = cluster_role_of(&name);
     let subjects = json!([{"kind": "ServiceAccount", "name": name, "namespace": namespace}]);
     let rules = |scope: Scope| -> Vec<Json> {
         permissions
@@ -416,7 +449,7 @@ pub fn graph(component: &Component) -> Result<Json, InstallError> {
                 "scope": "Cluster",
                 "spec": {
                     "namespace": format!("string | default={:?}", defaults.namespace),
-                    "replicas": format!("integer | default={} minimum=2 maximum=100", defaults.replicas),
+                    "replicas": format!("integer | default={} minimum=2 maximum={MAX_REPLICAS}", defaults.replicas),
                     "image": format!("string | default={:?}", defaults.image),
                 },
                 "status": {"availableReplicas": "${deployment.status.availableReplicas}"},
@@ -592,12 +625,28 @@ fn api(cluster: &Cluster, kind: &str, namespace: &str) -> Result<Api<DynamicObje
 /// API server refuses them until it does): they are reported `unchecked`.
 ///
 /// # Errors
-/// [`InstallError::Api`] naming the object the server refused; objects before it stay applied.
+/// [`InstallError::Elsewhere`] when the controller is installed in another namespace (nothing is
+/// applied); [`InstallError::Api`] naming the object the server refused (objects before it stay
+/// applied).
 pub async fn apply(
     cluster: &Cluster,
     objects: &[Json],
     dry_run: bool,
 ) -> Result<Vec<Change>, InstallError> {
+    let binding = objects
+        .iter()
+        .find(|o| o["kind"] == "ClusterRoleBinding")
+        .and_then(|o| Some((o["metadata"]["name"].as_str()?, subject_namespace(o)?)));
+    if let Some((binding, namespace)) = binding
+        && let Some(other) = installed_in(cluster, binding).await?
+        && other != namespace
+    {
+        let name = binding.trim_start_matches("kubectl-zen:").to_owned();
+        return Err(InstallError::Elsewhere {
+            name,
+            namespace: other,
+        });
+    }
     let mut params = PatchParams::apply(FIELD_MANAGER).force();
     params.dry_run = dry_run;
     let mut changes = Vec::with_capacity(objects.len());
@@ -642,10 +691,11 @@ pub async fn apply(
 }
 
 /// Deletes what an install of the controller `name` (a [`Component::name`]) made in
-/// `namespace`: every object of the install's kinds labelled [`INSTALL_LABEL`]`=name` (the
-/// Deployment first, the Namespace last and only when the install made it), and the Lease its
-/// replicas held. What the controller itself made while it ran (leader Services, a graph's CRD
-/// and instances) is not the install's and stays.
+/// `namespace`: every object of the install's kinds labelled [`INSTALL_LABEL`]`=name` there (the
+/// Deployment first, the Namespace `namespace` last and only when the install made it), its
+/// `ClusterRole` and binding unless they belong to an install in another namespace, and the
+/// Lease its replicas held. What the controller itself made while it ran (leader Services, a
+/// graph's CRD and instances) is not the install's and stays.
 ///
 /// # Errors
 /// [`InstallError::Api`] when a list or delete is refused.
@@ -659,7 +709,15 @@ pub async fn uninstall(
     let mut params = DeleteParams::background();
     params.dry_run = dry_run;
     let mut changes = Vec::new();
+    // The cluster-scoped RBAC is this namespace's install's only if its binding says so.
+    let cluster_rbac_ours = installed_in(cluster, &cluster_role_of(name))
+        .await?
+        .is_none_or(|other| other == namespace);
     for kind in KINDS.iter().rev() {
+        let cluster_rbac = matches!(*kind, "ClusterRole" | "ClusterRoleBinding");
+        if cluster_rbac && !cluster_rbac_ours {
+            continue;
+        }
         let api = api(cluster, kind, namespace)?;
         let failed = |verb: &str, error: &kube::Error| InstallError::Api {
             what: format!("{verb} {kind} labelled {selector}"),
@@ -672,6 +730,9 @@ pub async fn uninstall(
         for object in found {
             let object_name = object.metadata.name.unwrap_or_default();
             let object_namespace = object.metadata.namespace.unwrap_or_default();
+            if *kind == "Namespace" && object_name != namespace {
+                continue; // another install's
+            }
             match api.delete(&object_name, &params).await {
                 Ok(_) => changes.push(change(kind, &object_namespace, &object_name, "deleted")),
                 Err(error) if is_not_found(&error) => {}
@@ -690,6 +751,29 @@ pub async fn uninstall(
         }
     }
     Ok(changes)
+}
+
+/// The name of the `ClusterRole` and `ClusterRoleBinding` of the controller installed as `name`.
+fn cluster_role_of(name: &str) -> String {
+    format!("kubectl-zen:{name}")
+}
+
+/// The namespace of a binding's first subject: where the install it belongs to runs.
+fn subject_namespace(binding: &Json) -> Option<&str> {
+    binding["subjects"][0]["namespace"].as_str()
+}
+
+/// The namespace the `ClusterRoleBinding` `binding` binds a service account of, if it exists.
+async fn installed_in(cluster: &Cluster, binding: &str) -> Result<Option<String>, InstallError> {
+    let bindings = api(cluster, "ClusterRoleBinding", "")?;
+    let existing = bindings
+        .get_opt(binding)
+        .await
+        .map_err(|error| InstallError::Api {
+            what: format!("get ClusterRoleBinding {binding}"),
+            message: api_message(&error),
+        })?;
+    Ok(existing.and_then(|b| subject_namespace(&b.data).map(str::to_owned)))
 }
 
 /// The Lease of the controller installed as `name`: zen-lead's own name for its Lease, else the

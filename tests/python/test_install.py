@@ -26,7 +26,8 @@ def plugin(plugin_bin: Path, *args: str) -> str:
     return result.stdout
 
 
-def test_the_module_doctest_runs() -> None:
+def test_the_module_doctest_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)  # the examples name files of the checkout
     results = doctest.testmod(kubezen.install, extraglobs={"kubezen": kubezen})
     assert results.failed == 0 and results.attempted > 5
 
@@ -66,8 +67,9 @@ def test_graph_is_the_plugins_and_a_valid_graph(plugin_bin: Path) -> None:
 def test_bad_options_are_value_errors() -> None:
     with pytest.raises(ValueError, match="not a DNS label"):
         kubezen.install.manifests("lead", namespace="Not_A_Label")
-    with pytest.raises(ValueError, match="at least 1"):
-        kubezen.install.manifests("lead", replicas=0)
+    for replicas in (0, 101, -1, 70000):
+        with pytest.raises(ValueError, match=f"replicas must be 1 to 100, not {replicas}"):
+            kubezen.install.manifests("lead", replicas=replicas)
     with pytest.raises(ValueError, match="not an image reference"):
         kubezen.install.manifests("lead", image=" ")
     with pytest.raises(ValueError, match='"lead" or "reconcile-controller"'):
@@ -76,8 +78,6 @@ def test_bad_options_are_value_errors() -> None:
         kubezen.install.manifests("reconcile-controller")
     with pytest.raises(ValueError, match="rgd is for"):
         kubezen.install.manifests("lead", rgd=WEB_APP)
-    with pytest.raises(OverflowError):
-        kubezen.install.manifests("lead", replicas=70000)
 
 
 def test_graph_problems_are_graph_and_install_errors(tmp_path: Path) -> None:
@@ -85,7 +85,7 @@ def test_graph_problems_are_graph_and_install_errors(tmp_path: Path) -> None:
         kubezen.install.manifests("reconcile-controller", rgd=tmp_path / "missing.yaml")
     not_a_graph = tmp_path / "cm.yaml"
     not_a_graph.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n")
-    with pytest.raises(ValueError, match="holds 0 ResourceGraphDefinitions"):
+    with pytest.raises(kubezen.graph.GraphError, match="no ResourceGraphDefinition"):
         kubezen.install.manifests("reconcile-controller", rgd=not_a_graph)
     two = tmp_path / "two.yaml"
     two.write_text(WEB_APP.read_text() + "\n---\n" + WEB_APP.read_text())
@@ -93,7 +93,7 @@ def test_graph_problems_are_graph_and_install_errors(tmp_path: Path) -> None:
         kubezen.install.manifests("reconcile-controller", rgd=two)
     huge = tmp_path / "huge.yaml"
     huge.write_text(WEB_APP.read_text() + "#" * (1 << 20))
-    with pytest.raises(kubezen.graph.GraphError, match="larger than 1048576 bytes"):
+    with pytest.raises(kubezen.install.InstallError, match="over 1 MiB: a ConfigMap cannot"):
         kubezen.install.manifests("reconcile-controller", rgd=huge)
     broken = ROOT / "examples" / "rgd" / "broken.yaml"
     with pytest.raises(kubezen.install.InstallError):

@@ -59,7 +59,7 @@ pub struct InstallArgs {
     pub rgd: Option<PathBuf>,
 
     /// Replicas; above 1 they elect one active replica on a Lease
-    #[arg(long, default_value_t = 2, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=100))]
+    #[arg(long, default_value_t = 2, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=i64::from(install::MAX_REPLICAS)))]
     pub replicas: u16,
 
     /// The image the Deployment runs (built by the repository's Dockerfile)
@@ -179,6 +179,13 @@ fn failure(error: &InstallError) -> Failure {
         InstallError::Options(message) => {
             Failure::usage(message.clone()).hint("kubectl zen install --help")
         }
+        InstallError::TooLarge { .. } => {
+            failure.hint("move large data out of the graph's templates, or split the graph")
+        }
+        InstallError::Elsewhere { name, namespace } => failure.hint(format!(
+            "to move it, remove that install first: kubectl zen install {} -n {namespace} --uninstall",
+            if name == "zen-lead" { "lead" } else { "reconcile-controller --rgd FILE" }
+        )),
         InstallError::Api { .. } => failure,
     }
 }
