@@ -15,7 +15,8 @@ RUN apt-get update -qq \
  && rustup target add "$(uname -m)-unknown-linux-musl"
 WORKDIR /src
 COPY . .
-RUN install -D -m 0755 "$(bash scripts/build-static.sh)" /out/kubectl-zen \
+RUN bash scripts/build-static.sh > /tmp/binary \
+ && install -D -m 0755 "$(cat /tmp/binary)" /out/kubectl-zen \
  && /out/kubectl-zen --version
 
 FROM gcr.io/distroless/static-debian12:nonroot

@@ -25,4 +25,9 @@ fi
 
 target_dir=$("$cargo" metadata --format-version 1 --no-deps --manifest-path "$root/Cargo.toml" |
   sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
-echo "$target_dir/${target:+$target/}dist/kubectl-zen"
+binary="$target_dir/${target:+$target/}dist/kubectl-zen"
+if [[ -z "$target_dir" || ! -x "$binary" ]]; then
+  echo "build-static: no binary at '$binary' (cargo metadata's target_directory: '$target_dir')" >&2
+  exit 1
+fi
+echo "$binary"
