@@ -7,11 +7,13 @@
 mod support;
 
 use std::collections::BTreeSet;
+use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::FutureExt as _;
 use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use kubezen::cluster::election::ElectionOptions;
@@ -661,25 +663,67 @@ async fn the_install_as_a_graph_reconciles_to_the_same_objects() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_controller_is_installed_once_and_uninstall_takes_only_its_own() {
+async fn installs_are_one_per_controller_and_uninstall_takes_only_its_own() {
     let _turn = ZEN_LEAD.lock().await;
     let test = cluster().await;
     let other = format!("{}-other", test.namespace);
+    let outcome = AssertUnwindSafe(two_namespaces_two_controllers(&test, &other))
+        .catch_unwind()
+        .await;
+    // Whatever happened, nothing of the test stays (and no binding names `other` for the next).
+    for name in ["zen-lead".to_owned(), web_app().name()] {
+        let _ = install::uninstall(&test.cluster, &name, &other, false).await;
+    }
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(test.client.clone());
+    let _ = namespaces.delete(&other, &DeleteParams::default()).await;
+    test.cleanup().await;
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+/// What uninstall deleted, but the Lease (real pods may have taken it) as (kind, name).
+fn deleted(changes: &[install::Change]) -> Vec<(String, String)> {
+    let mut deleted: Vec<_> = changes
+        .iter()
+        .filter(|c| c.action == "deleted" && c.kind != "Lease")
+        .map(|c| (c.kind.clone(), c.name.clone()))
+        .collect();
+    deleted.sort();
+    deleted
+}
+
+async fn two_namespaces_two_controllers(test: &TestCluster, other: &str) {
     let there = InstallOptions {
-        namespace: other.clone(),
+        namespace: other.to_owned(),
         ..InstallOptions::default()
     };
-    let first = install::manifests(&Component::Lead, &there).unwrap();
-    install::apply(&test.cluster, &first, false).await.unwrap();
+    let lead = install::manifests(&Component::Lead, &there).unwrap();
+    install::apply(&test.cluster, &lead, false).await.unwrap();
+    // The install made the Namespace: label it a test's, for `kubectl delete ns -l` after a crash.
+    let namespaces: Api<DynamicObject> = Api::all_with(
+        test.client.clone(),
+        &ApiResource::erase::<k8s_openapi::api::core::v1::Namespace>(&()),
+    );
+    let label = json!({"metadata": {"labels": {"kubezen.io/test": "true"}}});
+    namespaces
+        .patch(other, &PatchParams::default(), &Patch::Merge(&label))
+        .await
+        .unwrap();
+    let again = install::apply(&test.cluster, &lead, false).await.unwrap();
+    assert!(
+        again.iter().all(|c| c.action == "serverside-applied"),
+        "{again:?}"
+    );
 
-    // Installed again in another namespace: refused before anything is applied.
-    let here = install::manifests(&Component::Lead, &options(&test)).unwrap();
+    // zen-lead again, in another namespace: refused before anything is applied.
+    let here = install::manifests(&Component::Lead, &options(test)).unwrap();
     let refused = install::apply(&test.cluster, &here, true)
         .await
         .unwrap_err();
     assert!(
         matches!(&refused, install::InstallError::Elsewhere { name, namespace }
-            if name == "zen-lead" && *namespace == other),
+            if name == "zen-lead" && namespace == other),
         "{refused}"
     );
     assert_eq!(
@@ -693,20 +737,65 @@ async fn a_controller_is_installed_once_and_uninstall_takes_only_its_own() {
         .await
         .unwrap();
     assert!(none.is_empty(), "{none:?}");
-    assert_eq!(labelled(&test, "zen-lead").len(), first.len());
+    assert_eq!(labelled(test, "zen-lead").len(), lead.len());
 
-    let all = install::uninstall(&test.cluster, "zen-lead", &other, false)
+    // A second controller in the same Namespace: uninstalling either keeps it for the other.
+    let graph = web_app();
+    let reconcile = install::manifests(&graph, &there).unwrap();
+    let applied = install::apply(&test.cluster, &reconcile, false)
         .await
         .unwrap();
-    let last = all.last().unwrap();
+    assert_eq!(applied[0].kind, "Namespace");
+    let first = install::uninstall(&test.cluster, "zen-lead", other, false)
+        .await
+        .unwrap();
+    let namespace = first.last().unwrap();
     assert_eq!(
-        (last.kind.as_str(), last.name.as_str()),
-        ("Namespace", other.as_str())
+        (namespace.kind.as_str(), namespace.action),
+        ("Namespace", "kept"),
+        "{first:?}"
     );
-    assert_eq!(all.len(), first.len(), "{all:?}");
-    eventually(WAIT, "nothing labelled left", || async {
-        labelled(&test, "zen-lead").is_empty().then_some(())
-    })
+    let mut wanted: Vec<_> = lead
+        .iter()
+        .filter(|o| o["kind"] != "Namespace")
+        .map(|o| {
+            let field = |f: &str| o[f].as_str().unwrap_or_default().to_owned();
+            (
+                field("kind"),
+                o["metadata"]["name"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    wanted.sort();
+    assert_eq!(deleted(&first), wanted);
+    assert_eq!(labelled(test, &graph.name()).len(), reconcile.len());
+
+    let last = install::uninstall(&test.cluster, &graph.name(), other, false)
+        .await
+        .unwrap();
+    let namespace = last.last().unwrap();
+    assert_eq!(
+        (
+            namespace.kind.as_str(),
+            namespace.name.as_str(),
+            namespace.action
+        ),
+        ("Namespace", other, "deleted"),
+        "the last install out takes the Namespace: {last:?}"
+    );
+    assert_eq!(deleted(&last).len(), reconcile.len());
+    // A Namespace being deleted keeps its labels until its pods are gone: count the rest.
+    eventually(
+        Duration::from_secs(120),
+        "nothing labelled left",
+        || async {
+            let left: Vec<String> = [labelled(test, "zen-lead"), labelled(test, &graph.name())]
+                .concat()
+                .into_iter()
+                .filter(|object| !object.starts_with("namespace/"))
+                .collect();
+            left.is_empty().then_some(())
+        },
+    )
     .await;
-    test.cleanup().await;
 }

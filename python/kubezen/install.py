@@ -69,7 +69,7 @@ class Change:
     """An object an install wrote or deleted.
 
     ``action`` is ``"serverside-applied"``, ``"kept"`` (a Namespace that existed before and is
-    not the install's), ``"unchecked"`` (a dry run's object in a Namespace not made yet: the
+    not an install's, or that another install still uses), ``"unchecked"`` (a dry run's object in a Namespace not made yet: the
     API server checks nothing in it until it exists) or ``"deleted"``.
     """
 
@@ -211,9 +211,10 @@ def uninstall(
     context: str | None = None,
 ) -> list[Change]:
     """Deletes every object an install of ``controller`` made in ``namespace`` (found by its
-    ``install.kubezen.io/controller`` label, the Deployment first and the Namespace last) and
-    the Lease its replicas held, as ``kubectl zen install CONTROLLER --uninstall`` does (its
-    ClusterRole and binding only when they are this namespace's install's). A
+    ``install.kubezen.io/controller`` label, the Deployment first) and the Lease its replicas
+    held, as ``kubectl zen install CONTROLLER --uninstall`` does: its ClusterRole and binding
+    only when they are this namespace's install's, and the Namespace last, when an install made
+    it and no other controller's install is left in it (``"kept"`` when one is). A
     reconcile controller is named after its graph: pass the ``rgd`` it was installed with.
     What the controller made while it ran (leader Services, a graph's CRD and instances) stays.
 

@@ -563,7 +563,8 @@ pub struct Change {
     /// Its name.
     pub name: String,
     /// What happened: `serverside-applied`, `kept` (a Namespace that existed before and is not
-    /// the install's), `unchecked` (a dry run's object in a Namespace not made yet), `deleted`.
+    /// an install's, or that another install still uses), `unchecked` (a dry run's object in a
+    /// Namespace not made yet), `deleted`.
     pub action: &'static str,
 }
 
@@ -692,10 +693,11 @@ pub async fn apply(
 
 /// Deletes what an install of the controller `name` (a [`Component::name`]) made in
 /// `namespace`: every object of the install's kinds labelled [`INSTALL_LABEL`]`=name` there (the
-/// Deployment first, the Namespace `namespace` last and only when the install made it), its
-/// `ClusterRole` and binding unless they belong to an install in another namespace, and the
-/// Lease its replicas held. What the controller itself made while it ran (leader Services, a
-/// graph's CRD and instances) is not the install's and stays.
+/// Deployment first), its `ClusterRole` and binding unless they belong to an install in another
+/// namespace, the Lease its replicas held, and last the Namespace `namespace` when an install
+/// made it and no other controller's install is left in it (`kept` when one is). What the
+/// controller itself made while it ran (leader Services, a graph's CRD and instances) is not
+/// the install's and stays.
 ///
 /// # Errors
 /// [`InstallError::Api`] when a list or delete is refused.
@@ -715,7 +717,7 @@ pub async fn uninstall(
         .is_none_or(|other| other == namespace);
     for kind in KINDS.iter().rev() {
         let cluster_rbac = matches!(*kind, "ClusterRole" | "ClusterRoleBinding");
-        if cluster_rbac && !cluster_rbac_ours {
+        if (cluster_rbac && !cluster_rbac_ours) || *kind == "Namespace" {
             continue;
         }
         let api = api(cluster, kind, namespace)?;
@@ -730,17 +732,14 @@ pub async fn uninstall(
         for object in found {
             let object_name = object.metadata.name.unwrap_or_default();
             let object_namespace = object.metadata.namespace.unwrap_or_default();
-            if *kind == "Namespace" && object_name != namespace {
-                continue; // another install's
-            }
             match api.delete(&object_name, &params).await {
                 Ok(_) => changes.push(change(kind, &object_namespace, &object_name, "deleted")),
                 Err(error) if is_not_found(&error) => {}
                 Err(error) => return Err(failed("delete", &error)),
             }
         }
-        if *kind == "Role" {
-            // The Lease the replicas held carries no label; it goes with their Role.
+        if *kind == "Role" && !changes.is_empty() {
+            // The Lease the replicas held carries no label; it goes with the install.
             let lease = lease_of(name);
             let leases = self::api(cluster, "Lease", namespace)?;
             match leases.delete(lease, &params).await {
@@ -750,7 +749,51 @@ pub async fn uninstall(
             }
         }
     }
+    if let Some(action) = uninstall_namespace(cluster, name, namespace, &params).await? {
+        changes.push(change("Namespace", "", namespace, action));
+    }
     Ok(changes)
+}
+
+/// The install's Namespace goes with the last install in it: it is deleted when an install made
+/// it (it carries [`INSTALL_LABEL`], whichever controller's) and no other install's
+/// `ServiceAccount` is left in it, and `kept` when one is. `None` for a Namespace no install made.
+async fn uninstall_namespace(
+    cluster: &Cluster,
+    name: &str,
+    namespace: &str,
+    params: &DeleteParams,
+) -> Result<Option<&'static str>, InstallError> {
+    let failed = |what: String, error: &kube::Error| InstallError::Api {
+        what,
+        message: api_message(error),
+    };
+    let namespaces = api(cluster, "Namespace", "")?;
+    let made = namespaces
+        .get_opt(namespace)
+        .await
+        .map_err(|e| failed(format!("get Namespace {namespace}"), &e))?
+        .is_some_and(|ns| {
+            ns.metadata
+                .labels
+                .is_some_and(|labels| labels.contains_key(INSTALL_LABEL))
+        });
+    if !made {
+        return Ok(None);
+    }
+    let others = format!("{INSTALL_LABEL},{INSTALL_LABEL}!={name}");
+    let accounts = api(cluster, "ServiceAccount", namespace)?
+        .list_metadata(&ListParams::default().labels(&others).limit(1))
+        .await
+        .map_err(|e| failed(format!("list ServiceAccounts labelled {others}"), &e))?;
+    if !accounts.items.is_empty() {
+        return Ok(Some("kept"));
+    }
+    match namespaces.delete(namespace, params).await {
+        Ok(_) => Ok(Some("deleted")),
+        Err(error) if is_not_found(&error) => Ok(None),
+        Err(error) => Err(failed(format!("delete Namespace {namespace}"), &error)),
+    }
 }
 
 /// The name of the `ClusterRole` and `ClusterRoleBinding` of the controller installed as `name`.
