@@ -60,7 +60,7 @@ use dag::Dag;
 use schema::FieldSchema;
 pub use source::{
     LoadError, MAX_INPUT_BYTES, fetch, load_path, load_reader, parse_documents, parse_str,
-    read_documents, read_manifests,
+    read_documents, read_manifests, read_text,
 };
 pub use synthetic::synthetic_rgd;
 pub use template::{FieldExpressions, FieldForm, NESTED_EXPRESSION};

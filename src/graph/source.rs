@@ -169,7 +169,7 @@ pub fn load_reader(
     name: &str,
     catalog: &Catalog,
 ) -> Result<Vec<ResourceGraph>, LoadError> {
-    let graphs: Vec<ResourceGraph> = documents(&read_all(reader, name)?, name)?
+    let graphs: Vec<ResourceGraph> = documents(&read_all(reader, name, MAX_INPUT_BYTES)?, name)?
         .into_iter()
         .filter(|(_, document)| is_graph(document))
         .map(|(origin, document)| ResourceGraph::from_json(document, origin, catalog))
@@ -188,10 +188,33 @@ pub fn load_reader(
 /// # Errors
 /// [`LoadError`] when the input cannot be read, is too large, not UTF-8 or not YAML.
 pub fn read_documents(path: &Path) -> Result<Vec<(Origin, Json)>, LoadError> {
-    if path == Path::new("-") {
-        return documents(&read_all(io::stdin().lock(), "-")?, "-");
-    }
-    documents(&read_limited(path)?, &path.display().to_string())
+    text_documents(
+        &read_text(path, MAX_INPUT_BYTES)?,
+        &path.display().to_string(),
+    )
+}
+
+/// The text of a file, or of standard input when `path` is `-`, read no further than `limit`
+/// bytes.
+///
+/// # Errors
+/// [`LoadError::Io`] when it cannot be read, [`LoadError::TooLarge`] over `limit`,
+/// [`LoadError::NotUtf8`].
+pub fn read_text(path: &Path, limit: u64) -> Result<String, LoadError> {
+    let name = path.display().to_string();
+    let bytes = if path == Path::new("-") {
+        read_all(io::stdin().lock(), &name, limit)?
+    } else {
+        let file = fs::File::open(path).map_err(|source| LoadError::Io {
+            path: name.clone(),
+            source,
+        })?;
+        read_all(file, &name, limit)?
+    };
+    String::from_utf8(bytes).map_err(|e| LoadError::NotUtf8 {
+        path: name,
+        offset: e.utf8_error().valid_up_to(),
+    })
 }
 
 /// Every document of Kubernetes manifests: a file, standard input (`-`), or a directory read
@@ -220,19 +243,19 @@ pub fn parse_documents(text: &str, name: &str) -> Result<Vec<(Origin, Json)>, Lo
     text_documents(text, name)
 }
 
-fn read_all(reader: impl Read, name: &str) -> Result<Vec<u8>, LoadError> {
+fn read_all(reader: impl Read, name: &str, limit: u64) -> Result<Vec<u8>, LoadError> {
     let mut bytes = Vec::new();
     reader
-        .take(MAX_INPUT_BYTES + 1)
+        .take(limit + 1)
         .read_to_end(&mut bytes)
         .map_err(|source| LoadError::Io {
             path: name.to_owned(),
             source,
         })?;
-    if bytes.len() as u64 > MAX_INPUT_BYTES {
+    if bytes.len() as u64 > limit {
         return Err(LoadError::TooLarge {
             path: name.to_owned(),
-            limit: MAX_INPUT_BYTES,
+            limit,
         });
     }
     Ok(bytes)
@@ -276,7 +299,7 @@ fn read_limited(path: &Path) -> Result<Vec<u8>, LoadError> {
         path: name.clone(),
         source,
     })?;
-    read_all(file, &name)
+    read_all(file, &name, MAX_INPUT_BYTES)
 }
 
 /// The documents of `bytes`, which must be UTF-8 text.

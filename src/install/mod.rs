@@ -22,7 +22,6 @@
 //! ```
 
 use std::collections::BTreeMap;
-use std::io::{self, Read as _};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -123,29 +122,11 @@ impl Component {
     /// As [`Component::reconcile`]; [`InstallError::Load`] when the file cannot be read or is
     /// not UTF-8.
     pub fn reconcile_file(path: &Path, catalog: &Catalog) -> Result<Self, InstallError> {
-        let name = path.display().to_string();
-        let mut bytes = Vec::new();
-        let read = if path == Path::new("-") {
-            io::stdin()
-                .lock()
-                .take(MAX_GRAPH_BYTES + 1)
-                .read_to_end(&mut bytes)
-        } else {
-            std::fs::File::open(path)
-                .and_then(|file| file.take(MAX_GRAPH_BYTES + 1).read_to_end(&mut bytes))
-        };
-        read.map_err(|source| LoadError::Io {
-            path: name.clone(),
-            source,
+        let text = crate::graph::read_text(path, MAX_GRAPH_BYTES).map_err(|error| match error {
+            LoadError::TooLarge { path, .. } => InstallError::TooLarge { name: path },
+            other => InstallError::Load(other),
         })?;
-        if bytes.len() as u64 > MAX_GRAPH_BYTES {
-            return Err(InstallError::TooLarge { name });
-        }
-        let text = String::from_utf8(bytes).map_err(|error| LoadError::NotUtf8 {
-            path: name.clone(),
-            offset: error.utf8_error().valid_up_to(),
-        })?;
-        Self::reconcile(text, &name, catalog)
+        Self::reconcile(text, &path.display().to_string(), catalog)
     }
 
     /// The name of its objects and the value of [`INSTALL_LABEL`]: `zen-lead` or
@@ -637,14 +618,16 @@ pub async fn apply(
     let binding = objects
         .iter()
         .find(|o| o["kind"] == "ClusterRoleBinding")
-        .and_then(|o| Some((o["metadata"]["name"].as_str()?, subject_namespace(o)?)));
-    if let Some((binding, namespace)) = binding
+        .and_then(|o| {
+            let name = o["metadata"]["labels"][INSTALL_LABEL].as_str()?;
+            Some((name, o["metadata"]["name"].as_str()?, subject_namespace(o)?))
+        });
+    if let Some((name, binding, namespace)) = binding
         && let Some(other) = installed_in(cluster, binding).await?
         && other != namespace
     {
-        let name = binding.trim_start_matches("kubectl-zen:").to_owned();
         return Err(InstallError::Elsewhere {
-            name,
+            name: name.to_owned(),
             namespace: other,
         });
     }
