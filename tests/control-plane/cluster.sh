@@ -1,0 +1,379 @@
+#!/usr/bin/env bash
+# A real Kubernetes control plane on loopback, for the second pass of the tests: etcd,
+# kube-apiserver, kube-controller-manager and kube-scheduler built from the Kubernetes Go
+# modules (the go.mod files beside this script pin them), and kwok as every node's kubelet.
+#
+#   cluster.sh build            build the binaries once per version into the cache; print its bin dir
+#   cluster.sh bin-dir          print that directory (built or not)
+#   cluster.sh up DIR           start a cluster whose state, logs and kubeconfig live in DIR
+#   cluster.sh down DIR         stop everything `up DIR` started and remove its state
+#   cluster.sh restart-apiserver DIR [SECONDS]
+#                               kill kube-apiserver, wait SECONDS (default 0), start it again
+#   cluster.sh run CMD...       up in a fresh directory, run CMD with ZEN_TEST_KUBECONFIG and
+#                               KUBECONFIG set to the cluster's and its kubectl first on PATH,
+#                               then down, also when CMD fails
+#   cluster.sh skips FILE       count the skips the tests recorded in FILE (ZEN_TEST_SKIP_LOG)
+#
+# The cluster: TLS on 127.0.0.1 with a CA of its own, client-certificate auth (the admin is in
+# system:masters; the controller manager and scheduler have their own identities and RBAC),
+# RBAC and Node authorization, the default admission plugins plus NodeRestriction, service
+# account tokens signed by a key of its own, and three kwok nodes in two regions (eu-west,
+# us-east), labelled as zen-sim's nodes are, with a default StorageClass ("standard") and 40
+# volumes for claims to bind. Nothing listens off loopback.
+# Binaries are cached in ${ZEN_CONTROL_PLANE_CACHE:-~/.cache/kubezen/control-plane}/<key>, where
+# the key is a hash of the go.mod and go.sum files and the Go version: a version bump rebuilds.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cache_root="${ZEN_CONTROL_PLANE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kubezen/control-plane}"
+say() { printf 'control-plane: %s\n' "$*" >&2; }
+die() { say "error: $*"; exit 1; }
+
+# The Kubernetes version the binaries report (`kubectl version`, /version), from go.mod.
+kube_version() { awk '$1 == "k8s.io/kubernetes" && $2 ~ /^v1\./ {print $2; exit}' "$here/kubernetes/go.mod"; }
+
+cache_key() {
+  {
+    go version
+    cat "$here"/*/go.mod "$here"/*/go.sum "$here"/kwok/stages/main.go "$here"/etcd/main.go
+  } | sha256sum | cut -c1-16
+}
+
+bin_dir() { printf '%s/%s/bin\n' "$cache_root" "$(cache_key)"; }
+
+build() {
+  command -v go >/dev/null || die "Go is not installed (https://go.dev/doc/install); the README lists what a machine needs"
+  local bin version major minor
+  bin="$(bin_dir)"
+  if [[ -f "$bin/.complete" ]]; then
+    printf '%s\n' "$bin"
+    return
+  fi
+  version="$(kube_version)"
+  [[ -n "$version" ]] || die "no k8s.io/kubernetes version in $here/kubernetes/go.mod"
+  major="${version#v}"; major="${major%%.*}"
+  minor="${version#v*.}"; minor="${minor%%.*}"
+  say "building Kubernetes $version, etcd and kwok into $bin (once per version; several minutes)"
+  rm -rf "$bin" && mkdir -p "$bin"
+  local started=$SECONDS
+  # The version the components report; without it they say v0.0.0-master.
+  local ldflags="-s -w -X k8s.io/component-base/version.gitVersion=$version"
+  ldflags+=" -X k8s.io/component-base/version.gitMajor=$major -X k8s.io/component-base/version.gitMinor=$minor"
+  ldflags+=" -X k8s.io/component-base/version.gitTreeState=clean"
+  ldflags+=" -X k8s.io/client-go/pkg/version.gitVersion=$version"
+  (cd "$here/kubernetes" && go build -trimpath -ldflags "$ldflags" -o "$bin/" \
+    k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
+    k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl)
+  (cd "$here/etcd" && go build -trimpath -ldflags "-s -w" -o "$bin/etcd" .)
+  (cd "$here/kwok" && go build -trimpath -ldflags "-s -w" -o "$bin/kwok" sigs.k8s.io/kwok/cmd/kwok \
+    && go run ./stages > "$bin/kwok-stages.yaml")
+  touch "$bin/.complete"
+  say "built in $((SECONDS - started)) s"
+  printf '%s\n' "$bin"
+}
+
+# A free TCP port on loopback (the kernel's choice; nothing else binds between here and use
+# but a process of this machine's, which the start-up check below would catch).
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# Certificates: a CA, the API server's serving certificate and one client certificate per
+# identity. EC P-256 keys in PKCS#8, which every client (Go, rustls, Python) reads.
+pki() {
+  local pki="$1"
+  mkdir -p "$pki" && cd "$pki"
+  key() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1.key" 2>/dev/null; }
+  key ca
+  openssl req -x509 -new -key ca.key -sha256 -days 30 -subj "/CN=kubezen-test-ca" -out ca.crt 2>/dev/null
+  sign() { # NAME SUBJECT EXTENSIONS
+    key "$1"
+    openssl req -new -key "$1.key" -subj "$2" -out "$1.csr" 2>/dev/null
+    printf '%s\n' "$3" > "$1.ext"
+    openssl x509 -req -in "$1.csr" -CA ca.crt -CAkey ca.key -CAcreateserial -days 30 -sha256 \
+      -extfile "$1.ext" -out "$1.crt" 2>/dev/null
+    rm -f "$1.csr" "$1.ext"
+  }
+  local client="keyUsage=critical,digitalSignature
+extendedKeyUsage=clientAuth"
+  sign apiserver "/CN=kube-apiserver" "keyUsage=critical,digitalSignature,keyEncipherment
+extendedKeyUsage=serverAuth
+subjectAltName=IP:127.0.0.1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
+  sign admin "/O=system:masters/CN=kubezen-admin" "$client"
+  sign controller-manager "/CN=system:kube-controller-manager" "$client"
+  sign scheduler "/CN=system:kube-scheduler" "$client"
+  sign apiserver-kubelet-client "/O=kubeadm:cluster-admins/CN=kube-apiserver-kubelet-client" "$client"
+  # The key that signs service account tokens.
+  openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out sa.key 2>/dev/null
+  openssl pkey -in sa.key -pubout -out sa.pub 2>/dev/null
+  cd - >/dev/null
+}
+
+kubeconfig() { # FILE SERVER USER PKI
+  local b64="base64 -w0"
+  cat > "$1" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: kubezen-test
+  cluster:
+    server: $2
+    certificate-authority-data: $($b64 < "$4/ca.crt")
+users:
+- name: $3
+  user:
+    client-certificate-data: $($b64 < "$4/$3.crt")
+    client-key-data: $($b64 < "$4/$3.key")
+contexts:
+- name: kubezen-test
+  context: {cluster: kubezen-test, user: $3}
+current-context: kubezen-test
+EOF
+  chmod 600 "$1"
+}
+
+# Starts one component in the background, its output in DIR/logs/NAME.log, its pid in DIR/pids.
+start() { # DIR NAME CMD...
+  local dir="$1" name="$2"
+  shift 2
+  "$@" > "$dir/logs/$name.log" 2>&1 &
+  printf '%s %s\n' "$name" "$!" >> "$dir/pids"
+}
+
+# Polls COMMAND until it succeeds; fails at once when a component has exited.
+wait_for() { # SECONDS WHAT DIR COMMAND...
+  local deadline=$((SECONDS + $1)) what="$2" dir="$3" name pid
+  shift 3
+  until "$@" >/dev/null 2>&1; do
+    while read -r name pid; do
+      if ! kill -0 "$pid" 2>/dev/null; then
+        say "$name exited while waiting for $what; its log ends with:"
+        tail -n 5 "$dir/logs/$name.log" >&2
+        return 1
+      fi
+    done < "$dir/pids"
+    if ((SECONDS >= deadline)); then
+      say "timed out waiting for $what; the logs in $dir/logs end with:"
+      tail -n 5 "$dir"/logs/*.log >&2 || true
+      return 1
+    fi
+    sleep 0.2
+  done
+}
+
+start_apiserver() { # DIR
+  local dir="$1" bin
+  bin="$(cat "$dir/bin-dir")"
+  # shellcheck disable=SC1091
+  source "$dir/ports"
+  # --endpoint-reconciler-type=none: the kubernetes Service's endpoint would be the advertised
+  # 127.0.0.1, which no endpoint may be; nothing in the cluster dials it, so it has none.
+  start "$dir" kube-apiserver "$bin/kube-apiserver" \
+    --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$API_PORT" \
+    --etcd-servers="http://127.0.0.1:$ETCD_PORT" \
+    --tls-cert-file="$dir/pki/apiserver.crt" --tls-private-key-file="$dir/pki/apiserver.key" \
+    --client-ca-file="$dir/pki/ca.crt" \
+    --kubelet-client-certificate="$dir/pki/apiserver-kubelet-client.crt" \
+    --kubelet-client-key="$dir/pki/apiserver-kubelet-client.key" \
+    --service-account-issuer=https://kubernetes.default.svc.cluster.local \
+    --service-account-key-file="$dir/pki/sa.pub" --service-account-signing-key-file="$dir/pki/sa.key" \
+    --service-cluster-ip-range=10.96.0.0/16 \
+    --endpoint-reconciler-type=none \
+    --authorization-mode=Node,RBAC --enable-admission-plugins=NodeRestriction \
+    --allow-privileged=true --profiling=false --cert-dir="$dir/pki/generated"
+  wait_for 120 "kube-apiserver to be ready" "$dir" \
+    curl -sf --cacert "$dir/pki/ca.crt" --cert "$dir/pki/admin.crt" --key "$dir/pki/admin.key" \
+    "https://127.0.0.1:$API_PORT/readyz"
+}
+
+up() {
+  local dir="$1" bin
+  [[ -n "$dir" ]] || die "usage: cluster.sh up DIR"
+  [[ ! -f "$dir/pids" ]] || die "$dir holds a running cluster: cluster.sh down $dir first"
+  bin="$(build)"
+  mkdir -p "$dir/logs" "$dir/etcd"
+  dir="$(cd "$dir" && pwd)"
+  printf '%s\n' "$bin" > "$dir/bin-dir"
+  local started=$SECONDS
+  pki "$dir/pki"
+  cat > "$dir/ports" <<EOF
+ETCD_PORT=$(free_port)
+ETCD_PEER_PORT=$(free_port)
+API_PORT=$(free_port)
+KCM_PORT=$(free_port)
+SCHEDULER_PORT=$(free_port)
+KWOK_PORT=$(free_port)
+EOF
+  # shellcheck disable=SC1091
+  source "$dir/ports"
+  local server="https://127.0.0.1:$API_PORT"
+  kubeconfig "$dir/kubeconfig" "$server" admin "$dir/pki"
+  kubeconfig "$dir/controller-manager.kubeconfig" "$server" controller-manager "$dir/pki"
+  kubeconfig "$dir/scheduler.kubeconfig" "$server" scheduler "$dir/pki"
+
+  start "$dir" etcd "$bin/etcd" --data-dir="$dir/etcd" --name=kubezen-test \
+    --listen-client-urls="http://127.0.0.1:$ETCD_PORT" --advertise-client-urls="http://127.0.0.1:$ETCD_PORT" \
+    --listen-peer-urls="http://127.0.0.1:$ETCD_PEER_PORT" \
+    --initial-advertise-peer-urls="http://127.0.0.1:$ETCD_PEER_PORT" \
+    --initial-cluster="kubezen-test=http://127.0.0.1:$ETCD_PEER_PORT" \
+    --unsafe-no-fsync --quota-backend-bytes=4294967296
+  wait_for 60 "etcd to be healthy" "$dir" curl -sf "http://127.0.0.1:$ETCD_PORT/health"
+
+  start_apiserver "$dir"
+  start "$dir" kube-controller-manager "$bin/kube-controller-manager" \
+    --kubeconfig="$dir/controller-manager.kubeconfig" \
+    --authentication-kubeconfig="$dir/controller-manager.kubeconfig" \
+    --authorization-kubeconfig="$dir/controller-manager.kubeconfig" \
+    --bind-address=127.0.0.1 --secure-port="$KCM_PORT" --leader-elect=false \
+    --use-service-account-credentials=true --controllers='*,bootstrapsigner,tokencleaner' \
+    --service-account-private-key-file="$dir/pki/sa.key" --root-ca-file="$dir/pki/ca.crt" \
+    --cluster-signing-cert-file="$dir/pki/ca.crt" --cluster-signing-key-file="$dir/pki/ca.key" \
+    --allocate-node-cidrs=true --cluster-cidr=10.244.0.0/16 --service-cluster-ip-range=10.96.0.0/16 \
+    --profiling=false
+  start "$dir" kube-scheduler "$bin/kube-scheduler" \
+    --kubeconfig="$dir/scheduler.kubeconfig" \
+    --authentication-kubeconfig="$dir/scheduler.kubeconfig" \
+    --authorization-kubeconfig="$dir/scheduler.kubeconfig" \
+    --bind-address=127.0.0.1 --secure-port="$SCHEDULER_PORT" --leader-elect=false --profiling=false
+  # kwok plays the kubelet of every node annotated kwok.x-k8s.io/node=fake. The nodes' address is
+  # loopback, where kwok serves the kubelet API; pod IPs are only ever written, never dialled.
+  start "$dir" kwok "$bin/kwok" --kubeconfig="$dir/kubeconfig" --config="$bin/kwok-stages.yaml" \
+    --manage-all-nodes=false --manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake \
+    --node-ip=127.0.0.1 --node-port="$KWOK_PORT" --server-address="127.0.0.1:$KWOK_PORT" \
+    --cidr=10.244.0.1/16 --node-lease-duration-seconds=40
+
+  # Three nodes in two regions, labelled as zen-sim labels its nodes (src/sim/control.rs).
+  local kubectl=("$bin/kubectl" --kubeconfig="$dir/kubeconfig") index region zone
+  for index in 0 1 2; do
+    case $index in
+      0) region=eu-west zone=eu-west-1a ;;
+      1) region=us-east zone=us-east-1a ;;
+      2) region=eu-west zone=eu-west-1b ;;
+    esac
+    "${kubectl[@]}" apply -f - >/dev/null <<EOF
+apiVersion: v1
+kind: Node
+metadata:
+  name: kwok-node-$index
+  annotations: {kwok.x-k8s.io/node: fake, node.alpha.kubernetes.io/ttl: "0"}
+  labels:
+    kubernetes.io/hostname: kwok-node-$index
+    kubernetes.io/os: linux
+    kubernetes.io/arch: amd64
+    node.kubernetes.io/instance-type: kwok.standard
+    topology.kubernetes.io/region: $region
+    topology.kubernetes.io/zone: $zone
+status:
+  allocatable: {cpu: "32", memory: 128Gi, pods: "250"}
+  capacity: {cpu: "32", memory: 128Gi, pods: "250"}
+EOF
+  done
+  wait_for 120 "the kwok nodes to be Ready" "$dir" \
+    "${kubectl[@]}" wait --for=condition=Ready node --all --timeout=1s
+  # Storage as a small cluster has it: a default StorageClass "standard" (kind's name for it)
+  # and a pool of volumes that kube-controller-manager's volume binder hands to claims. The
+  # volumes are never mounted: kwok starts no container.
+  {
+    cat <<EOF
+apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata:
+  name: standard
+  annotations: {storageclass.kubernetes.io/is-default-class: "true"}
+provisioner: kubernetes.io/no-provisioner
+volumeBindingMode: Immediate
+reclaimPolicy: Retain
+EOF
+    for index in $(seq 0 39); do
+      cat <<EOF
+---
+apiVersion: v1
+kind: PersistentVolume
+metadata:
+  name: kwok-volume-$index
+spec:
+  storageClassName: standard
+  capacity: {storage: 1Ti}
+  accessModes: [ReadWriteOnce, ReadOnlyMany, ReadWriteMany]
+  persistentVolumeReclaimPolicy: Retain
+  hostPath: {path: /var/lib/kwok-volumes/$index}
+EOF
+    done
+  } | "${kubectl[@]}" apply -f - >/dev/null
+  wait_for 120 "the default ServiceAccount (the controller manager's token controllers)" "$dir" \
+    "${kubectl[@]}" get serviceaccount default -n default
+  say "Kubernetes $(kube_version) up in $((SECONDS - started)) s at $server; kubeconfig: $dir/kubeconfig"
+}
+
+# Stops one component: TERM, then KILL after 10 s.
+stop_pid() {
+  local pid="$1" i
+  kill -TERM "$pid" 2>/dev/null || return 0
+  for ((i = 0; i < 100; i++)); do
+    kill -0 "$pid" 2>/dev/null || return 0
+    sleep 0.1
+  done
+  kill -KILL "$pid" 2>/dev/null || true
+}
+
+down() {
+  local dir="$1" name pid
+  [[ -n "$dir" ]] || die "usage: cluster.sh down DIR"
+  if [[ -f "$dir/pids" ]]; then
+    # The reverse of the start order: clients before the API server, etcd last.
+    tac "$dir/pids" | while read -r name pid; do stop_pid "$pid"; done
+    rm -f "$dir/pids"
+  fi
+  rm -rf "$dir/etcd" "$dir/pki"
+}
+
+restart_apiserver() {
+  local dir="$1" pause="${2:-0}" pid
+  [[ -f "$dir/pids" ]] || die "no cluster runs in $dir"
+  pid="$(awk '$1 == "kube-apiserver" {pid = $2} END {print pid}' "$dir/pids")"
+  kill -KILL "$pid" 2>/dev/null || true
+  while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
+  sleep "$pause"
+  start_apiserver "$dir"
+}
+
+run() {
+  (($#)) || die "usage: cluster.sh run CMD..."
+  local dir status=0
+  dir="$(mktemp -d "${TMPDIR:-/tmp}/kubezen-control-plane.XXXXXX")"
+  # shellcheck disable=SC2064
+  trap "down '$dir'; rm -rf '$dir'" EXIT
+  trap 'exit 130' INT TERM
+  up "$dir" || { tail -n 20 "$dir"/logs/*.log >&2 || true; exit 1; }
+  ZEN_TEST_KUBECONFIG="$dir/kubeconfig" KUBECONFIG="$dir/kubeconfig" ZEN_TEST_CONTROL_PLANE="$dir" \
+    PATH="$(cat "$dir/bin-dir"):$PATH" "$@" || status=$?
+  if ((status != 0)); then
+    say "the command failed ($status); the components' logs were in $dir/logs:"
+    for log in "$dir"/logs/*.log; do
+      say "--- $(basename "$log") (last 15 lines)"
+      tail -n 15 "$log" >&2
+    done
+  fi
+  return "$status"
+}
+
+# The parts of tests skipped on the real control plane (support::skip in the Rust tests, the
+# `real_cluster_skip` of the Python tests), counted by reason: only what needs zen-sim may skip.
+skips() {
+  local log="$1"
+  if [[ ! -s "$log" ]]; then
+    say "0 test parts skipped on the real control plane"
+    return
+  fi
+  say "$(wc -l < "$log") test parts skipped on the real control plane, by reason:"
+  sed 's/^[^:]*: //' "$log" | sort | uniq -c | sort -rn >&2
+}
+
+case "${1:-}" in
+  build) build ;;
+  bin-dir) bin_dir ;;
+  up) up "${2:-}" ;;
+  down) down "${2:-}" ;;
+  restart-apiserver) restart_apiserver "${2:-}" "${3:-0}" ;;
+  run) shift; run "$@" ;;
+  skips) skips "${2:?usage: cluster.sh skips FILE}" ;;
+  *) sed -n '2,23p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+esac
