@@ -18,7 +18,7 @@ use super::SimState;
 use super::error::ApiError;
 use super::faults::{FaultAction, delay_of};
 use super::registry::ResourceType;
-use super::select::{FieldSelector, LabelSelector, supported_fields};
+use super::select::{FieldLabels, FieldSelector, LabelSelector};
 use super::store::{Change, DeleteOptions, Deleted, Event, Part, PatchKind, Stored, Writer};
 use super::table::{self, View};
 
@@ -482,17 +482,22 @@ async fn resource_request(
             FaultAction::Delay { .. } | FaultAction::DropWatch { .. } => {}
         }
     }
-    if let Some(subject) = super::rbac::Subject::of(request.headers()) {
-        let attributes = super::rbac::Attributes {
-            verb: verb.to_owned(),
-            group: target.group.clone(),
-            resource: target.plural.clone(),
-            subresource: target.subresource.clone().unwrap_or_default(),
-            namespace: namespace.clone(),
-            name: target.name.clone().unwrap_or_default(),
-        };
-        super::rbac::check(&state.store, &state.access, &subject, &attributes)?;
-    }
+    let subject = super::rbac::Subject::of(request.headers());
+    let authorize = |verb: &str| match &subject {
+        Some(subject) => {
+            let attributes = super::rbac::Attributes {
+                verb: verb.to_owned(),
+                group: target.group.clone(),
+                resource: target.plural.clone(),
+                subresource: target.subresource.clone().unwrap_or_default(),
+                namespace: namespace.clone(),
+                name: target.name.clone().unwrap_or_default(),
+            };
+            super::rbac::check(&state.store, &state.access, subject, &attributes)
+        }
+        None => Ok(()),
+    };
+    authorize(verb)?;
     let delay = delay_of(&actions);
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
@@ -585,6 +590,11 @@ async fn resource_request(
             let (_, bytes) = read_body(request).await?;
             let body = parse_body(&bytes, &content_type)?;
             let existed = state.store.get(&resource, &namespace, &name).is_ok();
+            if !existed && matches!(kind, PatchKind::Apply { .. }) {
+                // An apply that creates the object is authorized as a create too, with the
+                // object's name (the API server's patch handler does the same).
+                authorize("create")?;
+            }
             let patched = state
                 .store
                 .patch(&resource, &namespace, &name, kind, &body, part, &writer)?;
@@ -697,7 +707,7 @@ fn label_selector(query: &Query) -> Result<LabelSelector, ApiError> {
 fn field_selector(query: &Query, resource: &ResourceType) -> Result<FieldSelector, ApiError> {
     FieldSelector::parse(
         query.get("fieldSelector").unwrap_or_default(),
-        supported_fields(&resource.kind),
+        &FieldLabels::of(&resource.group, &resource.kind, resource.custom),
     )
     .map_err(ApiError::bad_request)
 }
@@ -1065,11 +1075,16 @@ fn scale_of(resource: &ResourceType, object: &Value) -> Value {
     if !selector.is_null() {
         status["selector"] = selector;
     }
+    // autoscaling/v1 ScaleSpec's replicas is `omitempty`: a scale of 0 has an empty spec.
+    let spec = match json_path_get(object, &paths.spec_replicas).as_i64() {
+        Some(replicas) if replicas != 0 => json!({"replicas": replicas}),
+        _ => json!({}),
+    };
     json!({
         "kind": "Scale", "apiVersion": "autoscaling/v1",
         "metadata": {"name": object["metadata"]["name"], "namespace": object["metadata"]["namespace"], "uid": object["metadata"]["uid"],
                      "resourceVersion": object["metadata"]["resourceVersion"], "creationTimestamp": object["metadata"]["creationTimestamp"]},
-        "spec": {"replicas": json_path_get(object, &paths.spec_replicas).as_i64().unwrap_or(0)},
+        "spec": spec,
         "status": status,
     })
 }

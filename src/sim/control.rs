@@ -871,7 +871,11 @@ fn reconcile_daemonset(state: &SimState, namespace: &str, name: &str) {
         return;
     };
     let uid = set["metadata"]["uid"].as_str().unwrap_or_default();
-    let node_list = current(state, &nodes, None);
+    // The nodes the pods' nodeSelector admits, as the DaemonSet controller counts them.
+    let node_list: Vec<Arc<Value>> = current(state, &nodes, None)
+        .into_iter()
+        .filter(|node| selects(&set["spec"]["template"]["spec"]["nodeSelector"], node))
+        .collect();
     let members = owned(state, &pods, namespace, uid);
     for node in &node_list {
         let node_name = node["metadata"]["name"].as_str().unwrap_or_default();
@@ -975,6 +979,36 @@ fn reconcile_owner(state: &SimState, object: &Value, namespace: &str) {
     }
 }
 
+/// Whether a pod's `nodeSelector` admits `node`: every label it names, with the same value.
+fn selects(node_selector: &Value, node: &Value) -> bool {
+    node_selector.as_object().is_none_or(|wanted| {
+        wanted
+            .iter()
+            .all(|(key, value)| node["metadata"]["labels"][key] == *value)
+    })
+}
+
+/// A pod no node admits stays Pending, saying why as the scheduler does.
+fn unschedulable(state: &SimState, pods: &ResourceType, pod: &Value, nodes: usize) {
+    if pod["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|condition| condition["reason"] == "Unschedulable")
+    {
+        return;
+    }
+    let message = format!(
+        "0/{nodes} nodes are available: {nodes} node(s) didn't match Pod's node affinity/selector."
+    );
+    let status = json!({
+        "phase": "Pending", "qosClass": pod["status"]["qosClass"],
+        "conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                        "message": message, "lastTransitionTime": now()}],
+    });
+    write_kubelet_status(state, pods, pod, status);
+}
+
 fn schedule_pod(state: &Arc<SimState>, namespace: &str, name: &str) {
     let (Some(pods), Some(nodes)) = (
         kind(state, "", "v1", "pods"),
@@ -993,9 +1027,18 @@ fn schedule_pod(state: &Arc<SimState>, namespace: &str, name: &str) {
         Some(node) => node.to_owned(),
         None if node_list.is_empty() => return,
         None => {
+            // The scheduler's first filter: the nodes the pod's nodeSelector admits.
+            let fitting: Vec<&Arc<Value>> = node_list
+                .iter()
+                .filter(|node| selects(&pod["spec"]["nodeSelector"], node))
+                .collect();
+            if fitting.is_empty() {
+                unschedulable(state, &pods, &pod, node_list.len());
+                return;
+            }
             let index =
-                usize::try_from(POD_IPS.load(Ordering::Relaxed)).unwrap_or(0) % node_list.len();
-            node_list[index]["metadata"]["name"]
+                usize::try_from(POD_IPS.load(Ordering::Relaxed)).unwrap_or(0) % fitting.len();
+            fitting[index]["metadata"]["name"]
                 .as_str()
                 .unwrap_or_default()
                 .to_owned()
@@ -1437,6 +1480,19 @@ fn terminate_namespace(state: &Arc<SimState>, name: &str) {
 }
 
 /// The nodes a fresh simulator has.
+/// Node `index`'s region and zone: nodes alternate between two regions, each node in a zone
+/// of its own (eu-west-1a, us-east-1a, eu-west-1b, ...), as the tests' real control plane
+/// labels its nodes (tests/control-plane/cluster.sh).
+fn topology(index: usize) -> (&'static str, String) {
+    let region = if index.is_multiple_of(2) {
+        "eu-west"
+    } else {
+        "us-east"
+    };
+    let zone = char::from(b'a' + u8::try_from(index / 2 % 26).unwrap_or(0));
+    (region, format!("{region}-1{zone}"))
+}
+
 pub(crate) fn seed(state: &SimState) {
     let namespaces = kind(state, "", "v1", "namespaces");
     let nodes = kind(state, "", "v1", "nodes");
@@ -1457,9 +1513,11 @@ pub(crate) fn seed(state: &SimState) {
     }
     for index in 0..state.options.nodes {
         let name = format!("zen-sim-node-{index}");
+        let (region, zone) = topology(index);
         let node = json!({
             "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64",
-                                                   "node.kubernetes.io/instance-type": "zen-sim.standard"}},
+                                                   "node.kubernetes.io/instance-type": "zen-sim.standard",
+                                                   "topology.kubernetes.io/region": region, "topology.kubernetes.io/zone": zone}},
             "spec": {"podCIDR": format!("10.244.{index}.0/24")},
             "status": {
                 "capacity": {"cpu": state.options.node_cpu, "memory": state.options.node_memory, "pods": "110"},

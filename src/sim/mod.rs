@@ -49,8 +49,10 @@ pub use faults::{Fault, FaultAction, Faults};
 pub use portforward::{BACKENDS_ANNOTATION, echo_backend};
 pub use rbac::Access;
 
-/// The Kubernetes version zen-sim reports.
-pub const KUBERNETES_VERSION: &str = "v1.33.0";
+/// The Kubernetes version zen-sim reports and behaves as: the release of the real control plane
+/// the tests' second pass runs against (`tests/control-plane/kubernetes/go.mod`), where the two
+/// are compared; a test keeps them equal.
+pub const KUBERNETES_VERSION: &str = "v1.37.2";
 
 /// How the simulated containers use resources, for metrics.k8s.io.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -273,8 +275,8 @@ pub(crate) fn version_info() -> Value {
     let (major, minor) = KUBERNETES_VERSION
         .trim_start_matches('v')
         .split_once('.')
-        .unwrap_or(("1", "34.0"));
-    let minor = minor.split('.').next().unwrap_or("34");
+        .unwrap_or(("1", "37.0"));
+    let minor = minor.split('.').next().unwrap_or("37");
     json!({
         "major": major, "minor": minor, "gitVersion": KUBERNETES_VERSION, "gitCommit": "zen-sim",
         "gitTreeState": "clean", "buildDate": "2026-01-01T00:00:00Z", "goVersion": "zen-sim",
@@ -665,6 +667,22 @@ impl Drop for BackgroundSim {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reports_the_release_of_the_real_control_plane_it_is_compared_with() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/control-plane/kubernetes/go.mod"
+        );
+        let go_mod = std::fs::read_to_string(path).unwrap();
+        let required = go_mod
+            .lines()
+            .find_map(|line| line.trim().strip_prefix("k8s.io/kubernetes v"))
+            .and_then(|rest| rest.split_whitespace().next())
+            .expect("go.mod requires k8s.io/kubernetes");
+        assert_eq!(KUBERNETES_VERSION, format!("v{required}"));
+        assert_eq!(version_info()["minor"], required.split('.').nth(1).unwrap());
+    }
 
     #[test]
     fn usage_levels_are_checked() {

@@ -161,9 +161,9 @@ fn check_value(value: &str) -> Result<(), String> {
 pub(crate) struct FieldSelector(Vec<(String, bool, String)>);
 
 impl FieldSelector {
-    /// Parses `metadata.name=x,status.phase!=Running`; `supported` lists the fields a kind allows
-    /// beyond `metadata.name` and `metadata.namespace`.
-    pub(crate) fn parse(text: &str, supported: &[&str]) -> Result<Self, String> {
+    /// Parses `metadata.name=x,status.phase!=Running` for a kind whose field labels are
+    /// `labels`, refusing any other field with the API server's words for that kind.
+    pub(crate) fn parse(text: &str, labels: &FieldLabels) -> Result<Self, String> {
         let mut terms = Vec::new();
         for term in text
             .split(',')
@@ -182,10 +182,8 @@ impl FieldSelector {
                 ));
             };
             let field = field.trim();
-            if !matches!(field, "metadata.name" | "metadata.namespace")
-                && !supported.contains(&field)
-            {
-                return Err(format!("field label not supported: {field}"));
+            if !labels.fields.contains(&field) {
+                return Err(labels.refusal(field));
             }
             terms.push((field.to_owned(), negated, value.trim().to_owned()));
         }
@@ -214,36 +212,123 @@ impl FieldSelector {
     }
 }
 
-/// The fields a kind's field selector supports beyond `metadata.name`/`metadata.namespace`.
-pub(crate) fn supported_fields(kind: &str) -> &'static [&'static str] {
-    match kind {
-        "Pod" => &[
-            "spec.nodeName",
-            "spec.restartPolicy",
-            "spec.schedulerName",
-            "spec.serviceAccountName",
-            "status.phase",
-            "status.podIP",
-            "status.nominatedNodeName",
-        ],
-        "Event" => &[
-            "involvedObject.kind",
-            "involvedObject.namespace",
-            "involvedObject.name",
-            "involvedObject.uid",
-            "involvedObject.apiVersion",
-            "involvedObject.resourceVersion",
-            "involvedObject.fieldPath",
-            "reason",
-            "reportingComponent",
-            "source",
-            "type",
-        ],
-        "Secret" => &["type"],
-        "Namespace" => &["status.phase"],
-        "Node" => &["spec.unschedulable"],
-        "ReplicaSet" | "Job" => &["status.replicas", "status.successful"],
-        _ => &[],
+/// The fields a kind's field selectors may name, and how the API server refuses the others.
+///
+/// This is the API server's own table (the field label conversion functions registered per
+/// kind in `k8s.io/kubernetes/pkg/apis/*/v1`): a kind that registers none takes only
+/// `metadata.name` and `metadata.namespace`, and says so; one that registers its own says
+/// "field label not supported". Node and Namespace take no `metadata.namespace`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FieldLabels {
+    fields: &'static [&'static str],
+    refusal: Refusal,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    /// apimachinery's `DefaultMetaV1FieldSelectorConversion`.
+    KnownOnlyMetadata,
+    /// A kind's own conversion function, and custom resources.
+    NotSupported,
+    /// batch/v1 Job's own wording.
+    NotSupportedForJob,
+}
+
+const METADATA: &[&str] = &["metadata.name", "metadata.namespace"];
+
+impl FieldLabels {
+    /// The field labels of `kind` in `group` (`custom` for a CRD's kinds).
+    pub(crate) fn of(group: &str, kind: &str, custom: bool) -> Self {
+        use Refusal::{KnownOnlyMetadata, NotSupported, NotSupportedForJob};
+        let (fields, refusal): (&'static [&'static str], Refusal) = match (group, kind) {
+            _ if custom => (METADATA, NotSupported),
+            ("", "Pod") => (
+                &[
+                    "metadata.name",
+                    "metadata.namespace",
+                    "spec.nodeName",
+                    "spec.restartPolicy",
+                    "spec.schedulerName",
+                    "spec.serviceAccountName",
+                    "spec.hostNetwork",
+                    "status.phase",
+                    "status.podIP",
+                    "status.podIPs",
+                    "status.nominatedNodeName",
+                ],
+                NotSupported,
+            ),
+            ("", "Event") => (
+                &[
+                    "metadata.name",
+                    "metadata.namespace",
+                    "involvedObject.kind",
+                    "involvedObject.namespace",
+                    "involvedObject.name",
+                    "involvedObject.uid",
+                    "involvedObject.apiVersion",
+                    "involvedObject.resourceVersion",
+                    "involvedObject.fieldPath",
+                    "reason",
+                    "reportingComponent",
+                    "source",
+                    "type",
+                ],
+                NotSupported,
+            ),
+            ("events.k8s.io", "Event") => (
+                &[
+                    "metadata.name",
+                    "metadata.namespace",
+                    "regarding.kind",
+                    "regarding.namespace",
+                    "regarding.name",
+                    "regarding.uid",
+                    "regarding.apiVersion",
+                    "regarding.resourceVersion",
+                    "regarding.fieldPath",
+                    "reason",
+                    "reportingController",
+                    "type",
+                ],
+                NotSupported,
+            ),
+            ("", "Node") => (&["metadata.name", "spec.unschedulable"], NotSupported),
+            ("", "Namespace") => (&["metadata.name", "status.phase"], NotSupported),
+            ("", "Secret") => (
+                &["metadata.name", "metadata.namespace", "type"],
+                NotSupported,
+            ),
+            ("", "Service") => (
+                &[
+                    "metadata.name",
+                    "metadata.namespace",
+                    "spec.clusterIP",
+                    "spec.type",
+                ],
+                NotSupported,
+            ),
+            ("", "ReplicationController") => (
+                &["metadata.name", "metadata.namespace", "status.replicas"],
+                NotSupported,
+            ),
+            ("batch", "Job") => (
+                &["metadata.name", "metadata.namespace", "status.successful"],
+                NotSupportedForJob,
+            ),
+            _ => (METADATA, KnownOnlyMetadata),
+        };
+        Self { fields, refusal }
+    }
+
+    fn refusal(&self, field: &str) -> String {
+        match self.refusal {
+            Refusal::KnownOnlyMetadata => format!(
+                "\"{field}\" is not a known field selector: only \"metadata.name\", \"metadata.namespace\""
+            ),
+            Refusal::NotSupported => format!("field label not supported: {field}"),
+            Refusal::NotSupportedForJob => format!("field label \"{field}\" not supported for Job"),
+        }
     }
 }
 
@@ -300,24 +385,67 @@ mod tests {
     fn field_selectors_allow_only_supported_fields() {
         let pod =
             json!({"metadata": {"name": "p", "namespace": "ns"}, "status": {"phase": "Running"}});
-        let selector = FieldSelector::parse(
-            "metadata.name=p,status.phase!=Pending",
-            supported_fields("Pod"),
-        )
-        .unwrap();
+        let pods = FieldLabels::of("", "Pod", false);
+        let selector =
+            FieldSelector::parse("metadata.name=p,status.phase!=Pending", &pods).unwrap();
         assert!(selector.matches(&pod));
         assert!(
-            !FieldSelector::parse("metadata.namespace=other", &[])
+            !FieldSelector::parse("metadata.namespace=other", &pods)
                 .unwrap()
                 .matches(&pod)
         );
-        let error =
-            FieldSelector::parse("spec.replicas=3", supported_fields("Deployment")).unwrap_err();
-        assert_eq!(error, "field label not supported: spec.replicas");
         assert!(
-            FieldSelector::parse("nonsense", &[])
+            FieldSelector::parse("nonsense", &pods)
                 .unwrap_err()
                 .contains("can't understand")
         );
+    }
+
+    #[test]
+    fn refusals_are_worded_as_the_api_server_words_them_per_kind() {
+        let refusal = |group, kind, custom, field: &str| {
+            FieldSelector::parse(&format!("{field}=x"), &FieldLabels::of(group, kind, custom))
+                .unwrap_err()
+        };
+        // Kinds without a conversion function of their own (kube-apiserver v1.37).
+        assert_eq!(
+            refusal("", "ConfigMap", false, "data.key"),
+            r#""data.key" is not a known field selector: only "metadata.name", "metadata.namespace""#
+        );
+        assert_eq!(
+            refusal("apps", "Deployment", false, "spec.replicas"),
+            r#""spec.replicas" is not a known field selector: only "metadata.name", "metadata.namespace""#
+        );
+        assert!(refusal("apps", "ReplicaSet", false, "status.replicas").contains("not a known"));
+        // Kinds with their own.
+        assert_eq!(
+            refusal("", "Pod", false, "spec.containers"),
+            "field label not supported: spec.containers"
+        );
+        assert_eq!(
+            refusal("", "Node", false, "metadata.namespace"),
+            "field label not supported: metadata.namespace"
+        );
+        assert_eq!(
+            refusal("batch", "Job", false, "status.active"),
+            r#"field label "status.active" not supported for Job"#
+        );
+        assert_eq!(
+            refusal("example.com", "Widget", true, "spec.size"),
+            "field label not supported: spec.size"
+        );
+        for (group, kind, field) in [
+            ("", "Secret", "type"),
+            ("", "Service", "spec.type"),
+            ("", "Namespace", "status.phase"),
+            ("events.k8s.io", "Event", "regarding.name"),
+            ("", "Event", "involvedObject.name"),
+        ] {
+            assert!(
+                FieldSelector::parse(&format!("{field}=x"), &FieldLabels::of(group, kind, false))
+                    .is_ok(),
+                "{kind}: {field}"
+            );
+        }
     }
 }
