@@ -226,10 +226,11 @@ fn the_reconcile_controller_gets_its_graph_and_the_graphs_kinds() {
     );
     let rules = find(&objects, "ClusterRole")["rules"].to_string();
     for wanted in [
-        r#"{"apiGroups":["apiextensions.k8s.io"],"resourceNames":["webapps.kro.run"],"resources":["customresourcedefinitions"],"verbs":["patch"]}"#,
+        // An apply that creates is authorized as a create too: create and patch go together.
+        r#"{"apiGroups":["apiextensions.k8s.io"],"resourceNames":["webapps.kro.run"],"resources":["customresourcedefinitions"],"verbs":["create","patch"]}"#,
         r#"{"apiGroups":["kro.run"],"resources":["webapps/status"],"verbs":["patch"]}"#,
-        r#"{"apiGroups":["apps"],"resources":["deployments"],"verbs":["list","watch","patch","delete"]}"#,
-        r#"{"apiGroups":["networking.k8s.io"],"resources":["ingresses"],"verbs":["list","watch","patch","delete"]}"#,
+        r#"{"apiGroups":["apps"],"resources":["deployments"],"verbs":["list","watch","create","patch","delete"]}"#,
+        r#"{"apiGroups":["networking.k8s.io"],"resources":["ingresses"],"verbs":["list","watch","create","patch","delete"]}"#,
     ] {
         assert!(rules.contains(wanted), "{wanted} not in {rules}");
     }
@@ -315,6 +316,6 @@ fn a_resource_several_parts_of_the_controller_need_is_one_rule() {
     assert_eq!(config_maps.len(), 1, "{rules:#?}");
     assert_eq!(
         config_maps[0]["verbs"],
-        json!(["get", "list", "watch", "patch", "delete"])
+        json!(["get", "list", "watch", "create", "patch", "delete"])
     );
 }

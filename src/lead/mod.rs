@@ -106,6 +106,9 @@ impl Default for LeadOptions {
 /// slices (and a read of a source Service before its leader is deleted); reads of the leader
 /// pod; and, with election, its Lease in the namespace it runs in (`kubectl zen install lead`
 /// makes the Roles from this; `tests/install.rs` runs the controller under them).
+///
+/// An apply that creates its object is authorized as a `create` as well as a `patch`, so each
+/// kind it applies has both verbs.
 #[must_use]
 pub fn permissions(options: &LeadOptions) -> Vec<crate::cluster::Permission> {
     use crate::cluster::{Permission, Scope};
@@ -114,14 +117,14 @@ pub fn permissions(options: &LeadOptions) -> Vec<crate::cluster::Permission> {
             Scope::Cluster,
             "",
             "services",
-            &["get", "list", "watch", "patch", "delete"],
+            &["get", "list", "watch", "create", "patch", "delete"],
         ),
         Permission::new(Scope::Cluster, "", "pods", &["get", "list", "watch"]),
         Permission::new(
             Scope::Cluster,
             "discovery.k8s.io",
             "endpointslices",
-            &["list", "watch", "patch", "delete"],
+            &["list", "watch", "create", "patch", "delete"],
         ),
     ];
     if let Some(election) = &options.election {

@@ -150,8 +150,9 @@ struct Failed(String);
 /// of the instance CRD (by name); watches, reads and patches of the instances and their status
 /// (the finalizer); of each kind the graph's templates create, lists (pruning), applies,
 /// deletes and watches (readiness and deletions waited for); of each kind it only references,
-/// reads, and watches where `readyWhen` waits; the `ConfigMap`s that are each instance's apply set; and, with election, the Lease in
-/// the controller's own namespace.
+/// reads, and watches where `readyWhen` waits; the `ConfigMap`s that are each instance's apply
+/// set; and, with election, the Lease in the controller's own namespace. An apply that creates
+/// its object is authorized as a `create` as well as a `patch`, so what it applies has both.
 ///
 /// # Errors
 /// [`ReconcileError::Api`] when a template's `apiVersion` or `kind` is an expression, so its
@@ -167,7 +168,7 @@ pub fn permissions(
             Scope::Cluster,
             "apiextensions.k8s.io",
             "customresourcedefinitions",
-            &["patch"],
+            &["create", "patch"],
         )
         .named(&[crd]),
         Permission::new(
@@ -186,7 +187,7 @@ pub fn permissions(
             Scope::Cluster,
             "",
             "configmaps",
-            &["get", "list", "patch", "delete"],
+            &["get", "list", "create", "patch", "delete"],
         ),
     ];
     // Per kind: managed objects are listed (pruning), applied and deleted; external ones are
@@ -216,11 +217,11 @@ pub fn permissions(
             }
         } else {
             // Watched while readyWhen waits, and while a deletion waits for the object to go.
-            verbs.extend(["list", "watch", "patch", "delete"]);
+            verbs.extend(["list", "watch", "create", "patch", "delete"]);
         }
     }
     for ((group, plural), verbs) in kinds {
-        let verbs: Vec<&str> = ["get", "list", "watch", "patch", "delete"]
+        let verbs: Vec<&str> = ["get", "list", "watch", "create", "patch", "delete"]
             .into_iter()
             .filter(|verb| verbs.contains(verb))
             .collect();
