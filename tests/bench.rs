@@ -453,7 +453,13 @@ async fn cache_and_reconcile_benchmarks_run_end_to_end() {
     let (small, all) = (&cache.rows[0], &cache.rows[1]);
     assert!(small.evictions > 0, "{small:?}");
     assert!(all.hit_ratio > small.hit_ratio, "{all:?} {small:?}");
-    assert!(all.hit_ratio > 0.9, "{all:?}");
+    // A cache that holds every object misses each at most once (the TTL outlives the run),
+    // however slow the server makes the first read of each.
+    assert!(
+        all.evictions == 0 && all.expirations == 0 && all.miss_latency.count <= 100,
+        "{all:?}"
+    );
+    assert!(all.hit_ratio > 0.5, "{all:?}");
     assert!(cache.cleaned_up && gone(&test, &cache.namespace).await);
     let reconcile = bench::reconcile::run(
         &test.cluster,

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use futures::FutureExt as _;
 use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use kubezen::cluster::election::ElectionOptions;
 use kubezen::cluster::{Cluster, ClusterOptions, Permission, Scope};
@@ -27,9 +28,12 @@ use tokio_util::sync::CancellationToken;
 
 const WAIT: Duration = Duration::from_secs(30);
 
-/// Installs of the same controller share cluster-wide names (its ClusterRole): on a real
-/// cluster the tests that install zen-lead take turns.
-static ZEN_LEAD: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+/// The kind of the web-app graph's instances in these tests.
+const INSTANCE_KIND: &str = "ZenInstallTestWebApp";
+
+/// Installs of the same controller share cluster-wide names (its `ClusterRole`), and a cluster
+/// takes one install of each: on a real cluster the tests that install take turns.
+static INSTALLS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn options(test: &TestCluster) -> InstallOptions {
     InstallOptions {
@@ -38,8 +42,12 @@ fn options(test: &TestCluster) -> InstallOptions {
     }
 }
 
+/// The web-app example graph, whose instances are of a kind of the tests' own: on a real
+/// cluster its CRD, which the controller installs, is found and removed by the test again.
 fn web_app() -> Component {
-    let said = std::fs::read_to_string("examples/rgd/web-app.yaml").unwrap();
+    let said = std::fs::read_to_string("examples/rgd/web-app.yaml")
+        .unwrap()
+        .replace("kind: WebApp", &format!("kind: {INSTANCE_KIND}"));
     let graph =
         kubezen::graph::parse_str(&said, "web-app.yaml", &kubezen::graph::Catalog::builtin())
             .unwrap()
@@ -48,6 +56,20 @@ fn web_app() -> Component {
         plan: Arc::new(Plan::new(&graph).unwrap()),
         rgd: said,
     }
+}
+
+/// The API of the web-app graph's instances, once the controller has made the CRD served.
+async fn instance_api(test: &TestCluster) -> ApiResource {
+    eventually(WAIT, "the instance API served", || async {
+        kube::discovery::pinned_kind(
+            &test.client,
+            &kube::api::GroupVersionKind::gvk("kro.run", "v1alpha1", INSTANCE_KIND),
+        )
+        .await
+        .ok()
+        .map(|(resource, _)| resource)
+    })
+    .await
 }
 
 fn service_account(test: &TestCluster, component: &Component) -> String {
@@ -340,7 +362,7 @@ async fn leader_of(test: &TestCluster, service: &str) -> Option<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[allow(clippy::too_many_lines)] // one install run, step by step, under its own RBAC
 async fn zen_lead_runs_under_exactly_the_rbac_it_is_installed_with() {
-    let _turn = ZEN_LEAD.lock().await;
+    let _turn = INSTALLS.lock().await;
     let test = cluster().await;
     let component = Component::Lead;
     let options = options(&test);
@@ -464,6 +486,7 @@ async fn zen_lead_runs_under_exactly_the_rbac_it_is_installed_with() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_reconcile_controller_runs_under_exactly_the_rbac_it_is_installed_with() {
+    let _turn = INSTALLS.lock().await;
     let test = cluster().await;
     let component = web_app();
     let Component::Reconcile { plan, .. } = &component else {
@@ -490,25 +513,18 @@ async fn the_reconcile_controller_runs_under_exactly_the_rbac_it_is_installed_wi
         async move { reconcile::run_controller(as_sa, plan, &controller, &stop).await }
     });
     let crd = plan.crd()["metadata"]["name"].as_str().unwrap().to_owned();
-    let resource = eventually(WAIT, "the instance API served", || async {
-        kube::discovery::pinned_kind(
-            &test.client,
-            &kube::api::GroupVersionKind::gvk("kro.run", "v1alpha1", "WebApp"),
-        )
-        .await
-        .ok()
-        .map(|(resource, _)| resource)
-    })
-    .await;
-    assert!(crd.starts_with("webapps."), "{crd}");
+    let resource = instance_api(&test).await;
+    assert!(crd.starts_with("zeninstalltestwebapps."), "{crd}");
     // Now that the controller has installed its CRD, kubectl can name the instances.
     check_can_i(&test, &component, &permissions);
     let instances: Api<DynamicObject> =
         Api::namespaced_with(test.client.clone(), &test.namespace, &resource);
     let instance = |ingress: bool| -> DynamicObject {
-        support::object(json!({"apiVersion": "kro.run/v1alpha1", "kind": "WebApp",
+        support::object(
+            json!({"apiVersion": "kro.run/v1alpha1", "kind": INSTANCE_KIND,
             "metadata": {"name": "shop"},
-            "spec": {"name": "shop", "image": "nginx:1.27", "env": {"MODE": "test"}, "ingress": {"enabled": ingress}}}))
+            "spec": {"name": "shop", "image": "nginx:1.27", "env": {"MODE": "test"}, "ingress": {"enabled": ingress}}}),
+        )
     };
     let params = PatchParams::apply("install-test");
     instances
@@ -565,12 +581,17 @@ async fn the_reconcile_controller_runs_under_exactly_the_rbac_it_is_installed_wi
     ];
     check_access(&test, &user, &permissions, &timing);
     uninstall_leaves_nothing(&test, &component).await;
+    support::remove(
+        &Api::<CustomResourceDefinition>::all(test.client.clone()),
+        &crd,
+    )
+    .await;
     test.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_install_as_a_graph_reconciles_to_the_same_objects() {
-    let _turn = ZEN_LEAD.lock().await;
+    let _turn = INSTALLS.lock().await;
     let test = cluster().await;
     let graph = install::graph(&Component::Lead).unwrap();
     let said = serde_json::to_string(&graph).unwrap();
@@ -659,12 +680,14 @@ async fn the_install_as_a_graph_reconciles_to_the_same_objects() {
     install::uninstall(&test.cluster, "zen-lead", &namespace, false)
         .await
         .unwrap();
+    // Gone before the next test that installs zen-lead counts what carries its label.
+    support::remove(&namespaces, &namespace).await;
     test.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn installs_are_one_per_controller_and_uninstall_takes_only_its_own() {
-    let _turn = ZEN_LEAD.lock().await;
+    let _turn = INSTALLS.lock().await;
     let test = cluster().await;
     let other = format!("{}-other", test.namespace);
     let outcome = AssertUnwindSafe(two_namespaces_two_controllers(&test, &other))

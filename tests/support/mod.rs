@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
 use kube::api::{DeleteParams, PostParams};
 use kube::{Api, Client};
 use kubezen::cluster::{Cluster, ClusterOptions};
@@ -61,6 +61,18 @@ pub async fn cluster_with(mut options: ClusterOptions) -> TestCluster {
         .create(&PostParams::default(), &object)
         .await
         .expect("the test namespace is created");
+    if sim.is_none() {
+        // A real cluster's controller manager gives a new namespace its `default`
+        // ServiceAccount a moment later; until then the ServiceAccount admission plugin refuses
+        // pods there. Clients of a real cluster wait for it, as these tests do.
+        let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), &namespace);
+        eventually(
+            Duration::from_secs(60),
+            "the namespace's default ServiceAccount",
+            || async { accounts.get_opt("default").await.ok().flatten() },
+        )
+        .await;
+    }
     TestCluster {
         cluster,
         client,
@@ -108,10 +120,26 @@ impl TestCluster {
     }
 }
 
-/// Says on stderr that a test skips part of itself, and why.
+/// Says on stderr that a test skips part of itself, and why; with `ZEN_TEST_SKIP_LOG` set
+/// (`make test` sets it for the real control plane's pass), also adds a line to that file, which
+/// `tests/control-plane/cluster.sh skips` counts at the end of the run.
 #[allow(clippy::print_stderr)]
 pub fn skip(why: &str) {
+    use std::io::Write as _;
     eprintln!("skipped: {why}");
+    if let Some(path) = std::env::var_os("ZEN_TEST_SKIP_LOG").filter(|path| !path.is_empty()) {
+        let test = std::thread::current().name().unwrap_or("a test").to_owned();
+        let line = format!("{test}: {why}\n");
+        // One write of one line, appended: tests on other threads add theirs whole.
+        let written = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .and_then(|mut file| file.write_all(line.as_bytes()));
+        if let Err(error) = written {
+            eprintln!("cannot record the skip in {}: {error}", path.display());
+        }
+    }
 }
 
 /// Polls `check` until it returns `Some` or `timeout` passes.
@@ -131,6 +159,25 @@ where
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Deletes `name` (if it is still there) and waits until the server has let it go: on a real
+/// cluster a Namespace is emptied first, and a CRD's instances are removed first.
+pub async fn remove<K>(api: &Api<K>, name: &str)
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    match api.delete(name, &DeleteParams::default()).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(status)) if status.code == 404 => {}
+        Err(error) => panic!("cannot delete {name}: {error}"),
+    }
+    eventually(
+        Duration::from_secs(120),
+        &format!("{name} gone"),
+        || async { api.get_opt(name).await.unwrap().is_none().then_some(()) },
+    )
+    .await;
 }
 
 /// An object from JSON.
