@@ -7,7 +7,7 @@ PIP_INSTALL := $(PYTHON) -m pip --disable-pip-version-check install --root-user-
 # The plugin binary the Python tests compare the Python face with.
 export KUBECTL_ZEN_BIN ?= $(CURDIR)/target/debug/kubectl-zen
 
-.PHONY: help build release demo test lint rust-test python python-test deploy dist image bench bench-tune bench-lead bench-python bench-api-python fuzz install clean
+.PHONY: help build release demo test lint control-plane rust-test python python-test deploy dist image bench bench-tune bench-lead bench-python bench-api-python fuzz install clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -23,24 +23,40 @@ demo: release python ## build both faces and run them on the embedded example da
 	install -D -m 0755 target/release/kubectl-zen target/demo/bin/kubectl-zen
 	PATH="$(CURDIR)/target/demo/bin:$$PATH" PYTHON="$(PYTHON)" bash examples/demo.sh
 
-test: lint rust-test python-test ## every check and test CI runs
-
 lint: ## rustfmt, clippy and rustdoc (warnings are errors)
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --locked --no-deps --workspace
 
-rust-test: ## Rust unit, integration, doc and example tests
-	$(CARGO) test --locked
+# The real control plane of the tests' second pass (tests/control-plane): built once per
+# version from the Kubernetes Go modules, started for each pass, stopped after it.
+CONTROL_PLANE := bash tests/control-plane/cluster.sh
+# What the second pass skipped, each needing zen-sim; `make test` ends with the count.
+export ZEN_TEST_SKIP_LOG := $(CURDIR)/target/control-plane-skips.log
+# The Rust suites that talk to a cluster: zen-sim in the first pass, the real one in the second.
+CLUSTER_SUITES := conformance kubectl cluster bench bench_latency forward install lead reconcile tune
+# Both passes use the kubectl built with the control plane, of the release zen-sim follows.
+WITH_KUBECTL = PATH="$$($(CONTROL_PLANE) bin-dir):$$PATH"
+
+test: lint rust-test python-test ## every check and test CI runs, against zen-sim and a real control plane
+	@$(CONTROL_PLANE) skips $(ZEN_TEST_SKIP_LOG)
+
+control-plane: ## build the real control plane of the tests' second pass (cached per version)
+	$(CONTROL_PLANE) build
+
+rust-test: control-plane ## Rust unit, integration, doc and example tests; cluster suites twice
+	@mkdir -p target && rm -f $(ZEN_TEST_SKIP_LOG)
+	$(WITH_KUBECTL) ZEN_TEST_SKIP_LOG= $(CARGO) test --locked
+	$(CONTROL_PLANE) run $(CARGO) test --locked -p kubezen $(CLUSTER_SUITES:%=--test %)
 
 python: ## install the kubezen Python package from this checkout, with its test tools
 	$(PIP_INSTALL) 'maturin>=1.9,<2'
 	$(PIP_INSTALL) --no-build-isolation '.[test]'
 
-python-test: build python ## Python tests, the stub checked against the native module, mypy
+python-test: build python control-plane ## Python tests, the stub checked against the native module, mypy
 	$(PYTHON) -m mypy.stubtest kubezen
 	$(PYTHON) -m mypy --strict python/kubezen tests/python
-	$(PYTHON) -m pytest
+	$(WITH_KUBECTL) $(PYTHON) -m pytest
 
 deploy: ## regenerate deploy/ (the kustomize bases and graph) from `kubectl zen install`
 	ZEN_UPDATE_DEPLOY=1 $(CARGO) test --locked -p kubectl-zen --test install deploy_holds_what_install_prints
