@@ -19,7 +19,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use kubezen::cluster::election::ElectionOptions;
 use kubezen::cluster::{Cluster, ClusterOptions, Permission, Scope};
-use kubezen::install::{self, Component, InstallOptions};
+use kubezen::install::{self, Component, HeldInstances, InstallOptions};
 use kubezen::lead::{self, LeadOptions};
 use kubezen::reconcile::{self, ControllerOptions, Plan};
 use serde_json::{Value as Json, json};
@@ -69,6 +69,22 @@ async fn instance_api(test: &TestCluster) -> ApiResource {
         .ok()
         .map(|(resource, _)| resource)
     })
+    .await
+}
+
+/// Uninstalls as `--uninstall` does by default: refused while instances are held.
+async fn uninstall(
+    test: &TestCluster,
+    component: &Component,
+    namespace: &str,
+) -> Result<Vec<install::Change>, install::InstallError> {
+    install::uninstall(
+        &test.cluster,
+        component,
+        namespace,
+        HeldInstances::Refuse,
+        false,
+    )
     .await
 }
 
@@ -299,9 +315,7 @@ fn labelled(test: &TestCluster, name: &str) -> Vec<String> {
 }
 
 async fn uninstall_leaves_nothing(test: &TestCluster, component: &Component) {
-    let changes = install::uninstall(&test.cluster, &component.name(), &test.namespace, false)
-        .await
-        .unwrap();
+    let changes = uninstall(test, component, &test.namespace).await.unwrap();
     assert!(
         changes.iter().any(|c| c.kind == "Deployment"),
         "{changes:?}"
@@ -319,9 +333,7 @@ async fn uninstall_leaves_nothing(test: &TestCluster, component: &Component) {
         leases.get_opt(&component.lease()).await.unwrap().is_none(),
         "the Lease is gone"
     );
-    let again = install::uninstall(&test.cluster, &component.name(), &test.namespace, false)
-        .await
-        .unwrap();
+    let again = uninstall(test, component, &test.namespace).await.unwrap();
     assert!(again.is_empty(), "{again:?}");
 }
 
@@ -677,7 +689,7 @@ async fn the_install_as_a_graph_reconciles_to_the_same_objects() {
     let _ = namespaces
         .delete(&namespace, &DeleteParams::default())
         .await;
-    install::uninstall(&test.cluster, "zen-lead", &namespace, false)
+    uninstall(&test, &Component::Lead, &namespace)
         .await
         .unwrap();
     // Gone before the next test that installs zen-lead counts what carries its label.
@@ -694,8 +706,8 @@ async fn installs_are_one_per_controller_and_uninstall_takes_only_its_own() {
         .catch_unwind()
         .await;
     // Whatever happened, nothing of the test stays (and no binding names `other` for the next).
-    for name in ["zen-lead".to_owned(), web_app().name()] {
-        let _ = install::uninstall(&test.cluster, &name, &other, false).await;
+    for component in [Component::Lead, web_app()] {
+        let _ = uninstall(&test, &component, &other).await;
     }
     let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(test.client.clone());
     let _ = namespaces.delete(&other, &DeleteParams::default()).await;
@@ -703,6 +715,188 @@ async fn installs_are_one_per_controller_and_uninstall_takes_only_its_own() {
     if let Err(panic) = outcome {
         std::panic::resume_unwind(panic);
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_install_whose_namespace_is_gone_is_stale_and_gives_way() {
+    let _turn = INSTALLS.lock().await;
+    let test = cluster().await;
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(test.client.clone());
+    // zen-lead installed in a Namespace that is then deleted by hand, the install left behind:
+    // its ClusterRoleBinding names a ServiceAccount that no longer exists.
+    let gone = format!("{}-gone", test.namespace);
+    let there = InstallOptions {
+        namespace: gone.clone(),
+        ..InstallOptions::default()
+    };
+    let stale = install::manifests(&Component::Lead, &there).unwrap();
+    install::apply(&test.cluster, &stale, false).await.unwrap();
+    support::remove(&namespaces, &gone).await;
+
+    let here = install::manifests(&Component::Lead, &options(&test)).unwrap();
+    let dry = install::apply(&test.cluster, &here, true).await.unwrap();
+    assert_eq!(
+        (dry[0].kind.as_str(), dry[0].action),
+        ("ClusterRoleBinding", "deleted (stale)"),
+        "{dry:?}"
+    );
+    let applied = install::apply(&test.cluster, &here, false).await.unwrap();
+    assert_eq!(
+        (
+            applied[0].kind.as_str(),
+            applied[0].name.as_str(),
+            applied[0].action
+        ),
+        (
+            "ClusterRoleBinding",
+            "kubectl-zen:zen-lead",
+            "deleted (stale)"
+        ),
+        "{applied:?}"
+    );
+    assert!(
+        applied[1..].iter().all(|c| c.action != "deleted (stale)"),
+        "{applied:?}"
+    );
+    // The binding names this install's ServiceAccount now, and a second apply finds nothing stale.
+    let (_, said) = kubectl(
+        &test,
+        &[
+            "get",
+            "clusterrolebinding",
+            "kubectl-zen:zen-lead",
+            "-o",
+            "jsonpath={.subjects[0].namespace}",
+        ],
+        None,
+    );
+    assert_eq!(said.trim(), test.namespace);
+    let again = install::apply(&test.cluster, &here, false).await.unwrap();
+    assert!(
+        again.iter().all(|c| c.action != "deleted (stale)"),
+        "{again:?}"
+    );
+    uninstall_leaves_nothing(&test, &Component::Lead).await;
+    test.cleanup().await;
+}
+
+/// An instance `shop` reconciled and held by the controller's finalizer, as it leaves them.
+async fn held_instance(
+    test: &TestCluster,
+    reconciler: &reconcile::Reconciler,
+    instances: &Api<DynamicObject>,
+) {
+    let instance = json!({"apiVersion": "kro.run/v1alpha1", "kind": INSTANCE_KIND,
+        "metadata": {"name": "shop", "namespace": test.namespace, "finalizers": [reconcile::FINALIZER]},
+        "spec": {"name": "shop", "image": "nginx:1.27", "env": {"MODE": "test"}, "ingress": {"enabled": false}}});
+    let admitted = reconciler.admit(instance.clone()).unwrap();
+    let report = reconciler
+        .apply(
+            &admitted,
+            &reconcile::Options::default(),
+            &(),
+            &CancellationToken::new(),
+        )
+        .await
+        .unwrap();
+    assert!(report.ok(), "{report:#?}");
+    instances
+        .patch(
+            "shop",
+            &PatchParams::apply("test"),
+            &Patch::Apply(&instance),
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uninstall_releases_the_instances_the_finalizer_holds_or_refuses() {
+    let _turn = INSTALLS.lock().await;
+    let test = cluster().await;
+    let component = web_app();
+    let Component::Reconcile { plan, .. } = &component else {
+        unreachable!()
+    };
+    let crds: Api<DynamicObject> = Api::all_with(
+        test.client.clone(),
+        &ApiResource::erase::<CustomResourceDefinition>(&()),
+    );
+    let crd = plan.crd()["metadata"]["name"].as_str().unwrap().to_owned();
+    crds.patch(&crd, &PatchParams::apply("test"), &Patch::Apply(plan.crd()))
+        .await
+        .unwrap();
+    let instances = Api::<DynamicObject>::namespaced_with(
+        test.client.clone(),
+        &test.namespace,
+        &instance_api(&test).await,
+    );
+    let reconciler = reconcile::Reconciler::new(test.cluster.clone(), Arc::clone(plan));
+    let objects = install::manifests(&component, &options(&test)).unwrap();
+    let deployments: Api<k8s_openapi::api::apps::v1::Deployment> = test.api();
+    for held in [HeldInstances::Delete, HeldInstances::Orphan] {
+        install::apply(&test.cluster, &objects, false)
+            .await
+            .unwrap();
+        held_instance(&test, &reconciler, &instances).await;
+        let refused = uninstall(&test, &component, &test.namespace)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            refused.to_string(),
+            format!(
+                "zen-reconcile-web-app's finalizer holds 1 instances ({}/shop): without the controller nothing would release them",
+                test.namespace
+            )
+        );
+        assert_eq!(
+            labelled(&test, &component.name()).len(),
+            objects.len() - 1,
+            "nothing deleted"
+        );
+
+        let changes = install::uninstall(&test.cluster, &component, &test.namespace, held, false)
+            .await
+            .unwrap();
+        let action = if held == HeldInstances::Delete {
+            "deleted"
+        } else {
+            "released"
+        };
+        assert!(
+            changes
+                .iter()
+                .any(|c| c.kind == INSTANCE_KIND && c.name == "shop" && c.action == action),
+            "{changes:?}"
+        );
+        assert!(labelled(&test, &component.name()).is_empty());
+        let live = instances.get_opt("shop").await.unwrap();
+        if held == HeldInstances::Delete {
+            // Deleted in order, and nothing holds the instance any more.
+            assert!(deployments.get_opt("shop").await.unwrap().is_none());
+            eventually(WAIT, "the instance gone", || async {
+                instances
+                    .get_opt("shop")
+                    .await
+                    .unwrap()
+                    .is_none()
+                    .then_some(())
+            })
+            .await;
+        } else {
+            // Released: the instance and its objects stay, and a delete now goes through.
+            let live = live.expect("the orphaned instance stays");
+            assert!(live.metadata.finalizers.unwrap_or_default().is_empty());
+            assert!(deployments.get_opt("shop").await.unwrap().is_some());
+            support::remove(&instances, "shop").await;
+        }
+    }
+    support::remove(
+        &Api::<CustomResourceDefinition>::all(test.client.clone()),
+        &crd,
+    )
+    .await;
+    test.cleanup().await;
 }
 
 /// What uninstall deleted, but the Lease (real pods may have taken it) as (kind, name).
@@ -756,7 +950,7 @@ async fn two_namespaces_two_controllers(test: &TestCluster, other: &str) {
         )
     );
     // An uninstall here takes nothing of the install there: not its Namespace, not its RBAC.
-    let none = install::uninstall(&test.cluster, "zen-lead", &test.namespace, false)
+    let none = uninstall(test, &Component::Lead, &test.namespace)
         .await
         .unwrap();
     assert!(none.is_empty(), "{none:?}");
@@ -769,9 +963,7 @@ async fn two_namespaces_two_controllers(test: &TestCluster, other: &str) {
         .await
         .unwrap();
     assert_eq!(applied[0].kind, "Namespace");
-    let first = install::uninstall(&test.cluster, "zen-lead", other, false)
-        .await
-        .unwrap();
+    let first = uninstall(test, &Component::Lead, other).await.unwrap();
     let namespace = first.last().unwrap();
     assert_eq!(
         (namespace.kind.as_str(), namespace.action),
@@ -793,9 +985,7 @@ async fn two_namespaces_two_controllers(test: &TestCluster, other: &str) {
     assert_eq!(deleted(&first), wanted);
     assert_eq!(labelled(test, &graph.name()).len(), reconcile.len());
 
-    let last = install::uninstall(&test.cluster, &graph.name(), other, false)
-        .await
-        .unwrap();
+    let last = uninstall(test, &graph, other).await.unwrap();
     let namespace = last.last().unwrap();
     assert_eq!(
         (

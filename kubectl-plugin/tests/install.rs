@@ -58,6 +58,9 @@ fn help_teaches_what_is_installed_and_how_to_remove_it() {
         "--uninstall",
         "--dry-run",
         "--as-graph",
+        "--instances",
+        "orphan",
+        "stale",
         "install.kubezen.io/controller",
         "seccomp RuntimeDefault",
         "deploy/",
@@ -87,6 +90,16 @@ fn usage_errors_say_what_to_write() {
             &["install", "lead", "--apply", "--uninstall"],
             2,
             "cannot be used",
+        ),
+        (
+            &["install", "lead", "--instances", "delete"],
+            2,
+            "--uninstall",
+        ),
+        (
+            &["install", "lead", "--uninstall", "--instances", "keep"],
+            2,
+            "[possible values: refuse, delete, orphan]",
         ),
         (
             &[

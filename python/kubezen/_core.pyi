@@ -393,9 +393,11 @@ def install_change(
     image: str = ...,
     kubeconfig: str | None = None,
     context: str | None = None,
+    instances: str = "refuse",
 ) -> str:
     """Server-side applies the install of ``controller`` (or with ``uninstall`` deletes what
-    it made); the changes as a JSON array."""
+    it made, and with ``instances`` ``"delete"`` or ``"orphan"`` releases the instances a
+    reconcile controller's finalizer holds); the changes as a JSON array."""
 
 def install_yaml(objects: str) -> str:
     """``objects`` (JSON text of an array) as one YAML stream, as ``kubectl zen install``

@@ -155,6 +155,7 @@ def _change(
     image: str,
     kubeconfig: str | os.PathLike[str] | None,
     context: str | None,
+    instances: Literal["refuse", "delete", "orphan"] = "refuse",
 ) -> list[Change]:
     text = _core.install_change(
         controller,
@@ -167,6 +168,7 @@ def _change(
         image=image,
         kubeconfig=_path(kubeconfig),
         context=context,
+        instances=instances,
     )
     return [Change(**change) for change in json.loads(text)]
 
@@ -207,6 +209,7 @@ def uninstall(
     crds: Sequence[str | os.PathLike[str]] | None = None,
     namespace: str = DEFAULT_NAMESPACE,
     dry_run: bool = False,
+    instances: Literal["refuse", "delete", "orphan"] = "refuse",
     kubeconfig: str | os.PathLike[str] | None = None,
     context: str | None = None,
 ) -> list[Change]:
@@ -216,12 +219,18 @@ def uninstall(
     only when they are this namespace's install's, and the Namespace last, when an install made
     it and no other controller's install is left in it (``"kept"`` when one is). A
     reconcile controller is named after its graph: pass the ``rgd`` it was installed with.
-    What the controller made while it ran (leader Services, a graph's CRD and instances) stays.
+    What the controller made while it ran (leader Services, a graph's CRD and instances) stays,
+    but a reconcile controller's instances that its finalizer holds would wait for it for ever:
+    ``instances`` says what becomes of them. ``"refuse"`` (the default) raises
+    :class:`InstallError` naming them and deletes nothing; ``"delete"`` deletes each and its
+    objects in reverse dependency order once the install is gone (reported ``"deleted"``);
+    ``"orphan"`` only removes the finalizer (reported ``"released"``).
 
-    Raises what :func:`manifests` raises, and :class:`InstallError` when the cluster cannot be
-    reached or refuses a list or delete.
+    Raises what :func:`manifests` raises, and :class:`InstallError` when instances are held and
+    ``instances`` is ``"refuse"``, or the cluster cannot be reached or refuses a list or delete.
     """
     return _change(
         controller, uninstall=True, dry_run=dry_run, rgd=rgd, crds=crds, namespace=namespace,
         replicas=2, image=DEFAULT_IMAGE, kubeconfig=kubeconfig, context=context,
+        instances=instances,
     )

@@ -93,7 +93,7 @@ pub fn install_manifests(
 /// Server-side applies the install of `controller` (or with `uninstall` deletes what it made),
 /// as `kubectl zen install --apply|--uninstall` does; the changes as a JSON array.
 #[pyfunction]
-#[pyo3(signature = (controller, *, uninstall = false, dry_run = false, rgd = None, crds = Vec::new(), namespace = install::DEFAULT_NAMESPACE.to_owned(), replicas = 2, image = install::DEFAULT_IMAGE.to_owned(), kubeconfig = None, context = None))]
+#[pyo3(signature = (controller, *, uninstall = false, dry_run = false, rgd = None, crds = Vec::new(), namespace = install::DEFAULT_NAMESPACE.to_owned(), replicas = 2, image = install::DEFAULT_IMAGE.to_owned(), kubeconfig = None, context = None, instances = "refuse"))]
 #[allow(
     clippy::needless_pass_by_value,
     clippy::too_many_arguments,
@@ -111,8 +111,19 @@ pub fn install_change(
     image: String,
     kubeconfig: Option<PathBuf>,
     context: Option<String>,
+    instances: &str,
 ) -> PyResult<String> {
     let options = options(namespace, replicas, image)?;
+    let held = match instances {
+        "refuse" => install::HeldInstances::Refuse,
+        "delete" => install::HeldInstances::Delete,
+        "orphan" => install::HeldInstances::Orphan,
+        other => {
+            return Err(PyValueError::new_err(format!(
+                "instances must be 'refuse', 'delete' or 'orphan', not {other:?}"
+            )));
+        }
+    };
     let component = py.detach(|| component(controller, rgd, &crds))?;
     let objects = install::manifests(&component, &options).map_err(error)?;
     let cluster_options = ClusterOptions {
@@ -126,7 +137,7 @@ pub fn install_change(
             InstallException::new_err,
             |cluster| async move {
                 let changes = if uninstall {
-                    install::uninstall(&cluster, &component.name(), &options.namespace, dry_run)
+                    install::uninstall(&cluster, &component, &options.namespace, held, dry_run)
                         .await
                 } else {
                     install::apply(&cluster, &objects, dry_run).await

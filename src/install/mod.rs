@@ -196,6 +196,20 @@ impl Component {
     }
 }
 
+/// What [`uninstall`] does with the instances a reconcile controller's finalizer still holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum HeldInstances {
+    /// Refuse the uninstall, naming them ([`InstallError::InstancesHeld`]); nothing is deleted.
+    #[default]
+    Refuse,
+    /// After the install is removed, delete each instance and its objects in reverse dependency
+    /// order, as the controller would have, then release it.
+    Delete,
+    /// After the install is removed, release them: the finalizer goes, the instances and their
+    /// objects stay.
+    Orphan,
+}
+
 /// Where and how a controller is installed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InstallOptions {
@@ -245,6 +259,19 @@ pub enum InstallError {
         name: String,
         /// The namespace it is installed in.
         namespace: String,
+    },
+    /// A reconcile controller's finalizer holds instances: uninstalled, nothing would release
+    /// them, and their Namespaces could never finish deleting.
+    #[error(
+        "{name}'s finalizer holds {count} instances ({list}): without the controller nothing would release them",
+        count = instances.len(),
+        list = instances.join(", ")
+    )]
+    InstancesHeld {
+        /// The controller ([`Component::name`]).
+        name: String,
+        /// The instances, as `namespace/name`.
+        instances: Vec<String>,
     },
     /// The API server refused a request.
     #[error("{what}: {message}")]
@@ -545,7 +572,9 @@ pub struct Change {
     pub name: String,
     /// What happened: `serverside-applied`, `kept` (a Namespace that existed before and is not
     /// an install's, or that another install still uses), `unchecked` (a dry run's object in a
-    /// Namespace not made yet), `deleted`.
+    /// Namespace not made yet), `deleted`, `deleted (stale)` (the `ClusterRoleBinding` of an
+    /// install whose Namespace is gone, removed before installing anew), `released` (an
+    /// instance the uninstalled controller's finalizer no longer holds).
     pub action: &'static str,
 }
 
@@ -604,11 +633,13 @@ fn api(cluster: &Cluster, kind: &str, namespace: &str) -> Result<Api<DynamicObje
 /// taking over conflicting fields; with `dry_run`, the server checks them and stores nothing. A
 /// Namespace that exists without the install's label is left as it is (and so is never deleted
 /// by [`uninstall`]). A dry run cannot check objects in a Namespace that does not exist yet (the
-/// API server refuses them until it does): they are reported `unchecked`.
+/// API server refuses them until it does): they are reported `unchecked`. An install of the
+/// controller in a Namespace that is gone or being deleted is stale: its `ClusterRoleBinding`
+/// is deleted first and reported `deleted (stale)`.
 ///
 /// # Errors
-/// [`InstallError::Elsewhere`] when the controller is installed in another namespace (nothing is
-/// applied); [`InstallError::Api`] naming the object the server refused (objects before it stay
+/// [`InstallError::Elsewhere`] when the controller is installed in another namespace that still
+/// exists (nothing is applied); [`InstallError::Api`] naming the object the server refused (objects before it stay
 /// applied).
 pub async fn apply(
     cluster: &Cluster,
@@ -622,18 +653,23 @@ pub async fn apply(
             let name = o["metadata"]["labels"][INSTALL_LABEL].as_str()?;
             Some((name, o["metadata"]["name"].as_str()?, subject_namespace(o)?))
         });
+    let mut changes = Vec::with_capacity(objects.len() + 1);
     if let Some((name, binding, namespace)) = binding
         && let Some(other) = installed_in(cluster, binding).await?
         && other != namespace
     {
-        return Err(InstallError::Elsewhere {
-            name: name.to_owned(),
-            namespace: other,
-        });
+        if !namespace_gone(cluster, &other).await? {
+            return Err(InstallError::Elsewhere {
+                name: name.to_owned(),
+                namespace: other,
+            });
+        }
+        // The install there is stale: its Namespace is gone (or going), and with it the
+        // ServiceAccount the binding names. Its cluster-scoped leftovers make way for this one.
+        changes.extend(remove_stale_binding(cluster, binding, dry_run).await?);
     }
     let mut params = PatchParams::apply(FIELD_MANAGER).force();
     params.dry_run = dry_run;
-    let mut changes = Vec::with_capacity(objects.len());
     // Namespaces only a dry run "made": nothing in them can be checked.
     let mut absent = Vec::new();
     for object in objects {
@@ -674,22 +710,43 @@ pub async fn apply(
     Ok(changes)
 }
 
-/// Deletes what an install of the controller `name` (a [`Component::name`]) made in
-/// `namespace`: every object of the install's kinds labelled [`INSTALL_LABEL`]`=name` there (the
-/// Deployment first), its `ClusterRole` and binding unless they belong to an install in another
-/// namespace, the Lease its replicas held, and last the Namespace `namespace` when an install
-/// made it and no other controller's install is left in it (`kept` when one is). What the
-/// controller itself made while it ran (leader Services, a graph's CRD and instances) is not
-/// the install's and stays.
+/// Deletes what an install of `component` made in `namespace`: every object of the install's
+/// kinds labelled [`INSTALL_LABEL`]`=NAME` there (the Deployment first), its `ClusterRole` and
+/// binding unless they belong to an install in another namespace, the Lease its replicas held,
+/// and last the Namespace `namespace` when an install made it and no other controller's install
+/// is left in it (`kept` when one is). What the controller itself made while it ran (leader
+/// Services, a graph's CRD, instances and their objects) is not the install's and stays; but a
+/// reconcile controller's instances that its finalizer holds would wait for it for ever, so
+/// `held` says what becomes of them (reported as the instance's kind, `deleted` or `released`).
 ///
 /// # Errors
-/// [`InstallError::Api`] when a list or delete is refused.
+/// [`InstallError::InstancesHeld`] when instances are held and `held` is
+/// [`HeldInstances::Refuse`] (nothing is deleted); [`InstallError::Api`] when a list or delete
+/// is refused, or an instance cannot be released.
 pub async fn uninstall(
     cluster: &Cluster,
-    name: &str,
+    component: &Component,
     namespace: &str,
+    held: HeldInstances,
     dry_run: bool,
 ) -> Result<Vec<Change>, InstallError> {
+    let name = component.name();
+    let name = name.as_str();
+    let instances = match component {
+        Component::Reconcile { plan, .. } => crate::reconcile::held_instances(cluster, plan)
+            .await
+            .map_err(|error| InstallError::Api {
+                what: format!("find the instances {name} holds"),
+                message: error.to_string(),
+            })?,
+        Component::Lead => Vec::new(),
+    };
+    if !instances.is_empty() && held == HeldInstances::Refuse {
+        return Err(InstallError::InstancesHeld {
+            name: name.to_owned(),
+            instances: instances.iter().map(object_path).collect(),
+        });
+    }
     let selector = format!("{INSTALL_LABEL}={name}");
     let mut params = DeleteParams::background();
     params.dry_run = dry_run;
@@ -732,10 +789,43 @@ pub async fn uninstall(
             }
         }
     }
+    // The controller is gone, and its rights with it: nothing acts on the instances but this.
+    if let Component::Reconcile { plan, .. } = component {
+        let reconciler = crate::reconcile::Reconciler::new(cluster.clone(), Arc::clone(plan));
+        let delete = held == HeldInstances::Delete;
+        let cancel = tokio_util::sync::CancellationToken::new();
+        for instance in &instances {
+            crate::reconcile::release_instance(&reconciler, instance, delete, dry_run, &cancel)
+                .await
+                .map_err(|error| InstallError::Api {
+                    what: format!("release {} {}", plan.kind, object_path(instance)),
+                    message: error.to_string(),
+                })?;
+            let action = if delete { "deleted" } else { "released" };
+            let (instance_namespace, instance_name) = (
+                instance.metadata.namespace.as_deref().unwrap_or_default(),
+                instance.metadata.name.as_deref().unwrap_or_default(),
+            );
+            changes.push(change(
+                &plan.kind,
+                instance_namespace,
+                instance_name,
+                action,
+            ));
+        }
+    }
     if let Some(action) = uninstall_namespace(cluster, name, namespace, &params).await? {
         changes.push(change("Namespace", "", namespace, action));
     }
     Ok(changes)
+}
+
+/// `namespace/name`, or `name` for a cluster-scoped object.
+fn object_path(object: &DynamicObject) -> String {
+    path(
+        object.metadata.namespace.as_deref().unwrap_or_default(),
+        object.metadata.name.as_deref().unwrap_or_default(),
+    )
 }
 
 /// The install's Namespace goes with the last install in it: it is deleted when an install made
@@ -800,6 +890,45 @@ async fn installed_in(cluster: &Cluster, binding: &str) -> Result<Option<String>
             message: api_message(&error),
         })?;
     Ok(existing.and_then(|b| subject_namespace(&b.data).map(str::to_owned)))
+}
+
+/// Whether `namespace` is gone or being deleted: an install there is stale.
+async fn namespace_gone(cluster: &Cluster, namespace: &str) -> Result<bool, InstallError> {
+    let found = api(cluster, "Namespace", "")?
+        .get_opt(namespace)
+        .await
+        .map_err(|error| InstallError::Api {
+            what: format!("get Namespace {namespace}"),
+            message: api_message(&error),
+        })?;
+    Ok(found.is_none_or(|ns| ns.metadata.deletion_timestamp.is_some()))
+}
+
+/// Deletes the `ClusterRoleBinding` of a stale install (its Namespace gone), reported
+/// `deleted (stale)`; the `ClusterRole` is the same for every install and is applied anew.
+async fn remove_stale_binding(
+    cluster: &Cluster,
+    binding: &str,
+    dry_run: bool,
+) -> Result<Option<Change>, InstallError> {
+    let mut params = DeleteParams::background();
+    params.dry_run = dry_run;
+    match api(cluster, "ClusterRoleBinding", "")?
+        .delete(binding, &params)
+        .await
+    {
+        Ok(_) => Ok(Some(change(
+            "ClusterRoleBinding",
+            "",
+            binding,
+            "deleted (stale)",
+        ))),
+        Err(error) if is_not_found(&error) => Ok(None),
+        Err(error) => Err(InstallError::Api {
+            what: format!("delete the stale ClusterRoleBinding {binding}"),
+            message: api_message(&error),
+        }),
+    }
 }
 
 /// The Lease of the controller installed as `name`: zen-lead's own name for its Lease, else the

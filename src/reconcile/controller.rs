@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt as _;
+use kube::ResourceExt as _;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::reflector::Store;
@@ -563,34 +564,18 @@ async fn apply(object: &DynamicObject, context: &Context) -> Result<Action, Fail
 }
 
 async fn finalize(object: &DynamicObject, context: &Context) -> Result<Action, Failed> {
-    let finalizers = object.metadata.finalizers.clone().unwrap_or_default();
-    if !finalizers.iter().any(|f| f == FINALIZER) {
+    if !held(object) {
         return Ok(Action::await_change());
     }
     let api = api_for(object, context)?;
-    let name = object.metadata.name.clone().unwrap_or_default();
-    let mut json = serde_json::to_value(object).unwrap_or(Json::Null);
-    // A spec that no longer validates must not keep the instance from going.
-    let instance = if let Ok(instance) = context.reconciler.admit(json.clone()) {
-        instance
-    } else {
-        if let Some(map) = json.as_object_mut() {
-            map.insert("spec".into(), json!({}));
-        }
-        super::Instance {
-            name: name.clone(),
-            namespace: object.metadata.namespace.clone(),
-            home: object
-                .metadata
-                .namespace
-                .clone()
-                .unwrap_or_else(|| context.reconciler.cluster().namespace().to_owned()),
-            object: json,
-        }
-    };
     let report = context
         .reconciler
-        .delete(&instance, &context.options.run, &(), &context.shutdown)
+        .delete(
+            &instance_of(&context.reconciler, object),
+            &context.options.run,
+            &(),
+            &context.shutdown,
+        )
         .await
         .map_err(|error| Failed(error.to_string()))?;
     count(context, &report);
@@ -599,14 +584,177 @@ async fn finalize(object: &DynamicObject, context: &Context) -> Result<Action, F
             "the instance's objects are not all deleted yet".into(),
         ));
     }
-    let rest: Vec<String> = finalizers.into_iter().filter(|f| f != FINALIZER).collect();
-    let patch = json!({"metadata": {"finalizers": rest, "resourceVersion": object.metadata.resource_version}});
-    match api
-        .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+    remove_finalizer(&api, object, false)
         .await
-    {
-        Ok(_) => Ok(Action::await_change()),
-        Err(error) if crate::cluster::is_not_found(&error) => Ok(Action::await_change()),
-        Err(error) => Err(Failed(api_message(&error))),
+        .map_err(|error| Failed(api_message(&error)))?;
+    Ok(Action::await_change())
+}
+
+/// Whether the controller's finalizer holds `object`.
+fn held(object: &DynamicObject) -> bool {
+    object
+        .metadata
+        .finalizers
+        .as_ref()
+        .is_some_and(|finalizers| finalizers.iter().any(|f| f == FINALIZER))
+}
+
+/// `object` as an instance to delete: a spec that no longer validates must not keep it from
+/// going, so it is deleted as one with an empty spec.
+fn instance_of(reconciler: &Reconciler, object: &DynamicObject) -> super::Instance {
+    let mut json = serde_json::to_value(object).unwrap_or(Json::Null);
+    if let Ok(instance) = reconciler.admit(json.clone()) {
+        return instance;
+    }
+    if let Some(map) = json.as_object_mut() {
+        map.insert("spec".into(), json!({}));
+    }
+    super::Instance {
+        name: object.metadata.name.clone().unwrap_or_default(),
+        namespace: object.metadata.namespace.clone(),
+        home: object
+            .metadata
+            .namespace
+            .clone()
+            .unwrap_or_else(|| reconciler.cluster().namespace().to_owned()),
+        object: json,
+    }
+}
+
+/// Removes the controller's finalizer from `object`, keeping any other: the patch carries the
+/// resourceVersion read, and on a conflict (someone wrote meanwhile) the object is read again
+/// and the removal retried. Gone already is done.
+async fn remove_finalizer(
+    api: &Api<DynamicObject>,
+    object: &DynamicObject,
+    dry_run: bool,
+) -> Result<(), kube::Error> {
+    let params = PatchParams {
+        dry_run,
+        ..PatchParams::default()
+    };
+    let name = object.name_any();
+    let mut current = object.clone();
+    let mut attempts = 0;
+    loop {
+        if !held(&current) {
+            return Ok(());
+        }
+        let rest: Vec<&String> = current
+            .metadata
+            .finalizers
+            .iter()
+            .flatten()
+            .filter(|f| *f != FINALIZER)
+            .collect();
+        let patch = json!({"metadata": {"finalizers": rest, "resourceVersion": current.metadata.resource_version}});
+        match api.patch(&name, &params, &Patch::Merge(&patch)).await {
+            Ok(_) => return Ok(()),
+            Err(error) if crate::cluster::is_not_found(&error) => return Ok(()),
+            Err(kube::Error::Api(status)) if status.code == 409 && attempts < 5 => {
+                attempts += 1;
+                match api.get_opt(&name).await? {
+                    Some(live) => current = live,
+                    None => return Ok(()),
+                }
+            }
+            Err(error) => return Err(error),
+        }
+    }
+}
+
+/// The instances of `plan`'s kind that the controller's finalizer holds, in every namespace:
+/// once the controller is gone, nothing releases them, and a Namespace holding one can never
+/// finish deleting. None where the kind is not served.
+///
+/// # Errors
+/// [`ReconcileError::Api`] when discovery or the list fails.
+pub async fn held_instances(
+    cluster: &Cluster,
+    plan: &Plan,
+) -> Result<Vec<DynamicObject>, ReconcileError> {
+    let Some(resource) = instances_resource(cluster, plan).await? else {
+        return Ok(Vec::new());
+    };
+    let list = Api::<DynamicObject>::all_with(cluster.client(), &resource)
+        .list(&kube::api::ListParams::default())
+        .await
+        .map_err(|error| {
+            ReconcileError::Api(format!(
+                "cannot list the {} instances: {}",
+                plan.kind,
+                api_message(&error)
+            ))
+        })?;
+    Ok(list.items.into_iter().filter(held).collect())
+}
+
+/// Releases an instance the controller's finalizer holds, as the controller would were it
+/// running: with `delete`, the instance's objects are deleted in reverse dependency order and
+/// the instance with them; either way the finalizer is then removed, so the instance (deleted
+/// or orphaned, its objects kept) no longer waits for a controller. With `dry_run` nothing is
+/// deleted and the server only checks the finalizer's removal.
+///
+/// # Errors
+/// [`ReconcileError::Api`] when the objects are not all deleted, or the finalizer's removal is
+/// refused.
+pub async fn release_instance(
+    reconciler: &Reconciler,
+    object: &DynamicObject,
+    delete: bool,
+    dry_run: bool,
+    cancel: &CancellationToken,
+) -> Result<(), ReconcileError> {
+    let Some(resource) = instances_resource(reconciler.cluster(), reconciler.plan()).await? else {
+        return Ok(());
+    };
+    let client = reconciler.cluster().client();
+    let api = match &object.metadata.namespace {
+        Some(namespace) => Api::namespaced_with(client, namespace, &resource),
+        None => Api::all_with(client, &resource),
+    };
+    let name = object.name_any();
+    if delete && !dry_run {
+        let instance = instance_of(reconciler, object);
+        let report = reconciler
+            .delete(&instance, &Options::default(), &(), cancel)
+            .await?;
+        if !report.ok() {
+            return Err(ReconcileError::Api(format!(
+                "the objects of {} {name} are not all deleted, so it keeps its finalizer",
+                reconciler.plan().kind
+            )));
+        }
+    }
+    remove_finalizer(&api, object, dry_run)
+        .await
+        .map_err(|error| {
+            ReconcileError::Api(format!(
+                "cannot remove the finalizer {FINALIZER} from {} {name}: {}",
+                reconciler.plan().kind,
+                api_message(&error)
+            ))
+        })
+}
+
+/// The instances' resource as the server serves it, or `None` where the kind is not served.
+async fn instances_resource(
+    cluster: &Cluster,
+    plan: &Plan,
+) -> Result<Option<kube::api::ApiResource>, ReconcileError> {
+    let (group, version) = plan
+        .api_version
+        .split_once('/')
+        .unwrap_or(("", plan.api_version.as_str()));
+    let gvk = kube::api::GroupVersionKind::gvk(group, version, &plan.kind);
+    match kube::discovery::pinned_kind(&cluster.client(), &gvk).await {
+        Ok((resource, _)) => Ok(Some(resource)),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(None),
+        Err(kube::Error::Discovery(_)) => Ok(None),
+        Err(error) => Err(ReconcileError::Api(format!(
+            "cannot find the {} API: {}",
+            plan.kind,
+            api_message(&error)
+        ))),
     }
 }

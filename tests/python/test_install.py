@@ -78,6 +78,8 @@ def test_bad_options_are_value_errors() -> None:
         kubezen.install.manifests("reconcile-controller")
     with pytest.raises(ValueError, match="rgd is for"):
         kubezen.install.manifests("lead", rgd=WEB_APP)
+    with pytest.raises(ValueError, match="instances must be 'refuse', 'delete' or 'orphan'"):
+        kubezen.install.uninstall("lead", instances="keep")  # type: ignore[arg-type]
 
 
 def test_graph_problems_are_graph_and_install_errors(tmp_path: Path) -> None:

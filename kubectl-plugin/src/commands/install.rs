@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
-use kubezen::install::{self, Component, InstallError, InstallOptions};
+use kubezen::install::{self, Component, HeldInstances, InstallError, InstallOptions};
 use kubezen::table::{Cell, Column, Table};
 use kubezen::{Tabular, Tone};
 use serde::Serialize;
@@ -28,7 +28,9 @@ on a Lease. A reconcile controller also gets its graph in a ConfigMap.
 Without --apply the manifests are printed (YAML; -o json for a List), for `kubectl apply -f -`,
 kustomize or review; deploy/ holds the same as a kustomize base. Every object is labelled
 install.kubezen.io/controller=NAME, which --uninstall deletes by. A Namespace that existed before
-is left alone by both.";
+is left alone by both. An install whose namespace is gone is stale: --apply removes its
+ClusterRoleBinding and says so. A reconcile controller's instances that its finalizer still
+holds make --uninstall refuse, listing them, unless --instances says what becomes of them.";
 
 const EXAMPLES: &str = "\
 Examples:
@@ -42,7 +44,11 @@ Examples:
 
   # Check with the API server without storing anything; then remove all of it
   kubectl zen install lead --apply --dry-run
-  kubectl zen install lead --uninstall";
+  kubectl zen install lead --uninstall
+
+  # Remove a graph's controller, deleting its instances (and their objects, in order) first
+  kubectl zen install reconcile-controller --rgd examples/rgd/web-app.yaml -n platform \
+    --uninstall --instances delete";
 
 /// `kubectl zen install`.
 #[derive(Debug, Args)]
@@ -74,6 +80,13 @@ pub struct InstallArgs {
     #[arg(long)]
     pub uninstall: bool,
 
+    /// reconcile-controller, with --uninstall: what becomes of the instances its finalizer
+    /// still holds (without the controller nothing would release them, and their namespaces
+    /// could not be deleted): refuse to uninstall and list them, delete them and their objects
+    /// in order first, or orphan them (release them, keep everything)
+    #[arg(long, value_enum, default_value_t = Instances::Refuse, requires = "uninstall", value_name = "WHAT")]
+    pub instances: Instances,
+
     /// With --apply or --uninstall: the API server checks everything and stores nothing
     #[arg(long)]
     pub dry_run: bool,
@@ -86,6 +99,27 @@ pub struct InstallArgs {
     /// reconcile-controller: CRDs (files or directories) for type-checking custom kinds
     #[arg(long, value_name = "FILE|DIR")]
     pub crd: Vec<PathBuf>,
+}
+
+/// `--instances`: what an uninstall does with the instances a reconcile controller holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Instances {
+    /// Refuse, listing them
+    Refuse,
+    /// Delete each and its objects in reverse dependency order, as the controller would
+    Delete,
+    /// Release them: the finalizer goes, the instances and their objects stay
+    Orphan,
+}
+
+impl From<Instances> for HeldInstances {
+    fn from(instances: Instances) -> Self {
+        match instances {
+            Instances::Refuse => Self::Refuse,
+            Instances::Delete => Self::Delete,
+            Instances::Orphan => Self::Orphan,
+        }
+    }
 }
 
 /// The controllers `install` knows.
@@ -125,8 +159,9 @@ pub fn run(args: &InstallArgs, global: &GlobalArgs) -> Result<ExitCode, Failure>
         let changes = if args.uninstall {
             install::uninstall(
                 &cluster,
-                &component.name(),
+                &component,
                 &options.namespace,
+                args.instances.into(),
                 args.dry_run,
             )
             .await
@@ -186,6 +221,9 @@ fn failure(error: &InstallError) -> Failure {
             "to move it, remove that install first: kubectl zen install {} -n {namespace} --uninstall",
             if name == "zen-lead" { "lead" } else { "reconcile-controller --rgd FILE" }
         )),
+        InstallError::InstancesHeld { .. } => failure.hint(
+            "--instances delete deletes them and their objects in order first; --instances orphan releases them and keeps everything",
+        ),
         InstallError::Api { .. } => failure,
     }
 }
