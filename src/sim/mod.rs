@@ -291,6 +291,14 @@ pub struct Sim {
     url: String,
     ca_pem: Option<String>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    restarts: tokio::sync::mpsc::UnboundedSender<Restart>,
+}
+
+/// An API server restart asked of the serving loop: down for `down_for`, then `serving` says
+/// it accepts connections again.
+struct Restart {
+    down_for: Duration,
+    serving: tokio::sync::oneshot::Sender<()>,
 }
 
 impl std::fmt::Debug for Sim {
@@ -344,13 +352,31 @@ impl Sim {
         let acceptor = identity
             .as_ref()
             .map(|identity| tokio_rustls::TlsAcceptor::from(Arc::clone(&identity.config)));
-        let server = tokio::spawn(serve(listener, Arc::clone(&state), acceptor));
+        let (restarts, restart_requests) = tokio::sync::mpsc::unbounded_channel();
+        let server = tokio::spawn(serve(
+            listener,
+            Arc::clone(&state),
+            acceptor,
+            restart_requests,
+        ));
         Ok(Self {
             state,
             url,
             ca_pem: identity.map(|identity| identity.ca_pem),
             tasks: vec![controllers, server],
+            restarts,
         })
+    }
+
+    /// Plays an API server restart, as killing kube-apiserver and starting it again does: every
+    /// open connection (watches included) is dropped at once, new ones are refused for
+    /// `down_for`, then it serves again on the same address with every object kept (as etcd
+    /// keeps them). Returns once it serves again.
+    pub async fn restart(&self, down_for: Duration) {
+        let (serving, served) = tokio::sync::oneshot::channel();
+        if self.restarts.send(Restart { down_for, serving }).is_ok() {
+            let _ = served.await;
+        }
     }
 
     /// The server's URL, `http://127.0.0.1:PORT` (or https).
@@ -563,15 +589,32 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
 }
 
 async fn serve(
-    listener: tokio::net::TcpListener,
+    mut listener: tokio::net::TcpListener,
     state: Arc<SimState>,
     acceptor: Option<tokio_rustls::TlsAcceptor>,
+    mut restarts: tokio::sync::mpsc::UnboundedReceiver<Restart>,
 ) {
     let mut connections = tokio::task::JoinSet::new();
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+            Some(restart) = restarts.recv() => {
+                // Down: the socket closed (connections refused), every connection cut.
+                connections.abort_all();
+                let address = listener.local_addr().unwrap_or(state.address);
+                drop(listener);
+                while connections.join_next().await.is_some() {}
+                tokio::time::sleep(restart.down_for).await;
+                listener = loop {
+                    match tokio::net::TcpListener::bind(address).await {
+                        Ok(listener) => break listener,
+                        Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+                    }
+                };
+                let _ = restart.serving.send(());
+                continue;
+            }
         };
         let Ok((stream, _)) = accepted else {
             tokio::time::sleep(Duration::from_millis(10)).await;

@@ -8,7 +8,9 @@
 #   cluster.sh up DIR           start a cluster whose state, logs and kubeconfig live in DIR
 #   cluster.sh down DIR         stop everything `up DIR` started and remove its state
 #   cluster.sh restart-apiserver DIR [SECONDS]
-#                               kill kube-apiserver, wait SECONDS (default 0), start it again
+#                               kill kube-apiserver, wait SECONDS (default 0), start it again;
+#                               returns once it is ready (the other components catch up later)
+#   cluster.sh settle DIR       wait until a Deployment becomes Available again end to end
 #   cluster.sh run CMD...       up in a fresh directory, run CMD with ZEN_TEST_KUBECONFIG and
 #                               KUBECONFIG set to the cluster's and its kubectl first on PATH,
 #                               then down, also when CMD fails
@@ -331,8 +333,25 @@ restart_apiserver() {
   pid="$(awk '$1 == "kube-apiserver" {pid = $2} END {print pid}' "$dir/pids")"
   kill -KILL "$pid" 2>/dev/null || true
   while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
+  # Its line goes: start_apiserver adds the new process's, and a dead pid is a failed start.
+  awk -v pid="$pid" '$2 != pid' "$dir/pids" > "$dir/pids.new" && mv "$dir/pids.new" "$dir/pids"
   sleep "$pause"
   start_apiserver "$dir"
+}
+
+# Waits until the cluster works end to end again after a restart: the controller manager,
+# the scheduler and kwok retry their watches with a backoff of their own, and catch up tens of
+# seconds after the API server is back. A Deployment in kube-system that becomes Available has
+# passed through all of them; it is then deleted.
+settle() {
+  local dir="$1" name="settle-$RANDOM$RANDOM"
+  [[ -f "$dir/pids" ]] || die "no cluster runs in $dir"
+  local kubectl=("$(cat "$dir/bin-dir")/kubectl" --kubeconfig="$dir/kubeconfig" -n kube-system)
+  wait_for 120 "the API server to take a Deployment" "$dir" \
+    "${kubectl[@]}" create deployment "$name" --image=registry.k8s.io/pause:3.10
+  wait_for 180 "a Deployment to become Available" "$dir" \
+    "${kubectl[@]}" wait --for=condition=Available "deployment/$name" --timeout=5s
+  "${kubectl[@]}" delete deployment "$name" --wait=false >/dev/null
 }
 
 run() {
@@ -373,7 +392,8 @@ case "${1:-}" in
   up) up "${2:-}" ;;
   down) down "${2:-}" ;;
   restart-apiserver) restart_apiserver "${2:-}" "${3:-0}" ;;
+  settle) settle "${2:-}" ;;
   run) shift; run "$@" ;;
   skips) skips "${2:?usage: cluster.sh skips FILE}" ;;
-  *) sed -n '2,23p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+  *) sed -n '2,26p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 esac

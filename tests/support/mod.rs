@@ -23,6 +23,46 @@ pub struct TestCluster {
     pub sim: Option<Sim>,
     pub kubeconfig: PathBuf,
     dir: tempfile::TempDir,
+    turn: Option<Turn>,
+}
+
+/// The tests of one binary share a real cluster, and its API server: a test that restarts it
+/// runs alone ([`cluster_alone`]), the others beside each other. Each zen-sim is a test's own.
+static API_SERVER: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
+enum Turn {
+    Shared(#[allow(dead_code)] tokio::sync::RwLockReadGuard<'static, ()>),
+    Alone(Alone),
+}
+
+/// A test's turn alone on the real API server. After a restart, the turn ends only once the
+/// cluster works end to end again (`cluster.sh settle`), for the tests that follow.
+struct Alone {
+    _guard: tokio::sync::RwLockWriteGuard<'static, ()>,
+    restarted: std::sync::atomic::AtomicBool,
+}
+
+impl Drop for Alone {
+    fn drop(&mut self) {
+        let dir = std::env::var_os("ZEN_TEST_CONTROL_PLANE").filter(|d| !d.is_empty());
+        if let (true, Some(dir)) = (*self.restarted.get_mut(), dir) {
+            let settled = std::process::Command::new("bash")
+                .arg(concat!(
+                    env!("CARGO_MANIFEST_DIR"),
+                    "/tests/control-plane/cluster.sh"
+                ))
+                .arg("settle")
+                .arg(dir)
+                .status();
+            if !settled
+                .as_ref()
+                .is_ok_and(std::process::ExitStatus::success)
+                && !std::thread::panicking()
+            {
+                panic!("the cluster did not settle after the API server restart: {settled:?}");
+            }
+        }
+    }
 }
 
 /// The cluster for one test: `ZEN_TEST_KUBECONFIG`'s, or a new zen-sim.
@@ -30,12 +70,29 @@ pub async fn cluster() -> TestCluster {
     cluster_with(ClusterOptions::default()).await
 }
 
+/// The cluster for a test that restarts the API server ([`TestCluster::restart_api_server`]):
+/// on a real cluster no other test of the binary runs meanwhile.
+pub async fn cluster_alone() -> TestCluster {
+    connect(ClusterOptions::default(), true).await
+}
+
 /// The same, with client options (qps, burst, retry policy) of the test's choosing.
-pub async fn cluster_with(mut options: ClusterOptions) -> TestCluster {
+pub async fn cluster_with(options: ClusterOptions) -> TestCluster {
+    connect(options, false).await
+}
+
+async fn connect(mut options: ClusterOptions, alone: bool) -> TestCluster {
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let (sim, kubeconfig) = if let Some(path) =
-        std::env::var_os("ZEN_TEST_KUBECONFIG").filter(|value| !value.is_empty())
-    {
+    let real = std::env::var_os("ZEN_TEST_KUBECONFIG").filter(|value| !value.is_empty());
+    let turn = match (&real, alone) {
+        (None, _) => None,
+        (Some(_), false) => Some(Turn::Shared(API_SERVER.read().await)),
+        (Some(_), true) => Some(Turn::Alone(Alone {
+            _guard: API_SERVER.write().await,
+            restarted: std::sync::atomic::AtomicBool::new(false),
+        })),
+    };
+    let (sim, kubeconfig) = if let Some(path) = real {
         (None, PathBuf::from(path))
     } else {
         let sim = Sim::start(SimOptions::default())
@@ -80,6 +137,7 @@ pub async fn cluster_with(mut options: ClusterOptions) -> TestCluster {
         sim,
         kubeconfig,
         dir,
+        turn,
     }
 }
 
@@ -91,6 +149,47 @@ impl TestCluster {
             skip(&format!("on a real cluster, {what} needs zen-sim"));
         }
         self.sim.as_ref()
+    }
+
+    /// Restarts the API server: zen-sim's restart fault, or on the real control plane of
+    /// `tests/control-plane/cluster.sh run` (`ZEN_TEST_CONTROL_PLANE`) kube-apiserver killed and
+    /// started again after `down_for`. Returns once it serves again; `false` (and a skip
+    /// noted) on another cluster, which the tests cannot restart.
+    pub async fn restart_api_server(&self, down_for: Duration) -> bool {
+        if let Some(sim) = &self.sim {
+            sim.restart(down_for).await;
+            return true;
+        }
+        let Some(Turn::Alone(alone)) = &self.turn else {
+            panic!("a test that restarts the API server starts with support::cluster_alone()");
+        };
+        let Some(dir) = std::env::var_os("ZEN_TEST_CONTROL_PLANE").filter(|d| !d.is_empty()) else {
+            skip("restarting the API server needs zen-sim or tests/control-plane/cluster.sh");
+            return false;
+        };
+        let script = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/control-plane/cluster.sh"
+        );
+        let seconds = format!("{:.1}", down_for.as_secs_f64());
+        let status = tokio::process::Command::new("bash")
+            .args([
+                script.as_ref(),
+                "restart-apiserver".as_ref(),
+                dir.as_os_str(),
+                seconds.as_ref(),
+            ])
+            .status()
+            .await
+            .expect("cluster.sh runs");
+        alone
+            .restarted
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        assert!(
+            status.success(),
+            "cluster.sh restart-apiserver failed: {status}"
+        );
+        true
     }
 
     /// An API for namespaced objects in the test's namespace.
