@@ -692,3 +692,62 @@ async fn api_faults_are_retried_with_the_fast_profile() {
     );
     test.cleanup().await;
 }
+
+/// zen-lead across an API server restart (kube-apiserver killed and started again on the real
+/// control plane, zen-sim's restart fault on zen-sim): its watches come back, a leader deleted
+/// afterwards is failed over from, and a Service opted in afterwards gets its leader. With
+/// election, the restart (3 s) is shorter than the renew deadline, so the replica keeps the
+/// Lease; without, it only reconciles.
+async fn rides_out_an_api_server_restart(election: bool) {
+    let test = support::cluster_alone().await;
+    ready_pods(&test, &["web-a", "web-b"]).await;
+    let election = election.then(|| ElectionOptions::new(&test.namespace, "zen-lead-restart", "a"));
+    let running = Running::start(
+        &test,
+        LeadOptions {
+            election,
+            ..options(&test)
+        },
+    );
+    let services = opt_in(&test, &enabled()).await;
+    wait_routed_to(&test, "web-leader", "web-a", true).await;
+    if !test.restart_api_server(Duration::from_secs(3)).await {
+        running.stop().await;
+        return test.cleanup().await;
+    }
+    // Within a minute of the restart: kube's watch backoff grows to tens of seconds.
+    let after = Duration::from_secs(60);
+    let pods: Api<Pod> = test.api();
+    support::eventually(after, "the leader pod deleted", || async {
+        pods.delete("web-a", &DeleteParams::default().grace_period(0))
+            .await
+            .ok()
+    })
+    .await;
+    support::eventually(after, "failover to web-b", || async {
+        (routed(&test, "web-leader").await == Some(("web-b".to_owned(), true))).then_some(())
+    })
+    .await;
+    let mut api = service("api", &enabled());
+    api.metadata.labels = None;
+    services.create(&PostParams::default(), &api).await.unwrap();
+    support::eventually(after, "a leader for a Service opted in after", || async {
+        routed(&test, "api-leader")
+            .await
+            .filter(|(_, ready)| *ready)
+    })
+    .await;
+    let summary = running.stop().await;
+    assert!(summary.failovers >= 1, "{summary:?}");
+    test.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_server_restart_is_ridden_out() {
+    rides_out_an_api_server_restart(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_server_restart_is_ridden_out_under_leader_election() {
+    rides_out_an_api_server_restart(true).await;
+}

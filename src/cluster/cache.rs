@@ -267,8 +267,10 @@ where
         }
     }
 
-    /// Drops cached objects (of `namespace`, or all) that a fresh list did not return.
-    fn forget_unlisted(
+    /// Drops cached objects (of `namespace`, or all) that a fresh list did not return: after a
+    /// watch broke (a reconnect, 410 Gone, an API server restart) and listed again, an object
+    /// deleted meanwhile is only absent from the list, with no deletion event.
+    pub(crate) fn forget_unlisted(
         &self,
         namespace: Option<&str>,
         listed: &std::collections::HashSet<(String, String)>,

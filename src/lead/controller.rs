@@ -719,12 +719,18 @@ async fn run_term(
         // only while the watch is down. (Without this, every cached leader expired together and
         // the next resync read all of them again, queueing failovers behind them at --qps.)
         let renew_every = (options.leader_pod_cache_ttl / 3).max(Duration::from_millis(100));
+        let scope = scope.map(str::to_owned);
         tokio::spawn(async move {
             let events = watcher(pods, watcher::Config::default()).default_backoff();
             let mut events = std::pin::pin!(events);
             let mut renew = tokio::time::interval(renew_every);
             renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut live = false;
+            // The pods of a list after the first: the watch broke (a dropped connection, 410
+            // Gone, an API server restart) and listed again, and a pod deleted meanwhile is only
+            // absent from that list. `None` during the first list and between lists.
+            let mut relisted: Option<std::collections::HashSet<(String, String)>> = None;
+            let mut listed_once = false;
             loop {
                 let event = tokio::select! {
                     event = events.next() => event,
@@ -737,13 +743,37 @@ async fn run_term(
                 };
                 let Some(event) = event else { break };
                 let (pod, deleted) = match event {
-                    Ok(watcher::Event::Apply(pod) | watcher::Event::InitApply(pod)) => (pod, false),
+                    Ok(watcher::Event::Apply(pod)) => (pod, false),
+                    Ok(watcher::Event::InitApply(pod)) => {
+                        if let Some(listed) = relisted.as_mut() {
+                            listed.insert((pod.namespace().unwrap_or_default(), pod.name_any()));
+                        }
+                        (pod, false)
+                    }
                     Ok(watcher::Event::Delete(pod)) => (pod, true),
                     Ok(watcher::Event::InitDone) => {
                         live = true;
+                        if let Some(listed) = relisted.take() {
+                            // Leader pods deleted while the watch was down leave the cache, and
+                            // every opted-in Service is reconciled again: its leader may be one.
+                            if let Some(cache) = &context.leader_pods {
+                                cache.forget_unlisted(scope.as_deref(), &listed);
+                            }
+                            for service in context.store.state() {
+                                if select::enabled(&service) {
+                                    let _ = tx.send(ObjectRef::from_obj(&*service));
+                                }
+                            }
+                        }
+                        listed_once = true;
                         continue;
                     }
-                    Ok(watcher::Event::Init) | Err(_) => {
+                    Ok(watcher::Event::Init) => {
+                        live = false;
+                        relisted = listed_once.then(std::collections::HashSet::new);
+                        continue;
+                    }
+                    Err(_) => {
                         live = false;
                         continue;
                     }
