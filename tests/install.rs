@@ -88,6 +88,14 @@ async fn uninstall(
     .await
 }
 
+/// The plan of a reconcile controller's component.
+fn plan_of(component: &Component) -> &Arc<Plan> {
+    let Component::Reconcile { plan, .. } = component else {
+        panic!("a reconcile controller's component")
+    };
+    plan
+}
+
 fn service_account(test: &TestCluster, component: &Component) -> String {
     format!(
         "system:serviceaccount:{}:{}",
@@ -501,9 +509,7 @@ async fn the_reconcile_controller_runs_under_exactly_the_rbac_it_is_installed_wi
     let _turn = INSTALLS.lock().await;
     let test = cluster().await;
     let component = web_app();
-    let Component::Reconcile { plan, .. } = &component else {
-        unreachable!()
-    };
+    let plan = plan_of(&component);
     let objects = install::manifests(&component, &options(&test)).unwrap();
     dry_run(&test, &objects);
     install::apply(&test.cluster, &objects, false)
@@ -570,15 +576,7 @@ async fn the_reconcile_controller_runs_under_exactly_the_rbac_it_is_installed_wi
         .delete("shop", &DeleteParams::default())
         .await
         .unwrap();
-    eventually(WAIT, "the instance deleted", || async {
-        instances
-            .get_opt("shop")
-            .await
-            .unwrap()
-            .is_none()
-            .then_some(())
-    })
-    .await;
+    support::gone(&instances, "shop", WAIT).await;
     stop.cancel();
     run.await.unwrap().unwrap();
     // Objects without dependents are gone at once, before a watch for their deletion starts;
@@ -815,9 +813,7 @@ async fn uninstall_releases_the_instances_the_finalizer_holds_or_refuses() {
     let _turn = INSTALLS.lock().await;
     let test = cluster().await;
     let component = web_app();
-    let Component::Reconcile { plan, .. } = &component else {
-        unreachable!()
-    };
+    let plan = plan_of(&component);
     let crds: Api<DynamicObject> = Api::all_with(
         test.client.clone(),
         &ApiResource::erase::<CustomResourceDefinition>(&()),
@@ -874,15 +870,7 @@ async fn uninstall_releases_the_instances_the_finalizer_holds_or_refuses() {
         if held == HeldInstances::Delete {
             // Deleted in order, and nothing holds the instance any more.
             assert!(deployments.get_opt("shop").await.unwrap().is_none());
-            eventually(WAIT, "the instance gone", || async {
-                instances
-                    .get_opt("shop")
-                    .await
-                    .unwrap()
-                    .is_none()
-                    .then_some(())
-            })
-            .await;
+            support::gone(&instances, "shop", WAIT).await;
         } else {
             // Released: the instance and its objects stay, and a delete now goes through.
             let live = live.expect("the orphaned instance stays");

@@ -271,11 +271,17 @@ where
         Err(kube::Error::Api(status)) if status.code == 404 => {}
         Err(error) => panic!("cannot delete {name}: {error}"),
     }
-    eventually(
-        Duration::from_secs(120),
-        &format!("{name} gone"),
-        || async { api.get_opt(name).await.unwrap().is_none().then_some(()) },
-    )
+    gone(api, name, Duration::from_secs(120)).await;
+}
+
+/// Waits until `name` no longer exists.
+pub async fn gone<K>(api: &Api<K>, name: &str, timeout: Duration)
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    eventually(timeout, &format!("{name} gone"), || async {
+        api.get_opt(name).await.unwrap().is_none().then_some(())
+    })
     .await;
 }
 
