@@ -16,9 +16,9 @@ Service, and with more than one replica leader election on a Lease:
 (3, 'platform')
 >>> for rule in objects[2]["rules"]:  # the ClusterRole: what zen-lead's code calls
 ...     print(rule["resources"], rule["verbs"])
-['services'] ['get', 'list', 'watch', 'patch', 'delete']
+['services'] ['get', 'list', 'watch', 'create', 'patch', 'delete']
 ['pods'] ['get', 'list', 'watch']
-['endpointslices'] ['list', 'watch', 'patch', 'delete']
+['endpointslices'] ['list', 'watch', 'create', 'patch', 'delete']
 >>> print(kubezen.install.to_yaml(objects)[:44])
 ---
 apiVersion: v1
