@@ -696,8 +696,8 @@ pub async fn held_instances(
 /// deleted and the server only checks the finalizer's removal.
 ///
 /// # Errors
-/// [`ReconcileError::Api`] when the objects are not all deleted, or the finalizer's removal is
-/// refused.
+/// [`ReconcileError::Api`] when the instance kind is not served, the objects are not all
+/// deleted, or the finalizer's removal is refused.
 pub async fn release_instance(
     reconciler: &Reconciler,
     object: &DynamicObject,
@@ -705,13 +705,16 @@ pub async fn release_instance(
     dry_run: bool,
     cancel: &CancellationToken,
 ) -> Result<(), ReconcileError> {
-    let Some(resource) = instances_resource(reconciler.cluster(), reconciler.plan()).await? else {
-        return Ok(());
-    };
+    // The reconciler's discovery, cached: releasing many instances asks the server once.
+    let plan = reconciler.plan();
+    let kind = reconciler
+        .kind(&plan.api_version, &plan.kind)
+        .await
+        .map_err(ReconcileError::Api)?;
     let client = reconciler.cluster().client();
     let api = match &object.metadata.namespace {
-        Some(namespace) => Api::namespaced_with(client, namespace, &resource),
-        None => Api::all_with(client, &resource),
+        Some(namespace) => Api::namespaced_with(client, namespace, &kind.resource),
+        None => Api::all_with(client, &kind.resource),
     };
     let name = object.name_any();
     if delete && !dry_run {
