@@ -471,6 +471,8 @@ class NativeSim:
         """Removes every fault rule."""
     def set_pod_ready(self, namespace: str, name: str, ready: bool) -> None:
         """Marks a pod Ready or NotReady."""
+    def restart(self, down_for: float) -> None:
+        """Drops every connection, refuses new ones for ``down_for`` seconds, keeps objects."""
     def stats(self) -> dict[str, int]:
         """``objects``, ``revision``, ``requests``, ``uptime_seconds``."""
     def stop(self) -> None:

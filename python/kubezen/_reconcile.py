@@ -294,7 +294,9 @@ def reconcile_controller(
     every ``resync`` seconds, with ``workers`` instances at a time and the client limited to
     ``qps``/``burst``. ``metrics_addr`` (``"127.0.0.1:9090"``) serves ``/metrics``,
     ``/healthz`` and ``/readyz``. Raises :class:`ReconcileError` when the graph has errors or
-    the cluster cannot be reached; returns once it runs. :meth:`Controller.stop` ends it."""
+    the cluster cannot be reached; returns once it runs. :meth:`Controller.stop` ends it and
+    returns its summary: ``{"reconciles": ..., "errors": ..., "watchErrors": ...}`` (errors of
+    the instances' watch it rode out, such as an API server restart)."""
     graph = _graph(rgd)
     limits: dict[str, Any] = {}
     if qps is not None:

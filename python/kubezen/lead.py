@@ -144,7 +144,7 @@ def start(
 ) -> Controller:
     """Starts the zen-lead controller (``kubectl zen lead``) in the background and returns it
     running; :meth:`Controller.stop` returns its run summary (``reconciles``, ``errors``,
-    ``writes``, ``failovers``, ``latency``, ``terms``, ``client``).
+    ``writes``, ``failovers``, ``latency``, ``terms``, ``watchRestarts``, ``client``).
 
     It watches opted-in Services in ``namespace`` (None: every namespace, as zen-lead does)
     with ``workers`` reconciling at once, re-lists every ``resync`` seconds and serves

@@ -119,6 +119,13 @@ class Sim:
         """Marks a pod Ready or NotReady, as a readiness probe would."""
         self._native.set_pod_ready(namespace, name, ready)
 
+    def restart(self, down_for: float = 1.0) -> None:
+        """Plays an API server restart, as kube-apiserver killed and started again does: every
+        open connection (watches too) dropped at once, new ones refused for ``down_for``
+        seconds, then served again on the same address with every object kept. Returns once it
+        serves again; clients (controllers, forwards, benchmarks) must ride it out."""
+        self._native.restart(down_for)
+
     def stats(self) -> dict[str, int]:
         """Objects stored, the current resourceVersion, requests served, uptime in seconds."""
         return self._native.stats()

@@ -154,10 +154,10 @@ pub fn reconcile_controller_start(
         ReconcileException::new_err,
         move |cluster, stop, _state, started| async move {
             started.signal();
-            run_controller(cluster, plan, &options, &stop)
+            let summary = run_controller(cluster, plan, &options, &stop)
                 .await
                 .map_err(|e| error(&e))?;
-            Ok("null".to_owned())
+            Ok(serde_json::to_string(&summary).unwrap_or_else(|_| "null".to_owned()))
         },
     )
 }

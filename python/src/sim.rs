@@ -128,6 +128,16 @@ impl PySim {
         })
     }
 
+    /// Plays an API server restart: every connection dropped, new ones refused for
+    /// `down_for` seconds, objects kept. Returns once it serves again.
+    fn restart(&self, py: Python<'_>, down_for: f64) -> PyResult<()> {
+        let down_for = crate::seconds("down_for", down_for)?;
+        self.with(|sim| {
+            py.detach(|| sim.restart(down_for));
+            Ok(())
+        })
+    }
+
     /// Objects stored, the current resourceVersion, requests served, uptime.
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let stats = self.with(|sim| Ok(sim.sim().stats()))?;

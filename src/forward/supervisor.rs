@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -213,7 +214,9 @@ impl Pods {
         namespace: &str,
         cancel: &CancellationToken,
         watches: &mut JoinSet<()>,
+        watch_errors: &Arc<AtomicU64>,
     ) -> Self {
+        let watch_errors = Arc::clone(watch_errors);
         let (store, writer) = reflector::store();
         let (tx, changes) = watch::channel(0u64);
         let (ready_tx, ready) = watch::channel(false);
@@ -240,6 +243,7 @@ impl Pods {
                         // The watcher retries with backoff and the store keeps what it knew;
                         // entries still waiting for the first list say why.
                         Some(Err(error)) => {
+                            watch_errors.fetch_add(1, Ordering::Relaxed);
                             let refused = watch_refused(&error);
                             let _ = errors_tx.send(Some((format!("{listing}: {error}"), refused)));
                         }
@@ -299,6 +303,7 @@ pub struct Supervisor {
     cancel: CancellationToken,
     entries: JoinSet<()>,
     watches: JoinSet<()>,
+    watch_errors: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for Supervisor {
@@ -355,12 +360,14 @@ impl Supervisor {
         let cancel = CancellationToken::new();
         let mut watches = JoinSet::new();
         let mut pods: HashMap<String, Pods> = HashMap::new();
+        let watch_errors = Arc::new(AtomicU64::new(0));
         for entry in config.entries.iter().filter(|entry| !entry.disabled) {
             let namespace = namespace_of(entry);
             if pods.contains_key(&namespace) {
                 continue;
             }
-            let namespace_pods = Pods::watch(cluster, &namespace, &cancel, &mut watches);
+            let namespace_pods =
+                Pods::watch(cluster, &namespace, &cancel, &mut watches, &watch_errors);
             pods.insert(namespace, namespace_pods);
         }
         let ports = Arc::new(Mutex::new((check, claimed, config.settings.local_ports)));
@@ -401,7 +408,16 @@ impl Supervisor {
             cancel,
             entries,
             watches,
+            watch_errors,
         })
+    }
+
+    /// Errors of the pod watches so far (a dropped connection, an API server down or
+    /// restarting), each ridden out by watching again after a backoff while the forwards kept
+    /// the pods they knew.
+    #[must_use]
+    pub fn watch_errors(&self) -> u64 {
+        self.watch_errors.load(Ordering::Relaxed)
     }
 
     /// Every entry's status, in the configuration's order (by name).

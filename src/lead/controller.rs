@@ -55,6 +55,9 @@ pub struct RunSummary {
     pub latency: Latency,
     /// Times this replica became leader of the controller replicas.
     pub terms: u64,
+    /// Times the pod watch broke (a dropped connection, an API server restart, a compacted
+    /// history) and was ridden out: listed again, and what changed meanwhile reconciled.
+    pub watch_restarts: u64,
     /// What the client did (requests, retries, timeouts...).
     pub client: ClientStats,
 }
@@ -324,6 +327,8 @@ struct Context {
     errors: AtomicU64,
     writes: AtomicU64,
     failovers: AtomicU64,
+    /// Re-lists of the pod watch after its first.
+    watch_restarts: AtomicU64,
     last_stats: Mutex<ClientStats>,
 }
 
@@ -626,6 +631,7 @@ pub async fn run(
         summary.errors += context.errors.load(Ordering::Relaxed);
         summary.writes += context.writes.load(Ordering::Relaxed);
         summary.failovers += context.failovers.load(Ordering::Relaxed);
+        summary.watch_restarts += context.watch_restarts.load(Ordering::Relaxed);
         latency.merge(
             &context
                 .latency
@@ -704,6 +710,7 @@ async fn run_term(
         errors: AtomicU64::new(0),
         writes: AtomicU64::new(0),
         failovers: AtomicU64::new(0),
+        watch_restarts: AtomicU64::new(0),
         last_stats: Mutex::new(cluster.stats()),
     });
     let (trigger_tx, trigger_rx) = mpsc::unbounded_channel::<ObjectRef<Service>>();
@@ -770,6 +777,9 @@ async fn run_term(
                     }
                     Ok(watcher::Event::Init) => {
                         live = false;
+                        if listed_once && relisted.is_none() {
+                            context.watch_restarts.fetch_add(1, Ordering::Relaxed);
+                        }
                         relisted = listed_once.then(std::collections::HashSet::new);
                         continue;
                     }

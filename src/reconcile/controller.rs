@@ -59,6 +59,19 @@ impl Default for ControllerOptions {
     }
 }
 
+/// What a run of [`run_controller`] did, for its closing line.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ControllerSummary {
+    /// Reconciles of instances that succeeded.
+    pub reconciles: u64,
+    /// Reconciles that failed (each retried).
+    pub errors: u64,
+    /// Errors of the instances' watch (a dropped connection, an API server down or restarting,
+    /// a compacted history), each ridden out by listing and watching again after a backoff.
+    pub watch_errors: u64,
+}
+
 /// The controller's metrics.
 #[derive(Debug, Clone)]
 pub struct ControllerMetrics {
@@ -271,6 +284,8 @@ async fn lead_or_stand_by(
 /// Installs the graph's CRD and reconciles its instances until `shutdown`; with
 /// [`ControllerOptions::election`], only while this replica holds the Lease.
 ///
+/// Returns what the run did; a replica that never led did nothing.
+///
 /// # Errors
 /// [`ReconcileError::Api`] when the CRD cannot be installed or served, the metrics address
 /// cannot be bound, or the election's timings do not fit; [`ReconcileError::NotLeading`] when
@@ -280,7 +295,7 @@ pub async fn run_controller(
     plan: Arc<Plan>,
     options: &ControllerOptions,
     shutdown: &CancellationToken,
-) -> Result<(), ReconcileError> {
+) -> Result<ControllerSummary, ReconcileError> {
     let endpoint = Arc::new(Endpoint::default());
     let metrics = ControllerMetrics::new(&endpoint);
     // The server stops with the controller, whichever way it returns.
@@ -303,7 +318,7 @@ pub async fn run_controller(
             if let Some(server) = server {
                 server.stopped().await;
             }
-            return Ok(());
+            return Ok(ControllerSummary::default());
         };
         Some(election)
     } else {
@@ -356,10 +371,7 @@ pub async fn run_controller(
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(controller.store());
     endpoint.ready.store(true, Ordering::Relaxed);
-    controller
-        .run(reconcile, error_policy, Arc::clone(&context))
-        .for_each(|_| async {})
-        .await;
+    let summary = summarize(controller.run(reconcile, error_policy, Arc::clone(&context))).await;
     let lost = match lost {
         Some(watch) if !watch.is_finished() => {
             watch.abort();
@@ -381,7 +393,26 @@ pub async fn run_controller(
     if lost {
         return Err(ReconcileError::NotLeading);
     }
-    Ok(())
+    Ok(summary)
+}
+
+/// Drives the controller's runs to their end, counting what they did.
+async fn summarize<T, E>(
+    runs: impl futures::Stream<Item = Result<T, controller::Error<E, watcher::Error>>>,
+) -> ControllerSummary
+where
+    E: std::error::Error + 'static,
+{
+    let mut summary = ControllerSummary::default();
+    let mut runs = std::pin::pin!(runs);
+    while let Some(result) = runs.next().await {
+        match result {
+            Ok(_) => summary.reconciles += 1,
+            Err(controller::Error::QueueError(_)) => summary.watch_errors += 1,
+            Err(_) => summary.errors += 1,
+        }
+    }
+    summary
 }
 
 /// Applies the instance CRD and waits until the API serves it.

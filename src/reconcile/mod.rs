@@ -61,7 +61,8 @@ use serde_json::Value as Json;
 use sha2::Digest as _;
 
 pub use controller::{
-    ControllerOptions, FINALIZER, held_instances, permissions, release_instance, run_controller,
+    ControllerOptions, ControllerSummary, FINALIZER, held_instances, permissions, release_instance,
+    run_controller,
 };
 pub use live::{ObjectDiff, Reconciler};
 pub use plan::{Instance, MAX_COLLECTION_ITEMS, Plan, RenderedResource, Rendering};

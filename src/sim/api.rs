@@ -1261,6 +1261,26 @@ async fn admin(state: &SimState, request: Request<Incoming>) -> Response<Body> {
                 state.faults.clear();
                 Ok(json!({"cleared": true}))
             }
+            ("POST", "/zen-sim/v1/restart") => {
+                let (_, bytes) = read_body(request).await?;
+                let body: Value = if bytes.is_empty() {
+                    json!({})
+                } else {
+                    serde_json::from_slice(&bytes)
+                        .map_err(|error| ApiError::bad_request(format!("not a restart: {error}")))?
+                };
+                let down_for = match &body["downForSeconds"] {
+                    Value::Null => 0.0,
+                    value => value
+                        .as_f64()
+                        .filter(|s| s.is_finite() && (0.0..=3600.0).contains(s))
+                        .ok_or_else(|| {
+                            ApiError::bad_request("downForSeconds: expected seconds from 0 to 3600")
+                        })?,
+                };
+                state.restart_soon(Duration::from_secs_f64(down_for));
+                Ok(json!({"restarting": true, "downForSeconds": down_for}))
+            }
             ("GET", "/zen-sim/v1/stats") => Ok(json!(state.stats())),
             ("GET", "/zen-sim/v1/access") => Ok(json!(state.access.list())),
             ("DELETE", "/zen-sim/v1/access") => {

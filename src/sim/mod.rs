@@ -208,9 +208,24 @@ pub(crate) struct SimState {
     requests: AtomicU64,
     started: Instant,
     timings: std::sync::Mutex<std::collections::BTreeMap<&'static str, crate::bench::Recorder>>,
+    /// Restarts asked of the serving loop ([`Sim::restart`], `POST /zen-sim/v1/restart`).
+    restarts: tokio::sync::mpsc::UnboundedSender<Restart>,
 }
 
 impl SimState {
+    /// A restart of `down_for`, begun a moment from now: the answer of the request that asked
+    /// for it goes out first, then every connection (that one's too) is cut.
+    pub(crate) fn restart_soon(&self, down_for: Duration) {
+        let restarts = self.restarts.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let _ = restarts.send(Restart {
+                down_for,
+                serving: None,
+            });
+        });
+    }
+
     pub(crate) fn count_request(&self) {
         self.requests.fetch_add(1, Ordering::Relaxed);
     }
@@ -291,14 +306,13 @@ pub struct Sim {
     url: String,
     ca_pem: Option<String>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
-    restarts: tokio::sync::mpsc::UnboundedSender<Restart>,
 }
 
-/// An API server restart asked of the serving loop: down for `down_for`, then `serving` says
-/// it accepts connections again.
-struct Restart {
+/// An API server restart asked of the serving loop: down for `down_for`, then `serving` (when
+/// someone waits) says it accepts connections again.
+pub(crate) struct Restart {
     down_for: Duration,
-    serving: tokio::sync::oneshot::Sender<()>,
+    serving: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl std::fmt::Debug for Sim {
@@ -332,6 +346,7 @@ impl Sim {
             None
         };
         let scheme = if options.tls { "https" } else { "http" };
+        let (restarts, restart_requests) = tokio::sync::mpsc::unbounded_channel();
         let host = match address.ip() {
             IpAddr::V6(ip) => format!("[{ip}]"),
             IpAddr::V4(ip) => ip.to_string(),
@@ -346,13 +361,13 @@ impl Sim {
             requests: AtomicU64::new(0),
             started: Instant::now(),
             timings: std::sync::Mutex::default(),
+            restarts,
         });
         let controllers = tokio::spawn(control::run(Arc::clone(&state)));
         control::seed(&state);
         let acceptor = identity
             .as_ref()
             .map(|identity| tokio_rustls::TlsAcceptor::from(Arc::clone(&identity.config)));
-        let (restarts, restart_requests) = tokio::sync::mpsc::unbounded_channel();
         let server = tokio::spawn(serve(
             listener,
             Arc::clone(&state),
@@ -364,7 +379,6 @@ impl Sim {
             url,
             ca_pem: identity.map(|identity| identity.ca_pem),
             tasks: vec![controllers, server],
-            restarts,
         })
     }
 
@@ -374,7 +388,11 @@ impl Sim {
     /// keeps them). Returns once it serves again.
     pub async fn restart(&self, down_for: Duration) {
         let (serving, served) = tokio::sync::oneshot::channel();
-        if self.restarts.send(Restart { down_for, serving }).is_ok() {
+        let restart = Restart {
+            down_for,
+            serving: Some(serving),
+        };
+        if self.state.restarts.send(restart).is_ok() {
             let _ = served.await;
         }
     }
@@ -612,7 +630,9 @@ async fn serve(
                         Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
                     }
                 };
-                let _ = restart.serving.send(());
+                if let Some(serving) = restart.serving {
+                    let _ = serving.send(());
+                }
                 continue;
             }
         };
@@ -685,6 +705,18 @@ impl BackgroundSim {
     #[must_use]
     pub fn sim(&self) -> &Sim {
         self.sim.as_ref().expect("the simulator runs until stopped")
+    }
+
+    /// [`Sim::restart`], for callers without a runtime: returns once it serves again.
+    ///
+    /// # Panics
+    /// Never: the simulator lives as long as this value.
+    pub fn restart(&self, down_for: Duration) {
+        let runtime = self
+            .runtime
+            .as_ref()
+            .expect("the runtime lives until stopped");
+        runtime.block_on(self.sim().restart(down_for));
     }
 
     /// Stops the simulator and its threads.

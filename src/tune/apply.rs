@@ -56,7 +56,14 @@ pub async fn apply(
                 .patch(name, &params, &KubePatch::Apply(&patch.object))
                 .await?;
             let json = |o: &DynamicObject| serde_json::to_value(o).unwrap_or(Json::Null);
-            Ok::<_, kube::Error>(yaml_diff(Some(&json(&live)), Some(&json(&after))))
+            // A patch writes the spec only: the diff is of the spec, so what controllers
+            // change meanwhile in the metadata (the Deployment's revision annotation, bumped
+            // between the read and the write) is not shown as this change.
+            let (live, mut after) = (json(&live), json(&after));
+            if let (Some(after), Some(metadata)) = (after.as_object_mut(), live.get("metadata")) {
+                after.insert("metadata".to_owned(), metadata.clone());
+            }
+            Ok::<_, kube::Error>(yaml_diff(Some(&live), Some(&after)))
         }
         .await;
         results.push(match outcome {

@@ -148,16 +148,34 @@ fn slim_pod(pod: &Json) -> Json {
 }
 
 /// Lists the workloads in `scope` and what bears on them, as objects (pods slimmed), and
-/// hands each to `each`. Kinds the server does not serve are skipped.
+/// hands each to `each`. Kinds the server does not serve are skipped. Pods are listed without
+/// the selector (for their owners and OOM kills), but a bare pod is a workload of its own and
+/// is handed on only when it matches it.
 ///
 /// # Errors
-/// A list the server refuses (other than a kind it does not serve).
+/// A list the server refuses (other than a kind it does not serve), or a selector that does
+/// not parse.
 pub async fn list_objects(
     cluster: &Cluster,
     scope: &Scope,
     mut each: impl FnMut(Json),
 ) -> Result<(), TuneError> {
     let (workloads, context) = kinds();
+    let selector = scope
+        .selector
+        .as_deref()
+        .filter(|text| !text.is_empty())
+        .map(crate::sim::select::LabelSelector::parse)
+        .transpose()
+        .map_err(TuneError::Invalid)?;
+    let bare_and_unselected = |pod: &Json| {
+        let owned = pod["metadata"]["ownerReferences"]
+            .as_array()
+            .is_some_and(|owners| owners.iter().any(|o| o["controller"] == true));
+        selector.as_ref().is_some_and(|selector| {
+            !owned && !selector.matches_with(|key| pod["metadata"]["labels"][key].as_str())
+        })
+    };
     let selected = ListParams::default().labels(scope.selector.as_deref().unwrap_or_default());
     let everything = ListParams::default();
     for (resource, params) in workloads
@@ -168,7 +186,11 @@ pub async fn list_objects(
         let pods = resource.kind == "Pod";
         let result = cluster
             .list_each(resource, scope.namespace.as_deref(), params, |object| {
-                each(if pods { slim_pod(&object) } else { object });
+                if !pods {
+                    each(object);
+                } else if !bare_and_unselected(&object) {
+                    each(slim_pod(&object));
+                }
             })
             .await;
         match result {
@@ -193,18 +215,7 @@ pub async fn list_objects(
 pub async fn inventory(cluster: &Cluster, scope: &Scope) -> Result<Inventory, TuneError> {
     let mut builder = super::InventoryBuilder::new(cluster.namespace());
     list_objects(cluster, scope, |o| builder.add(o)).await?;
-    let mut inventory = builder.build();
-    if let Some(text) = scope.selector.as_deref().filter(|t| !t.is_empty()) {
-        // Pods are listed without the selector (for owners and OOMKills); bare pods are
-        // workloads of their own and must match it too.
-        let selector =
-            crate::sim::select::LabelSelector::parse(text).map_err(TuneError::Invalid)?;
-        inventory.retain(|w| {
-            w.id.kind != super::WorkloadKind::Pod
-                || selector.matches_with(|key| w.pod_labels.get(key).map(String::as_str))
-        });
-    }
-    Ok(inventory)
+    Ok(builder.build())
 }
 
 /// How to sample metrics.k8s.io.

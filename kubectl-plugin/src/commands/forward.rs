@@ -225,15 +225,17 @@ fn supervise(
                 }
             }
         }
+        let watch_errors = supervisor.watch_errors();
         let last = supervisor.shutdown().await;
         // The Ctrl-C message went below the live table: the last one goes below both.
         view.lines = 0;
         view.show(&last)?;
-        let (connections, bytes) = last
-            .iter()
-            .fold((0, 0), |(c, b), s| (c + s.connections, b + s.bytes));
+        let (connections, bytes, restarts) = last.iter().fold((0, 0, 0), |(c, b, r), s| {
+            (c + s.connections, b + s.bytes, r + u64::from(s.restarts))
+        });
         Output::stderr(global.output).print_raw(&format!(
-            "stopped {} forwards: {connections} connections, {bytes} bytes forwarded\n",
+            "stopped {} forwards: {connections} connections, {bytes} bytes forwarded; rode out \
+             {restarts} lost pods or connections and {watch_errors} watch errors\n",
             last.iter().filter(|s| s.state != State::Suspended).count()
         ))?;
         Ok(ExitCode::from(EXIT_OK))

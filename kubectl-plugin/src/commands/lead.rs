@@ -196,12 +196,14 @@ async fn run_controller(
             }
         })?;
     Output::stderr(global.output).print_raw(&format!(
-        "zen-lead stopped: {} reconciles (p95 {:.1} ms), {} writes, {} failovers, {} errors\n",
+        "zen-lead stopped: {} reconciles (p95 {:.1} ms), {} writes, {} failovers, {} errors; \
+         rode out {} watch restarts\n",
         summary.reconciles,
         summary.latency.p95_ms,
         summary.writes,
         summary.failovers,
-        summary.errors
+        summary.errors,
+        summary.watch_restarts
     ))?;
     Ok(ExitCode::from(EXIT_OK))
 }

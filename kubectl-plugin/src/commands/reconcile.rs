@@ -537,8 +537,12 @@ async fn run_controller(args: &ControllerArgs, global: &GlobalArgs) -> Result<Ex
         args.metrics_addr
     );
     drop(err);
-    reconcile::run_controller(cluster, plan, &options, &shutdown)
+    let summary = reconcile::run_controller(cluster, plan, &options, &shutdown)
         .await
         .map_err(|e| reconcile_failure(&e))?;
+    Output::stderr(global.output).print_raw(&format!(
+        "reconcile controller stopped: {} reconciles, {} errors; rode out {} watch errors\n",
+        summary.reconciles, summary.errors, summary.watch_errors
+    ))?;
     Ok(ExitCode::from(EXIT_OK))
 }
