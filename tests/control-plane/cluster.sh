@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A real Kubernetes control plane on loopback, for the second pass of the tests: etcd,
 # kube-apiserver, kube-controller-manager and kube-scheduler built from the Kubernetes Go
-# modules (the go.mod files beside this script pin them), and kwok as every node's kubelet.
+# modules (the go.mod files beside this script pin them), kwok as every node's kubelet and
+# metrics-server for metrics.k8s.io.
 #
 #   cluster.sh build            build the binaries once per version into the cache; print its bin dir
 #   cluster.sh bin-dir          print that directory (built or not)
@@ -21,9 +22,11 @@
 # RBAC and Node authorization, the default admission plugins plus NodeRestriction, service
 # account tokens signed by a key of its own, and three kwok nodes in two regions (eu-west,
 # us-east), labelled as zen-sim's nodes are, with a default StorageClass ("standard") and 40
-# volumes for claims to bind. Nothing listens off loopback.
-# Binaries are cached in ${ZEN_CONTROL_PLANE_CACHE:-~/.cache/kubezen/control-plane}/<key>, where
-# the key is a hash of the go.mod and go.sum files and the Go version: a version bump rebuilds.
+# volumes for claims to bind; pod usage from the pods' zen-sim.kubezen.io/cpu and /memory
+# annotations through metrics-server, and pod ports forwarded where kwok ClusterPortForwards
+# say. Nothing listens off loopback.
+# Each component is cached in ${ZEN_CONTROL_PLANE_CACHE:-~/.cache/kubezen/control-plane}/
+# <name>-<key>, the key a hash of its module and the Go version: a version bump rebuilds it.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -34,43 +37,81 @@ die() { say "error: $*"; exit 1; }
 # The Kubernetes version the binaries report (`kubectl version`, /version), from go.mod.
 kube_version() { awk '$1 == "k8s.io/kubernetes" && $2 ~ /^v1\./ {print $2; exit}' "$here/kubernetes/go.mod"; }
 
-cache_key() {
+# What the control plane is built from: a Go module directory beside this script each.
+components=(kubernetes etcd kwok metrics-server)
+
+# A component's key: a hash of its module (go.mod, go.sum, its own Go files) and the Go
+# version. Each is built and cached on its own, so a change to one rebuilds only that one.
+component_key() { # NAME
   {
     go version
-    cat "$here"/*/go.mod "$here"/*/go.sum "$here"/kwok/stages/main.go "$here"/etcd/main.go
+    cat "$here/$1/go.mod" "$here/$1/go.sum"
+    find "$here/$1" -name '*.go' -print0 | sort -z | xargs -0 -r cat
   } | sha256sum | cut -c1-16
 }
 
-bin_dir() { printf '%s/%s/bin\n' "$cache_root" "$(cache_key)"; }
+cache_key() { for c in "${components[@]}"; do component_key "$c"; done | sha256sum | cut -c1-16; }
+
+bin_dir() { printf '%s/bin-%s\n' "$cache_root" "$(cache_key)"; }
+
+build_component() { # NAME OUT
+  local out="$2"
+  case "$1" in
+    kubernetes)
+      local version major minor
+      version="$(kube_version)"
+      [[ -n "$version" ]] || die "no k8s.io/kubernetes version in $here/kubernetes/go.mod"
+      major="${version#v}"; major="${major%%.*}"
+      minor="${version#v*.}"; minor="${minor%%.*}"
+      # The version the components report; without it they say v0.0.0-master.
+      local ldflags="-s -w -X k8s.io/component-base/version.gitVersion=$version"
+      ldflags+=" -X k8s.io/component-base/version.gitMajor=$major -X k8s.io/component-base/version.gitMinor=$minor"
+      ldflags+=" -X k8s.io/component-base/version.gitTreeState=clean"
+      ldflags+=" -X k8s.io/client-go/pkg/version.gitVersion=$version"
+      (cd "$here/kubernetes" && go build -trimpath -ldflags "$ldflags" -o "$out/" \
+        k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
+        k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl)
+      ;;
+    etcd) (cd "$here/etcd" && go build -trimpath -ldflags "-s -w" -o "$out/etcd" .) ;;
+    kwok)
+      # kwok, its default stages, the CRD of its port-forward rules and its model of the
+      # kubelet's /metrics/resource, all from the same module.
+      local source
+      (cd "$here/kwok" && go build -trimpath -ldflags "-s -w" -o "$out/kwok" sigs.k8s.io/kwok/cmd/kwok \
+        && go run ./stages > "$out/kwok-stages.yaml")
+      source="$(cd "$here/kwok" && go list -m -f '{{.Dir}}' sigs.k8s.io/kwok)"
+      cp "$source/kustomize/crd/bases/kwok.x-k8s.io_clusterportforwards.yaml" "$out/kwok-crds.yaml"
+      cp "$source/kustomize/metrics/resource/metrics-resource.yaml" "$out/kwok-metrics-resource.yaml"
+      ;;
+    metrics-server)
+      (cd "$here/metrics-server" && go build -trimpath -ldflags "-s -w" -o "$out/metrics-server" \
+        sigs.k8s.io/metrics-server/cmd/metrics-server)
+      ;;
+  esac
+}
 
 build() {
   command -v go >/dev/null || die "Go is not installed (https://go.dev/doc/install); the README lists what a machine needs"
-  local bin version major minor
+  local bin component out
   bin="$(bin_dir)"
   if [[ -f "$bin/.complete" ]]; then
     printf '%s\n' "$bin"
     return
   fi
-  version="$(kube_version)"
-  [[ -n "$version" ]] || die "no k8s.io/kubernetes version in $here/kubernetes/go.mod"
-  major="${version#v}"; major="${major%%.*}"
-  minor="${version#v*.}"; minor="${minor%%.*}"
-  say "building Kubernetes $version, etcd and kwok into $bin (once per version; several minutes)"
-  rm -rf "$bin" && mkdir -p "$bin"
   local started=$SECONDS
-  # The version the components report; without it they say v0.0.0-master.
-  local ldflags="-s -w -X k8s.io/component-base/version.gitVersion=$version"
-  ldflags+=" -X k8s.io/component-base/version.gitMajor=$major -X k8s.io/component-base/version.gitMinor=$minor"
-  ldflags+=" -X k8s.io/component-base/version.gitTreeState=clean"
-  ldflags+=" -X k8s.io/client-go/pkg/version.gitVersion=$version"
-  (cd "$here/kubernetes" && go build -trimpath -ldflags "$ldflags" -o "$bin/" \
-    k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
-    k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl)
-  (cd "$here/etcd" && go build -trimpath -ldflags "-s -w" -o "$bin/etcd" .)
-  (cd "$here/kwok" && go build -trimpath -ldflags "-s -w" -o "$bin/kwok" sigs.k8s.io/kwok/cmd/kwok \
-    && go run ./stages > "$bin/kwok-stages.yaml")
+  rm -rf "$bin" && mkdir -p "$bin"
+  for component in "${components[@]}"; do
+    out="$cache_root/$component-$(component_key "$component")"
+    if [[ ! -f "$out/.complete" ]]; then
+      say "building $component into $out (once per version; Kubernetes takes ~12 minutes on 2 cores)"
+      rm -rf "$out" && mkdir -p "$out"
+      build_component "$component" "$out"
+      touch "$out/.complete"
+    fi
+    ln -sf "$out"/* "$bin/"
+  done
   touch "$bin/.complete"
-  say "built in $((SECONDS - started)) s"
+  say "ready in $((SECONDS - started)) s: $bin"
   printf '%s\n' "$bin"
 }
 
@@ -103,6 +144,12 @@ subjectAltName=IP:127.0.0.1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubern
   sign controller-manager "/CN=system:kube-controller-manager" "$client"
   sign scheduler "/CN=system:kube-scheduler" "$client"
   sign apiserver-kubelet-client "/O=kubeadm:cluster-admins/CN=kube-apiserver-kubelet-client" "$client"
+  # The aggregator's client identity towards metrics-server (kubeadm's front proxy).
+  sign front-proxy-client "/CN=front-proxy-client" "$client"
+  # What kwok (every node's kubelet API) and metrics-server serve on loopback.
+  sign loopback-serving "/CN=kubezen-test-loopback" "keyUsage=critical,digitalSignature,keyEncipherment
+extendedKeyUsage=serverAuth
+subjectAltName=IP:127.0.0.1,DNS:localhost"
   # The key that signs service account tokens.
   openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out sa.key 2>/dev/null
   openssl pkey -in sa.key -pubout -out sa.pub 2>/dev/null
@@ -138,6 +185,8 @@ start() { # DIR NAME CMD...
   shift 2
   "$@" > "$dir/logs/$name.log" 2>&1 &
   printf '%s %s\n' "$name" "$!" >> "$dir/pids"
+  # Stopped by pid (down, restart-apiserver), not as this shell's job: no "Killed" notices.
+  disown "$!"
 }
 
 # Polls COMMAND until it succeeds; fails at once when a component has exited.
@@ -179,6 +228,12 @@ start_apiserver() { # DIR
     --service-account-key-file="$dir/pki/sa.pub" --service-account-signing-key-file="$dir/pki/sa.key" \
     --service-cluster-ip-range=10.96.0.0/16 \
     --endpoint-reconciler-type=none \
+    --kubelet-preferred-address-types=InternalIP \
+    --requestheader-client-ca-file="$dir/pki/ca.crt" --requestheader-allowed-names=front-proxy-client \
+    --requestheader-username-headers=X-Remote-User --requestheader-group-headers=X-Remote-Group \
+    --requestheader-extra-headers-prefix=X-Remote-Extra- \
+    --proxy-client-cert-file="$dir/pki/front-proxy-client.crt" \
+    --proxy-client-key-file="$dir/pki/front-proxy-client.key" \
     --authorization-mode=Node,RBAC --enable-admission-plugins=NodeRestriction \
     --allow-privileged=true --profiling=false --cert-dir="$dir/pki/generated"
   wait_for 120 "kube-apiserver to be ready" "$dir" \
@@ -203,6 +258,7 @@ API_PORT=$(free_port)
 KCM_PORT=$(free_port)
 SCHEDULER_PORT=$(free_port)
 KWOK_PORT=$(free_port)
+METRICS_PORT=$(free_port)
 EOF
   # shellcheck disable=SC1091
   source "$dir/ports"
@@ -236,14 +292,68 @@ EOF
     --authorization-kubeconfig="$dir/scheduler.kubeconfig" \
     --bind-address=127.0.0.1 --secure-port="$SCHEDULER_PORT" --leader-elect=false --profiling=false
   # kwok plays the kubelet of every node annotated kwok.x-k8s.io/node=fake. The nodes' address is
-  # loopback, where kwok serves the kubelet API; pod IPs are only ever written, never dialled.
-  start "$dir" kwok "$bin/kwok" --kubeconfig="$dir/kubeconfig" --config="$bin/kwok-stages.yaml" \
+  # loopback, where kwok serves the kubelet API over TLS: port-forwards (to where a
+  # ClusterPortForward says: tests point pod ports at servers of their own) and each node's
+  # /metrics/resource, with every container using what the pod's zen-sim.kubezen.io/cpu and
+  # /memory annotations say (as on zen-sim; else 10m and 32Mi). Pod IPs are never dialled.
+  local kubectl=("$bin/kubectl" --kubeconfig="$dir/kubeconfig")
+  wait_for 60 "the API server to take CRDs" "$dir" \
+    "${kubectl[@]}" apply --server-side -f "$bin/kwok-crds.yaml"
+  cat > "$dir/kwok-usage.yaml" <<'EOF'
+apiVersion: kwok.x-k8s.io/v1alpha1
+kind: ClusterResourceUsage
+metadata: {name: usage-from-zen-sim-annotations}
+spec:
+  usages:
+  - usage:
+      cpu:
+        expression: |
+          "zen-sim.kubezen.io/cpu" in pod.metadata.annotations
+          ? Quantity(pod.metadata.annotations["zen-sim.kubezen.io/cpu"]) : Quantity("10m")
+      memory:
+        expression: |
+          "zen-sim.kubezen.io/memory" in pod.metadata.annotations
+          ? Quantity(pod.metadata.annotations["zen-sim.kubezen.io/memory"]) : Quantity("32Mi")
+EOF
+  start "$dir" kwok "$bin/kwok" --kubeconfig="$dir/kubeconfig" \
+    --config="$bin/kwok-stages.yaml" --config="$bin/kwok-metrics-resource.yaml" \
+    --config="$dir/kwok-usage.yaml" --enable-crds=ClusterPortForward \
     --manage-all-nodes=false --manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake \
     --node-ip=127.0.0.1 --node-port="$KWOK_PORT" --server-address="127.0.0.1:$KWOK_PORT" \
+    --tls-cert-file="$dir/pki/loopback-serving.crt" --tls-private-key-file="$dir/pki/loopback-serving.key" \
     --cidr=10.244.0.1/16 --node-lease-duration-seconds=40
+  # metrics-server serves metrics.k8s.io through the aggregator from what kwok reports, as on a
+  # cluster; its Service names it by an ExternalName (localhost), as no endpoint may be loopback.
+  start "$dir" metrics-server "$bin/metrics-server" \
+    --bind-address=127.0.0.1 --secure-port="$METRICS_PORT" \
+    --tls-cert-file="$dir/pki/loopback-serving.crt" --tls-private-key-file="$dir/pki/loopback-serving.key" \
+    --kubeconfig="$dir/kubeconfig" --authentication-kubeconfig="$dir/kubeconfig" \
+    --authorization-kubeconfig="$dir/kubeconfig" \
+    --kubelet-preferred-address-types=InternalIP --kubelet-use-node-status-port --kubelet-insecure-tls \
+    --metric-resolution=10s --kubelet-request-timeout=5s
+  "${kubectl[@]}" apply -f - >/dev/null <<EOF
+apiVersion: v1
+kind: Service
+metadata: {name: metrics-server, namespace: kube-system}
+spec:
+  type: ExternalName
+  externalName: localhost
+  ports: [{name: https, port: $METRICS_PORT}]
+---
+apiVersion: apiregistration.k8s.io/v1
+kind: APIService
+metadata: {name: v1beta1.metrics.k8s.io}
+spec:
+  group: metrics.k8s.io
+  version: v1beta1
+  service: {name: metrics-server, namespace: kube-system, port: $METRICS_PORT}
+  insecureSkipTLSVerify: true
+  groupPriorityMinimum: 100
+  versionPriority: 100
+EOF
 
   # Three nodes in two regions, labelled as zen-sim labels its nodes (src/sim/control.rs).
-  local kubectl=("$bin/kubectl" --kubeconfig="$dir/kubeconfig") index region zone
+  local index region zone
   for index in 0 1 2; do
     case $index in
       0) region=eu-west zone=eu-west-1a ;;
@@ -255,7 +365,10 @@ apiVersion: v1
 kind: Node
 metadata:
   name: kwok-node-$index
-  annotations: {kwok.x-k8s.io/node: fake, node.alpha.kubernetes.io/ttl: "0"}
+  annotations:
+    kwok.x-k8s.io/node: fake
+    node.alpha.kubernetes.io/ttl: "0"
+    metrics.k8s.io/resource-metrics-path: /metrics/nodes/kwok-node-$index/metrics/resource
   labels:
     kubernetes.io/hostname: kwok-node-$index
     kubernetes.io/os: linux
@@ -302,6 +415,10 @@ EOF
   } | "${kubectl[@]}" apply -f - >/dev/null
   wait_for 120 "the default ServiceAccount (the controller manager's token controllers)" "$dir" \
     "${kubectl[@]}" get serviceaccount default -n default
+  # The aggregator reaches metrics-server. A pod's metrics come two scrapes (10 s apart) after
+  # it runs, as on any cluster; tests wait for them.
+  wait_for 60 "metrics.k8s.io to be served" "$dir" \
+    "${kubectl[@]}" wait --for=condition=Available apiservice/v1beta1.metrics.k8s.io --timeout=1s
   say "Kubernetes $(kube_version) up in $((SECONDS - started)) s at $server; kubeconfig: $dir/kubeconfig"
 }
 
