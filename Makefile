@@ -33,7 +33,8 @@ lint: ## rustfmt, clippy and rustdoc (warnings are errors)
 CONTROL_PLANE := bash tests/control-plane/cluster.sh
 # What the second pass skipped, each needing zen-sim; `make test` ends with the count.
 export ZEN_TEST_SKIP_LOG := $(CURDIR)/target/control-plane-skips.log
-# The Rust suites that talk to a cluster: zen-sim in the first pass, the real one in the second.
+# The Rust suites that talk to a cluster, the core's and the plugin's (the same names pick both
+# packages' suites): zen-sim in the first pass, the real one in the second.
 CLUSTER_SUITES := conformance kubectl cluster bench bench_latency forward install lead reconcile tune
 # Both passes use the kubectl built with the control plane, of the release zen-sim follows.
 WITH_KUBECTL = PATH="$$($(CONTROL_PLANE) bin-dir):$$PATH"
@@ -47,16 +48,17 @@ control-plane: ## build the real control plane of the tests' second pass (cached
 rust-test: control-plane ## Rust unit, integration, doc and example tests; cluster suites twice
 	@mkdir -p target && rm -f $(ZEN_TEST_SKIP_LOG)
 	$(WITH_KUBECTL) ZEN_TEST_SKIP_LOG= $(CARGO) test --locked
-	$(CONTROL_PLANE) run $(CARGO) test --locked -p kubezen $(CLUSTER_SUITES:%=--test %)
+	$(CONTROL_PLANE) run $(CARGO) test --locked -p kubezen -p kubectl-zen $(CLUSTER_SUITES:%=--test %)
 
 python: ## install the kubezen Python package from this checkout, with its test tools
 	$(PIP_INSTALL) 'maturin>=1.9,<2'
 	$(PIP_INSTALL) --no-build-isolation '.[test]'
 
-python-test: build python control-plane ## Python tests, the stub checked against the native module, mypy
+python-test: build python control-plane ## Python tests, the stub checked against the native module, mypy; cluster tests twice
 	$(PYTHON) -m mypy.stubtest kubezen
 	$(PYTHON) -m mypy --strict python/kubezen tests/python
-	$(WITH_KUBECTL) $(PYTHON) -m pytest
+	$(WITH_KUBECTL) ZEN_TEST_SKIP_LOG= $(PYTHON) -m pytest
+	$(CONTROL_PLANE) run $(PYTHON) -m pytest -m cluster
 
 deploy: ## regenerate deploy/ (the kustomize bases and graph) from `kubectl zen install`
 	ZEN_UPDATE_DEPLOY=1 $(CARGO) test --locked -p kubectl-zen --test install deploy_holds_what_install_prints

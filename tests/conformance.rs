@@ -1258,7 +1258,9 @@ async fn metrics_follow_the_pods() {
         usage.contains_key("cpu") && usage.contains_key("memory"),
         "{usage:?}"
     );
-    if test.sim.is_some() {
+    // The annotation's 250m: +-20 % on zen-sim, as kwok reports it behind metrics-server on
+    // the real control plane of tests/control-plane (another cluster measures its containers).
+    if test.sim.is_some() || std::env::var_os("ZEN_TEST_CONTROL_PLANE").is_some() {
         let nanocores: f64 = usage["cpu"]
             .as_str()
             .unwrap()

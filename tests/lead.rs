@@ -212,10 +212,9 @@ async fn the_leader_service_routes_to_the_pod_ready_longest_and_fails_over() {
     })
     .await;
     let failover = started.elapsed();
-    // NotReady (zen-sim only): web-c takes over.
-    if let Some(sim) = test.sim_only("readiness flips") {
-        let started = Instant::now();
-        sim.set_pod_ready(&test.namespace, "web-b", false).unwrap();
+    // NotReady: web-c takes over.
+    let started = Instant::now();
+    if test.set_pod_ready("web-b", false).await {
         wait_for("failover to web-c", || async {
             routed(&test, "web-leader").await == Some(("web-c".into(), true))
         })
@@ -226,7 +225,7 @@ async fn the_leader_service_routes_to_the_pod_ready_longest_and_fails_over() {
             "failover after NotReady took {not_ready:?}"
         );
         // web-b Ready again: web-c stays (sticky).
-        sim.set_pod_ready(&test.namespace, "web-b", true).unwrap();
+        test.set_pod_ready("web-b", true).await;
     }
     assert!(
         failover < Duration::from_secs(5),
@@ -544,9 +543,6 @@ async fn a_replica_that_cannot_renew_its_lease_stops_writing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failover_min_delay_keeps_a_not_ready_leader_that_long() {
     let test = cluster().await;
-    let Some(sim) = test.sim_only("readiness flips") else {
-        return test.cleanup().await;
-    };
     ready_pods(&test, &["web-a", "web-b"]).await;
     let mut annotations = enabled();
     annotations.insert(lead::FAILOVER_MIN_DELAY, "1500ms");
@@ -554,7 +550,10 @@ async fn failover_min_delay_keeps_a_not_ready_leader_that_long() {
     let running = Running::start(&test, options(&test));
     wait_routed_to(&test, "web-leader", "web-a", true).await;
     let started = Instant::now();
-    sim.set_pod_ready(&test.namespace, "web-a", false).unwrap();
+    if !test.set_pod_ready("web-a", false).await {
+        running.stop().await;
+        return test.cleanup().await;
+    }
     wait_routed_to(&test, "web-leader", "web-a", false).await;
     wait_routed_to(&test, "web-leader", "web-b", true).await;
     let took = started.elapsed();

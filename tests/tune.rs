@@ -16,7 +16,8 @@ use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use kube::api::{ListParams, PostParams};
+use kube::Api;
+use kube::api::{ApiResource, DynamicObject, ListParams, PostParams};
 use kubezen::quantity::MIB;
 use kubezen::sim::{Fault, FaultAction};
 use kubezen::tune::{
@@ -64,6 +65,42 @@ async fn running_pods(test: &TestCluster, app: &str, count: usize) {
         }
     })
     .await;
+    if test.sim.is_some() {
+        return;
+    }
+    // metrics-server serves a pod's usage two scrapes (10 s apart) after it runs.
+    let metrics: Api<DynamicObject> = Api::namespaced_with(
+        test.client.clone(),
+        &test.namespace,
+        &ApiResource {
+            group: "metrics.k8s.io".into(),
+            version: "v1beta1".into(),
+            api_version: "metrics.k8s.io/v1beta1".into(),
+            kind: "PodMetrics".into(),
+            plural: "pods".into(),
+        },
+    );
+    eventually(Duration::from_secs(60), "the pods' metrics", || {
+        let metrics = metrics.clone();
+        async move {
+            match metrics
+                .list(&ListParams::default().labels(&format!("app={app}")))
+                .await
+            {
+                Ok(list) => (list.items.len() >= count).then_some(()),
+                // A cluster without metrics-server: `sample` says so.
+                Err(kube::Error::Api(status)) if status.code == 404 => Some(()),
+                Err(_) => None,
+            }
+        }
+    })
+    .await;
+}
+
+/// How long to sample for `seconds` of zen-sim's readings (a new one every second): on a real
+/// cluster, metrics-server reads each pod every 10 s, so it takes 21 s to see two.
+fn sampling_seconds(test: &TestCluster, seconds: u64) -> u64 {
+    if test.sim.is_some() { seconds } else { 21 }
 }
 
 fn scope(test: &TestCluster) -> live::Scope {
@@ -98,7 +135,7 @@ async fn sample(
         &test.cluster,
         inventory,
         &scope(test),
-        &sampling(seconds),
+        &sampling(sampling_seconds(test, seconds)),
         &CancellationToken::new(),
         sink,
         &mut |_| {},
@@ -135,8 +172,9 @@ async fn live_usage_from_the_metrics_api_becomes_recommendations() {
     let Some(source) = sample(&test, &inventory, &mut usage, 3).await else {
         return test.cleanup().await;
     };
+    let seconds = sampling_seconds(&test, 3);
     assert!(
-        source.starts_with("metrics.k8s.io (3s every 250ms, "),
+        source.starts_with(&format!("metrics.k8s.io ({seconds}s every 250ms, ")),
         "{source}"
     );
     let report = tune::analyse(&inventory, Some(&usage), &quick(), &source);
@@ -772,4 +810,59 @@ fn a_snapshot_with_errors_names_the_file_and_line() {
         "test",
     );
     assert!(report.recommendations.is_empty());
+}
+
+#[tokio::test]
+async fn a_selector_keeps_bare_pods_it_does_not_match_out_of_inventories_and_snapshots() {
+    let test = cluster().await;
+    let mut web = serde_json::to_value(deployment(&test, "web", 1, ("100m", "64Mi"))).unwrap();
+    web["metadata"]["labels"] = json!({"team": "a"});
+    test.api::<Deployment>()
+        .create(&PostParams::default(), &object(web))
+        .await
+        .unwrap();
+    for (name, team) in [("lone-a", "a"), ("lone-b", "b")] {
+        let pod: Pod = object(json!({
+            "metadata": {"name": name, "labels": {"team": team}},
+            "spec": {"containers": [{"name": "app", "image": "registry.k8s.io/pause:3.10"}]}
+        }));
+        test.api::<Pod>()
+            .create(&PostParams::default(), &pod)
+            .await
+            .unwrap();
+    }
+    running_pods(&test, "web", 1).await;
+    let scope = live::Scope {
+        namespace: Some(test.namespace.clone()),
+        selector: Some("team=a".into()),
+    };
+    let names = |inventory: &Inventory| {
+        let mut names: Vec<String> = inventory
+            .workloads()
+            .iter()
+            .map(|w| w.id.name.clone())
+            .collect();
+        names.sort();
+        names
+    };
+    let inventory = live::inventory(&test.cluster, &scope).await.unwrap();
+    assert_eq!(names(&inventory), ["lone-a", "web"]);
+    // A snapshot holds the same workloads: the other bare pod is not written at all.
+    let dir = tempfile::tempdir().unwrap();
+    let stopped = CancellationToken::new();
+    stopped.cancel();
+    let recorded = live::record(
+        &test.cluster,
+        &scope,
+        &sampling(1),
+        dir.path(),
+        &stopped,
+        &mut |_| {},
+    )
+    .await
+    .unwrap();
+    assert_eq!(recorded.workloads, 2);
+    let read = snapshot::read(dir.path(), &|| false).unwrap();
+    assert_eq!(names(&read.inventory), ["lone-a", "web"]);
+    test.cleanup().await;
 }

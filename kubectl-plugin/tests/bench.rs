@@ -11,7 +11,8 @@ use std::time::Duration;
 use kubezen::sim::{BackgroundSim, SimOptions};
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_kubectl-zen");
+mod support;
+use support::{BIN, TestCluster, text};
 
 fn zen(args: &[&str]) -> Output {
     Command::new(BIN)
@@ -22,58 +23,29 @@ fn zen(args: &[&str]) -> Output {
         .expect("the plugin runs")
 }
 
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
 fn json(out: &Output) -> Value {
     serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("{e}: {}\n{}", text(&out.stdout), text(&out.stderr)))
 }
 
-/// zen-sim on threads of its own, with its kubeconfig in the directory as `kubeconfig`.
-fn started() -> (BackgroundSim, tempfile::TempDir, String) {
-    let sim = BackgroundSim::start(SimOptions::default()).expect("zen-sim starts");
-    let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
-    sim.sim().write_kubeconfig(&kubeconfig).unwrap();
-    let kubeconfig = kubeconfig.display().to_string();
-    (sim, dir, kubeconfig)
-}
-
 /// The benchmark namespaces kubectl sees.
-fn bench_namespaces(kubeconfig: &str) -> Vec<String> {
-    let out = Command::new("kubectl")
-        .args([
-            "--kubeconfig",
-            kubeconfig,
-            "get",
-            "namespaces",
-            "-l",
-            "zen.kubezen.io/bench-run",
-            "-o",
-            "name",
-        ])
-        .output()
-        .expect("kubectl runs");
+fn bench_namespaces(cluster: &TestCluster) -> Vec<String> {
+    let out = cluster.kubectl(&[
+        "get",
+        "namespaces",
+        "-l",
+        "zen.kubezen.io/bench-run",
+        "-o",
+        "name",
+    ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     text(&out.stdout).lines().map(str::to_owned).collect()
 }
 
 /// Starts a long run and returns once it is measuring, with its stderr lines so far.
-fn measuring(kubeconfig: &str) -> (Child, mpsc::Receiver<String>) {
-    let mut child = Command::new(BIN)
-        .args([
-            "--kubeconfig",
-            kubeconfig,
-            "bench",
-            "api",
-            "--duration",
-            "60s",
-            "--resources",
-            "30",
-        ])
-        .env("NO_COLOR", "1")
+fn measuring(cluster: &TestCluster, duration: &str) -> (Child, mpsc::Receiver<String>) {
+    let mut child = cluster
+        .zen_command(&["bench", "api", "--duration", duration, "--resources", "30"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -107,11 +79,8 @@ fn signal(child: &Child, name: &str) {
 
 #[test]
 fn the_guides_flags_work_as_written() {
-    let (sim, _dir, kubeconfig) = started();
-    let kc = kubeconfig.as_str();
-    let out = zen(&[
-        "--kubeconfig",
-        kc,
+    let cluster = support::cluster_alone();
+    let out = cluster.zen(&[
         "bench",
         "api",
         "--duration=2s",
@@ -132,18 +101,15 @@ fn the_guides_flags_work_as_written() {
     assert!(stdout.contains("deleted"), "{stdout}");
     let stderr = text(&out.stderr);
     assert!(stderr.contains("creating 50 configmaps"), "{stderr}");
-    assert!(bench_namespaces(kc).is_empty(), "nothing left behind");
-    sim.stop();
+    assert!(bench_namespaces(&cluster).is_empty(), "nothing left behind");
 }
 
 #[test]
 #[allow(clippy::too_many_lines)] // one user's session, in order
 fn json_reports_are_baselines_that_later_runs_are_judged_against() {
-    let (sim, dir, kubeconfig) = started();
-    let kc = kubeconfig.as_str();
-    let out = zen(&[
-        "--kubeconfig",
-        kc,
+    let cluster = support::cluster_alone();
+    let dir = cluster.scratch();
+    let out = cluster.zen(&[
         "bench",
         "api",
         "--count",
@@ -168,12 +134,10 @@ fn json_reports_are_baselines_that_later_runs_are_judged_against() {
         .map(|r| r["verb"].as_str().unwrap())
         .collect();
     assert_eq!(verbs, ["get", "update", "watch"]);
-    let baseline = dir.path().join("baseline.json");
+    let baseline = dir.join("baseline.json");
     std::fs::write(&baseline, &out.stdout).unwrap();
     let base = baseline.display().to_string();
-    let same = zen(&[
-        "--kubeconfig",
-        kc,
+    let same = cluster.zen(&[
         "bench",
         "api",
         "--count",
@@ -201,9 +165,7 @@ fn json_reports_are_baselines_that_later_runs_are_judged_against() {
         row["perSecond"] = 1e9.into();
     }
     std::fs::write(&baseline, serde_json::to_vec(&fast).unwrap()).unwrap();
-    let worse = zen(&[
-        "--kubeconfig",
-        kc,
+    let worse = cluster.zen(&[
         "bench",
         "api",
         "--count",
@@ -231,24 +193,14 @@ fn json_reports_are_baselines_that_later_runs_are_judged_against() {
     );
     // Not a report.
     std::fs::write(&baseline, "{}").unwrap();
-    let bad = zen(&[
-        "--kubeconfig",
-        kc,
-        "bench",
-        "api",
-        "--count",
-        "10",
-        "--baseline",
-        &base,
-    ]);
+    let bad = cluster.zen(&["bench", "api", "--count", "10", "--baseline", &base]);
     assert_eq!(bad.status.code(), Some(1));
     assert!(
         text(&bad.stderr).contains("not a baseline"),
         "{}",
         text(&bad.stderr)
     );
-    assert!(bench_namespaces(kc).is_empty(), "nothing left behind");
-    sim.stop();
+    assert!(bench_namespaces(&cluster).is_empty(), "nothing left behind");
 }
 
 #[test]
@@ -335,8 +287,8 @@ fn usage_errors_exit_two_and_say_what_to_fix() {
 
 #[test]
 fn ctrl_c_stops_the_run_reports_it_and_leaves_nothing_behind() {
-    let (sim, _dir, kubeconfig) = started();
-    let (child, lines) = measuring(&kubeconfig);
+    let cluster = support::cluster_alone();
+    let (child, lines) = measuring(&cluster, "60s");
     signal(&child, "-INT");
     let out = child.wait_with_output().unwrap();
     let stderr: Vec<String> = lines.try_iter().collect();
@@ -353,33 +305,22 @@ fn ctrl_c_stops_the_run_reports_it_and_leaves_nothing_behind() {
     );
     let stdout = text(&out.stdout);
     assert!(stdout.contains("(interrupted)"), "{stdout}");
-    assert!(
-        bench_namespaces(&kubeconfig).is_empty(),
-        "nothing left behind"
-    );
-    sim.stop();
+    assert!(bench_namespaces(&cluster).is_empty(), "nothing left behind");
 }
 
 #[test]
 fn a_killed_run_leaves_its_namespace_for_cleanup_to_find() {
-    let (sim, _dir, kubeconfig) = started();
-    let (child, _lines) = measuring(&kubeconfig);
+    let cluster = support::cluster_alone();
+    let (child, _lines) = measuring(&cluster, "60s");
     signal(&child, "-KILL");
     let _ = child.wait_with_output().unwrap();
-    let left = bench_namespaces(&kubeconfig);
+    let left = bench_namespaces(&cluster);
     assert_eq!(left.len(), 1, "{left:?}");
-    let dry = zen(&["--kubeconfig", &kubeconfig, "bench", "cleanup", "--dry-run"]);
+    let dry = cluster.zen(&["bench", "cleanup", "--dry-run"]);
     assert_eq!(dry.status.code(), Some(0));
     assert!(text(&dry.stdout).contains("kept"), "{}", text(&dry.stdout));
-    assert_eq!(bench_namespaces(&kubeconfig), left);
-    let out = zen(&[
-        "--kubeconfig",
-        &kubeconfig,
-        "bench",
-        "cleanup",
-        "-o",
-        "json",
-    ]);
+    assert_eq!(bench_namespaces(&cluster), left);
+    let out = cluster.zen(&["bench", "cleanup", "-o", "json"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let cleaned = json(&out);
     assert_eq!(cleaned[0]["outcome"], "deleted");
@@ -387,15 +328,15 @@ fn a_killed_run_leaves_its_namespace_for_cleanup_to_find() {
         format!("namespace/{}", cleaned[0]["namespace"].as_str().unwrap()),
         left[0]
     );
-    assert!(bench_namespaces(&kubeconfig).is_empty());
-    let again = zen(&["--kubeconfig", &kubeconfig, "bench", "cleanup"]);
+    assert!(bench_namespaces(&cluster).is_empty());
+    let again = cluster.zen(&["bench", "cleanup"]);
     assert!(text(&again.stderr).contains("nothing to clean up"));
-    sim.stop();
 }
 
 #[test]
 fn http_reports_as_vegeta_does_and_missed_targets_exit_one() {
-    let (sim, _dir, _kubeconfig) = started();
+    // zen-sim as a plain HTTP server: no cluster in this test.
+    let sim = BackgroundSim::start(SimOptions::default()).expect("zen-sim starts");
     // Credentials and query tokens in the URL stay out of the report.
     let secret = sim
         .sim()
@@ -496,4 +437,30 @@ fn offline_benchmarks_print_tables_and_verdicts() {
         "{}",
         text(&cel.stderr)
     );
+}
+
+#[test]
+fn an_api_server_restart_mid_run_is_ridden_out_and_reported() {
+    let cluster = support::cluster_alone();
+    let (child, _lines) = measuring(&cluster, "15s");
+    if !cluster.restart_api_server(Duration::from_secs(2)) {
+        signal(&child, "-INT");
+        let _ = child.wait_with_output();
+        return;
+    }
+    let out = child.wait_with_output().unwrap();
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    // The summary counts what the restart cost: requests refused, watches restarted.
+    let count_before = |marker: &str| -> u64 {
+        let head = stdout.split(marker).next().unwrap_or_default();
+        head.rsplit([' ', ','])
+            .find(|word| !word.is_empty())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    assert!(count_before(" errors;") >= 1, "{stdout}");
+    assert!(count_before(" restarts,") >= 1, "{stdout}");
+    assert!(stdout.contains(" deleted"), "{stdout}");
+    assert!(bench_namespaces(&cluster).is_empty(), "nothing left behind");
 }

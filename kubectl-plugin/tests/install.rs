@@ -1,13 +1,13 @@
 //! `kubectl zen install` as a user runs it: help, usage errors, the printed manifests read back
-//! by `tune` and `graph`, and install/uninstall against zen-sim.
+//! by `tune` and `graph`, and install/uninstall against zen-sim and the real control plane.
 
 use std::io::Write as _;
 use std::process::{Command, Output, Stdio};
 
-use kubezen::sim::{BackgroundSim, SimOptions};
 use serde_json::Value as Json;
 
-const BIN: &str = env!("CARGO_BIN_EXE_kubectl-zen");
+mod support;
+use support::{BIN, text};
 /// The repository, where the plugin runs (so paths in `deploy/`'s headers are relative).
 const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
 const WEB_APP: &str = "examples/rgd/web-app.yaml";
@@ -27,10 +27,6 @@ fn zen(args: &[&str], stdin: Option<&[u8]>) -> Output {
     input.write_all(stdin.unwrap_or_default()).unwrap();
     drop(input);
     child.wait_with_output().unwrap()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 /// Runs the plugin, asserts it succeeded and returns its standard output.
@@ -243,14 +239,18 @@ fn refs(args: &[String]) -> Vec<&str> {
 }
 
 #[test]
-fn apply_then_uninstall_against_zen_sim_leaves_nothing() {
-    let sim = BackgroundSim::start(SimOptions::default()).expect("zen-sim starts");
-    let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
-    sim.sim().write_kubeconfig(&kubeconfig).unwrap();
-    let kubeconfig = kubeconfig.display().to_string();
+#[allow(clippy::too_many_lines)] // one user's session, in order
+fn apply_then_uninstall_leaves_nothing() {
+    let cluster = support::cluster_alone();
+    // A namespace of the install's own, which it creates and deletes.
+    let namespace = format!("{}-install", cluster.namespace());
     let with = |args: &[&'static str]| {
-        let mut all = vec!["--kubeconfig".to_owned(), kubeconfig.clone()];
+        let mut all = vec![
+            "--kubeconfig".to_owned(),
+            cluster.kubeconfig().to_owned(),
+            "-n".to_owned(),
+            namespace.clone(),
+        ];
         all.extend(args.iter().map(|a| (*a).to_owned()));
         all
     };
@@ -308,7 +308,7 @@ fn apply_then_uninstall_against_zen_sim_leaves_nothing() {
 
     let applied = text(&ok(&refs(&with(&["install", "lead", "--apply"])), None));
     assert!(applied.contains("deployment/zen-lead"), "{applied}");
-    assert!(applied.contains("kubezen-system"), "{applied}");
+    assert!(applied.contains(&namespace), "{applied}");
     assert!(!applied.contains("unchecked"), "{applied}");
     // Installed, everything can be checked; and applying again changes nothing.
     let dry: Json = serde_json::from_slice(&ok(
@@ -342,6 +342,17 @@ fn apply_then_uninstall_against_zen_sim_leaves_nothing() {
     assert!(
         removed.iter().all(|a| a.ends_with(" deleted")),
         "{removed:?}"
+    );
+    // A real cluster's namespace controller takes a moment to finish the Namespace.
+    support::eventually(
+        std::time::Duration::from_secs(60),
+        "the install's namespace gone",
+        || {
+            !cluster
+                .kubectl(&["get", "namespace", &namespace])
+                .status
+                .success()
+        },
     );
     let after = text(&ok(&refs(&with(&["install", "lead", "--uninstall"])), None));
     assert!(after.contains("nothing to do"), "{after}");

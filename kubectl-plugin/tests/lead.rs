@@ -1,12 +1,11 @@
 //! `kubectl zen lead` as a user runs it: help, usage errors, `lead status` exit codes and
-//! output, and the controller run until SIGINT against zen-sim.
+//! output, and the controller run until SIGINT, against zen-sim and the real control plane.
 
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use kubezen::sim::{BackgroundSim, SimOptions};
-
-const BIN: &str = env!("CARGO_BIN_EXE_kubectl-zen");
+mod support;
+use support::{BIN, TestCluster, text};
 
 fn zen(args: &[&str]) -> Output {
     Command::new(BIN)
@@ -17,33 +16,13 @@ fn zen(args: &[&str]) -> Output {
         .expect("the plugin runs")
 }
 
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// zen-sim with a pod and two opted-in Services (one selecting nothing) in `default`.
-fn started() -> (BackgroundSim, tempfile::TempDir, String) {
-    let sim = BackgroundSim::start(SimOptions::default()).expect("zen-sim starts");
-    let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
-    sim.sim().write_kubeconfig(&kubeconfig).unwrap();
-    let kubeconfig = kubeconfig.display().to_string();
-    let mut apply = Command::new("kubectl")
-        .args(["--kubeconfig", &kubeconfig, "--cache-dir"])
-        .arg(dir.path().join("cache"))
-        .args(["apply", "-n", "default", "-f", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("kubectl is on PATH");
-    std::io::Write::write_all(
-        apply.stdin.as_mut().unwrap(),
-        b"apiVersion: v1\nkind: Pod\nmetadata: {name: web-a, labels: {app: web}}\nspec: {containers: [{name: app, image: pause}]}\n---\napiVersion: v1\nkind: Service\nmetadata: {name: web, annotations: {zen-lead.io/enabled: \"true\"}}\nspec: {selector: {app: web}, ports: [{port: 80}]}\n",
-    )
-    .unwrap();
-    drop(apply.stdin.take());
-    assert!(apply.wait().unwrap().success());
-    (sim, dir, kubeconfig)
+/// A cluster with a pod and an opted-in Service selecting it in the test's namespace.
+fn started() -> TestCluster {
+    let cluster = support::cluster();
+    cluster.apply(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: web-a, labels: {app: web}}\nspec: {containers: [{name: app, image: pause}]}\n---\napiVersion: v1\nkind: Service\nmetadata: {name: web, annotations: {zen-lead.io/enabled: \"true\"}}\nspec: {selector: {app: web}, ports: [{port: 80}]}\n",
+    );
+    cluster
 }
 
 #[test]
@@ -86,8 +65,8 @@ fn bad_flags_are_usage_errors() {
 
 #[test]
 fn status_says_what_is_missing_then_the_controller_fixes_it() {
-    let (_sim, _dir, kubeconfig) = started();
-    let before = zen(&["--kubeconfig", &kubeconfig, "lead", "status", "-A"]);
+    let cluster = started();
+    let before = cluster.zen(&["lead", "status"]);
     assert_eq!(before.status.code(), Some(1), "{}", text(&before.stderr));
     let table = text(&before.stdout);
     assert!(
@@ -98,35 +77,32 @@ fn status_says_what_is_missing_then_the_controller_fixes_it() {
         table.contains("does not exist (is `kubectl zen lead` running?)"),
         "{table}"
     );
+    let nowhere = format!("{}-empty", cluster.namespace());
     let empty = zen(&[
         "--kubeconfig",
-        &kubeconfig,
+        cluster.kubeconfig(),
         "-n",
-        "kube-system",
+        &nowhere,
         "lead",
         "status",
     ]);
-    assert_eq!(empty.status.code(), Some(0));
-    assert!(text(&empty.stderr).contains("no Service in namespace kube-system"));
+    assert_eq!(empty.status.code(), Some(0), "{}", text(&empty.stderr));
+    assert!(
+        text(&empty.stderr).contains(&format!("no Service in namespace {nowhere}")),
+        "{}",
+        text(&empty.stderr)
+    );
 
-    let controller = Command::new(BIN)
-        .args(["--kubeconfig", &kubeconfig, "lead", "--leader-elect=false"])
+    let controller = cluster
+        .zen_command(&["lead", "--leader-elect=false"])
         .args(["--metrics-addr", "127.0.0.1:0", "--workers", "2"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let deadline = Instant::now() + Duration::from_secs(30);
     let report = loop {
-        let out = zen(&[
-            "--kubeconfig",
-            &kubeconfig,
-            "lead",
-            "status",
-            "-A",
-            "-o",
-            "json",
-        ]);
+        let out = cluster.zen(&["lead", "status", "-o", "json"]);
         let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         if out.status.code() == Some(0) {
             break rows;
@@ -153,17 +129,10 @@ fn status_says_what_is_missing_then_the_controller_fixes_it() {
 
 #[test]
 fn an_unbindable_metrics_address_is_explained() {
-    let (_sim, _dir, kubeconfig) = started();
+    let cluster = started();
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let address = taken.local_addr().unwrap().to_string();
-    let out = zen(&[
-        "--kubeconfig",
-        &kubeconfig,
-        "lead",
-        "--leader-elect=false",
-        "--metrics-addr",
-        &address,
-    ]);
+    let out = cluster.zen(&["lead", "--leader-elect=false", "--metrics-addr", &address]);
     assert_eq!(out.status.code(), Some(1));
     let stderr = text(&out.stderr);
     assert!(

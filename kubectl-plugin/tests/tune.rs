@@ -1,14 +1,14 @@
 //! `kubectl zen tune` as a user runs it: manifests linted with exit codes and every output
-//! format, usage errors, gateway and controller sizing, and against zen-sim a snapshot
+//! format, usage errors, gateway and controller sizing, and against a cluster's metrics a snapshot
 //! recorded and analysed offline, patches written, and Ctrl-C while sampling.
 
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use kubezen::sim::{BackgroundSim, SimOptions};
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_kubectl-zen");
+mod support;
+use support::{BIN, TestCluster, text};
 const MANIFESTS: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../examples/tune/manifests.yaml"
@@ -21,10 +21,6 @@ fn zen(args: &[&str]) -> Output {
         .env_remove("KUBECONFIG")
         .output()
         .expect("the plugin runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 fn json(out: &Output) -> Value {
@@ -260,68 +256,42 @@ fn gateways_and_controllers_are_sized_from_the_guides_tables() {
     );
 }
 
-/// zen-sim with a Deployment of two pods using 150m and 80Mi each.
-fn sim_with_workload() -> (BackgroundSim, tempfile::TempDir, String) {
-    let sim = BackgroundSim::start(SimOptions::default()).expect("zen-sim starts");
-    let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
-    sim.sim().write_kubeconfig(&kubeconfig).unwrap();
-    let manifest = dir.path().join("web.yaml");
-    std::fs::write(
-        &manifest,
-        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: default}\nspec:\n  replicas: 2\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata:\n      labels: {app: web}\n      annotations: {zen-sim.kubezen.io/cpu: 150m, zen-sim.kubezen.io/memory: 80Mi}\n    spec:\n      containers:\n      - {name: app, image: web, resources: {requests: {cpu: '1', memory: 1Gi}, limits: {memory: 1Gi}}}\n",
-    )
-    .unwrap();
-    let applied = Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(&kubeconfig)
-        .args(["apply", "-f"])
-        .arg(&manifest)
-        .output()
-        .expect("kubectl runs");
-    assert!(applied.status.success(), "{}", text(&applied.stderr));
-    let kc = kubeconfig.to_str().unwrap().to_owned();
-    // Wait for the pods' metrics.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let out = Command::new("kubectl")
-            .args([
-                "--kubeconfig",
-                &kc,
-                "get",
-                "--raw",
-                "/apis/metrics.k8s.io/v1beta1/namespaces/default/pods",
-            ])
-            .output()
-            .unwrap();
-        if text(&out.stdout).matches("\"PodMetrics\"").count() >= 2 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no pod metrics: {}",
-            text(&out.stdout)
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    (sim, dir, kc)
+/// A cluster with a Deployment of two pods using 150m and 80Mi each (zen-sim's annotations,
+/// which kwok reports behind metrics-server on the real control plane), once their metrics are
+/// served.
+fn cluster_with_workload() -> TestCluster {
+    let cluster = support::cluster();
+    cluster.apply(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  replicas: 2\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata:\n      labels: {app: web}\n      annotations: {zen-sim.kubezen.io/cpu: 150m, zen-sim.kubezen.io/memory: 80Mi}\n    spec:\n      containers:\n      - {name: app, image: web, resources: {requests: {cpu: '1', memory: 1Gi}, limits: {memory: 1Gi}}}\n",
+    );
+    let pods = format!(
+        "/apis/metrics.k8s.io/v1beta1/namespaces/{}/pods",
+        cluster.namespace()
+    );
+    support::eventually(Duration::from_secs(60), "the pods' metrics", || {
+        let out = cluster.kubectl(&["get", "--raw", &pods]);
+        serde_json::from_slice::<Value>(&out.stdout).is_ok_and(|list| {
+            list["items"]
+                .as_array()
+                .is_some_and(|items| items.len() >= 2)
+        })
+    });
+    cluster
 }
 
 #[test]
 fn a_snapshot_is_recorded_live_and_analysed_offline_with_patches() {
-    let (sim, dir, kc) = sim_with_workload();
+    let cluster = cluster_with_workload();
+    let ns = cluster.namespace().to_owned();
+    let dir = tempfile::tempdir().unwrap();
     let snap = dir.path().join("snap");
     let snap = snap.to_str().unwrap();
-    let recorded = zen(&[
+    let recorded = cluster.zen(&[
         "tune",
         "snapshot",
         snap,
-        "--kubeconfig",
-        &kc,
-        "-n",
-        "default",
         "--sample-for",
-        "3s",
+        cluster.sample_for("3s"),
         "--every",
         "250ms",
     ]);
@@ -331,7 +301,7 @@ fn a_snapshot_is_recorded_live_and_analysed_offline_with_patches() {
         "{}",
         text(&recorded.stderr)
     );
-    sim.stop();
+    drop(cluster);
     // Offline now: the cluster is gone.
     let patches = dir.path().join("patches");
     let out = zen(&[
@@ -357,7 +327,7 @@ fn a_snapshot_is_recorded_live_and_analysed_offline_with_patches() {
     assert!((120.0..=181.0).contains(&cpu), "{rec}");
     assert_eq!(rec["confidence"], "low");
     let patch =
-        std::fs::read_to_string(patches.join("patches/default.deployment.web.yaml")).unwrap();
+        std::fs::read_to_string(patches.join(format!("patches/{ns}.deployment.web.yaml"))).unwrap();
     assert!(
         patch.contains("kind: Deployment") && patch.contains("- name: app"),
         "{patch}"
@@ -371,14 +341,10 @@ fn a_snapshot_is_recorded_live_and_analysed_offline_with_patches() {
 
 #[test]
 fn ctrl_c_while_sampling_analyses_what_was_sampled() {
-    let (sim, _dir, kc) = sim_with_workload();
-    let child = Command::new(BIN)
-        .args([
+    let cluster = cluster_with_workload();
+    let child = cluster
+        .zen_command(&[
             "tune",
-            "--kubeconfig",
-            &kc,
-            "-n",
-            "default",
             "--sample-for",
             "5m",
             "--every",
@@ -388,7 +354,6 @@ fn ctrl_c_while_sampling_analyses_what_was_sampled() {
             "-o",
             "json",
         ])
-        .env("NO_COLOR", "1")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -418,21 +383,17 @@ fn ctrl_c_while_sampling_analyses_what_was_sampled() {
         report["recommendations"][0]["recommended"]["cpu_request"].is_number(),
         "{report}"
     );
-    sim.stop();
 }
 
 #[test]
 fn apply_shows_the_diff_and_writes_only_with_consent() {
-    let (sim, _dir, kc) = sim_with_workload();
+    let cluster = cluster_with_workload();
+    let ns = cluster.namespace().to_owned();
     let args = [
         "tune",
         "deploy/web",
-        "--kubeconfig",
-        &kc,
-        "-n",
-        "default",
         "--sample-for",
-        "2s",
+        cluster.sample_for("2s"),
         "--every",
         "250ms",
         "--min-samples",
@@ -440,7 +401,7 @@ fn apply_shows_the_diff_and_writes_only_with_consent() {
         "--apply",
     ];
     // No terminal to ask on: refused before anything is read.
-    let unasked = zen(&args);
+    let unasked = cluster.zen(&args);
     assert_eq!(unasked.status.code(), Some(2), "{}", text(&unasked.stderr));
     assert!(
         text(&unasked.stderr).contains("add --yes"),
@@ -448,7 +409,7 @@ fn apply_shows_the_diff_and_writes_only_with_consent() {
         text(&unasked.stderr)
     );
     // kubectl apply (client-side) owns the fields: a conflict, said as such, and nothing written.
-    let conflicted = zen(&[&args[..], &["--yes"]].concat());
+    let conflicted = cluster.zen(&[&args[..], &["--yes"]].concat());
     assert_eq!(
         conflicted.status.code(),
         Some(1),
@@ -461,33 +422,28 @@ fn apply_shows_the_diff_and_writes_only_with_consent() {
         text(&conflicted.stderr)
     );
     let cpu = || {
-        let out = Command::new("kubectl")
-            .args([
-                "--kubeconfig",
-                &kc,
-                "get",
-                "deploy",
-                "web",
-                "-o",
-                "jsonpath={.spec.template.spec.containers[0].resources.requests.cpu}",
-            ])
-            .output()
-            .unwrap();
+        let out = cluster.kubectl(&[
+            "get",
+            "deploy",
+            "web",
+            "-o",
+            "jsonpath={.spec.template.spec.containers[0].resources.requests.cpu}",
+        ]);
         text(&out.stdout)
     };
     assert_eq!(cpu(), "1");
-    let applied = zen(&[&args[..], &["--yes", "--force-conflicts"]].concat());
+    let applied = cluster.zen(&[&args[..], &["--yes", "--force-conflicts"]].concat());
     assert_eq!(applied.status.code(), Some(0), "{}", text(&applied.stderr));
     let stderr = text(&applied.stderr);
     assert!(
-        stderr.contains("--- default/deployment/web") && stderr.contains("-            cpu: '1'"),
+        stderr.contains(&format!("--- {ns}/deployment/web"))
+            && stderr.contains("-            cpu: '1'"),
         "{stderr}"
     );
     assert!(
-        stderr.contains("default/deployment/web: applied"),
+        stderr.contains(&format!("{ns}/deployment/web: applied")),
         "{stderr}"
     );
     let after = cpu();
     assert!(after.ends_with('m') && after != "1", "{after}");
-    sim.stop();
 }

@@ -16,7 +16,7 @@ import pytest
 import kubezen
 import kubezen.bench
 from kubezen import sim
-from conftest import while_counting
+from conftest import TestCluster, while_counting
 
 
 def bench_namespaces(kubeconfig: str) -> list[str]:
@@ -32,17 +32,18 @@ def test_the_module_doctest_runs() -> None:
     assert doctest.testmod(kubezen.bench).failed == 0
 
 
-def test_api_counts_every_operation_and_turns_into_a_dataframe(tmp_path: Path) -> None:
-    with sim.start() as cluster:
-        result, ticks, elapsed = while_counting(
-            lambda: kubezen.bench.api(
-                kubeconfig=cluster.kubeconfig, count=300, resources=20, workers=2,
-                mix={"get": 70, "update": 20, "create": 10},
-            ),
-            0.01,
-        )
-        assert ticks >= elapsed / 0.01 / 4, "the GIL is released while it runs"
-        assert bench_namespaces(cluster.kubeconfig) == []
+def test_api_counts_every_operation_and_turns_into_a_dataframe(
+    cluster: TestCluster, tmp_path: Path
+) -> None:
+    result, ticks, elapsed = while_counting(
+        lambda: kubezen.bench.api(
+            kubeconfig=cluster.kubeconfig, count=300, resources=20, workers=2,
+            mix={"get": 70, "update": 20, "create": 10},
+        ),
+        0.01,
+    )
+    assert ticks >= elapsed / 0.01 / 4, "the GIL is released while it runs"
+    assert bench_namespaces(cluster.kubeconfig) == []
     assert result.kind == "api" and result.passed
     assert result.report["operations"] == 300
     frame = result.to_pandas()
@@ -79,18 +80,17 @@ def test_a_report_from_the_plugin_loads_and_bad_files_are_refused(
         loaded.compare(loaded)
 
 
-def test_ctrl_c_stops_the_run_and_cleans_up() -> None:
-    with sim.start() as cluster:
-        timer = threading.Timer(1.0, _thread.interrupt_main)
-        timer.start()
-        started = time.perf_counter()
-        with pytest.raises(KeyboardInterrupt):
-            kubezen.bench.api(kubeconfig=cluster.kubeconfig, duration=60.0, resources=20)
-        assert time.perf_counter() - started < 10.0
-        timer.cancel()
-        assert bench_namespaces(cluster.kubeconfig) == []
-        assert kubezen.bench.cleanup(kubeconfig=cluster.kubeconfig) == []
-        assert kubezen.bench.cleanup(kubeconfig=cluster.kubeconfig, run="0123abcd") == []
+def test_ctrl_c_stops_the_run_and_cleans_up(cluster: TestCluster) -> None:
+    timer = threading.Timer(1.0, _thread.interrupt_main)
+    timer.start()
+    started = time.perf_counter()
+    with pytest.raises(KeyboardInterrupt):
+        kubezen.bench.api(kubeconfig=cluster.kubeconfig, duration=60.0, resources=20)
+    assert time.perf_counter() - started < 10.0
+    timer.cancel()
+    assert bench_namespaces(cluster.kubeconfig) == []
+    assert kubezen.bench.cleanup(kubeconfig=cluster.kubeconfig) == []
+    assert kubezen.bench.cleanup(kubeconfig=cluster.kubeconfig, run="0123abcd") == []
 
 
 def test_http_cel_and_graph() -> None:

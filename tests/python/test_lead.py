@@ -13,7 +13,7 @@ import pytest
 
 import kubezen
 import kubezen.lead
-from kubezen import sim
+from conftest import TestCluster
 
 MANIFESTS = """
 apiVersion: v1
@@ -41,44 +41,40 @@ def test_the_module_doctest_runs() -> None:
     assert doctest.testmod(kubezen.lead).failed == 0
 
 
-def test_status_shows_each_leader_and_what_is_wrong(tmp_path: Path, plugin_bin: Path) -> None:
-    with sim.start() as cluster:
-        subprocess.run(
-            ["kubectl", "--kubeconfig", cluster.kubeconfig, "--cache-dir", str(tmp_path / "cache"),
-             "apply", "-n", "default", "-f", "-"],
-            input=MANIFESTS, text=True, check=True, capture_output=True,
-        )
-        before = kubezen.lead.status(kubeconfig=cluster.kubeconfig)
-        assert [row.service for row in before.rows] == ["lonely", "web"]
-        assert all("does not exist" in " ".join(row.problems) for row in before.rows)
-        controller = subprocess.Popen(
-            [str(plugin_bin), "--kubeconfig", cluster.kubeconfig, "-n", "default", "lead",
-             "--leader-elect=false", "--metrics-addr", "127.0.0.1:0"],
-            stderr=subprocess.PIPE, text=True,
-        )
-        try:
-            deadline = time.monotonic() + 20
-            while True:
-                report = kubezen.lead.status(kubeconfig=cluster.kubeconfig, all_namespaces=True)
-                web = next(row for row in report.rows if row.service == "web")
-                if web.leader == "web-a" and web.endpoints == 1:
-                    break
-                assert time.monotonic() < deadline, report
-                time.sleep(0.1)
-        finally:
-            controller.send_signal(signal.SIGINT)
-            _, stderr = controller.communicate(timeout=20)
-        assert controller.returncode == 0, stderr
-        assert "zen-lead stopped:" in stderr
-        assert web.healthy and web.leader_service == "web-leader" and web.since
-        assert (web.pods, web.ready_pods) == (1, 1)
-        lonely = next(row for row in report.rows if row.service == "lonely")
-        assert lonely.leader is None and not lonely.healthy
-        assert any("no pod matches" in problem for problem in lonely.problems)
-        assert not report.healthy and len(report) == 2
-        frame = report.to_pandas()
-        assert list(frame["service"]) == ["lonely", "web"]
-        assert "<table>" in report._repr_html_()
+def test_status_shows_each_leader_and_what_is_wrong(cluster: TestCluster, plugin_bin: Path) -> None:
+    cluster.apply(MANIFESTS)
+    before = kubezen.lead.status(kubeconfig=cluster.kubeconfig, namespace=cluster.namespace)
+    assert [row.service for row in before.rows] == ["lonely", "web"]
+    assert all("does not exist" in " ".join(row.problems) for row in before.rows)
+    controller = subprocess.Popen(
+        [str(plugin_bin), "--kubeconfig", cluster.kubeconfig, "-n", cluster.namespace, "lead",
+         "--leader-elect=false", "--metrics-addr", "127.0.0.1:0"],
+        stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            report = kubezen.lead.status(kubeconfig=cluster.kubeconfig,
+                                         namespace=cluster.namespace)
+            web = next(row for row in report.rows if row.service == "web")
+            if web.leader == "web-a" and web.endpoints == 1:
+                break
+            assert time.monotonic() < deadline, report
+            time.sleep(0.1)
+    finally:
+        controller.send_signal(signal.SIGINT)
+        _, stderr = controller.communicate(timeout=20)
+    assert controller.returncode == 0, stderr
+    assert "zen-lead stopped:" in stderr
+    assert web.healthy and web.leader_service == "web-leader" and web.since
+    assert (web.pods, web.ready_pods) == (1, 1)
+    lonely = next(row for row in report.rows if row.service == "lonely")
+    assert lonely.leader is None and not lonely.healthy
+    assert any("no pod matches" in problem for problem in lonely.problems)
+    assert not report.healthy and len(report) == 2
+    frame = report.to_pandas()
+    assert list(frame["service"]) == ["lonely", "web"]
+    assert "<table>" in report._repr_html_()
 
 
 def test_an_unreachable_cluster_is_a_lead_error(tmp_path: Path) -> None:

@@ -113,6 +113,44 @@ def test_faults_make_requests_fail_as_asked() -> None:
             cluster.inject_fault("pods")
 
 
+def post_json(url: str, body: object) -> tuple[int, dict[str, object]]:
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as error:
+        return error.code, json.load(error)
+
+
+def test_a_restart_refuses_connections_for_a_while_and_keeps_the_objects() -> None:
+    with sim.start() as cluster:
+        before = cluster.stats()["objects"]
+        started = time.monotonic()
+        cluster.restart(down_for=0.3)
+        assert time.monotonic() - started >= 0.3
+        assert get_json(cluster.url + "/version")["gitVersion"]
+        assert cluster.stats()["objects"] == before
+        # Over HTTP: answered first, then down.
+        status, body = post_json(cluster.url + "/zen-sim/v1/restart", {"downForSeconds": 1.0})
+        assert (status, body["restarting"]) == (200, True)
+        time.sleep(0.4)
+        with pytest.raises(urllib.error.URLError):
+            get_json(cluster.url + "/version")
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                get_json(cluster.url + "/version")
+                break
+            except urllib.error.URLError:
+                assert time.monotonic() < deadline, "never served again"
+                time.sleep(0.1)
+        status, body = post_json(cluster.url + "/zen-sim/v1/restart", {"downForSeconds": -1})
+        assert status == 400 and "downForSeconds" in str(body["message"]), body
+        with pytest.raises(ValueError, match="down_for"):
+            cluster.restart(down_for=-1.0)
+
+
 def test_tokens_are_required_when_set() -> None:
     with sim.start(token="s3cret") as cluster:
         with pytest.raises(urllib.error.HTTPError) as refused:

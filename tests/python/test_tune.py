@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import _thread
 import doctest
-import subprocess
 import threading
 import time
 from pathlib import Path
@@ -13,8 +12,7 @@ import pytest
 
 import kubezen
 import kubezen._tune
-from kubezen import sim
-from conftest import while_counting
+from conftest import TestCluster, while_counting
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFESTS = ROOT / "examples" / "tune" / "manifests.yaml"
@@ -111,7 +109,7 @@ def test_errors_are_typed_and_say_what_is_wrong(tmp_path: Path) -> None:
 
 WEB = """apiVersion: apps/v1
 kind: Deployment
-metadata: {name: web, namespace: default}
+metadata: {name: web}
 spec:
   replicas: 2
   selector: {matchLabels: {app: web}}
@@ -125,35 +123,29 @@ spec:
 """
 
 
-def test_ctrl_c_stops_sampling_at_once(tmp_path: Path) -> None:
-    manifest = tmp_path / "web.yaml"
-    manifest.write_text(WEB)
-    with sim.start() as cluster:
-        subprocess.run(["kubectl", "--kubeconfig", str(cluster.kubeconfig), "apply", "-f", str(manifest)],
-                       check=True, capture_output=True)
-        timer = threading.Timer(1.0, _thread.interrupt_main)
-        timer.start()
-        started = time.perf_counter()
-        with pytest.raises(KeyboardInterrupt):
-            kubezen.tune(kubeconfig=cluster.kubeconfig, namespace="default", sample_for=60.0, every=0.25)
-        assert time.perf_counter() - started < 5.0
-        timer.cancel()
+def test_ctrl_c_stops_sampling_at_once(cluster: TestCluster) -> None:
+    cluster.apply(WEB)
+    timer = threading.Timer(1.0, _thread.interrupt_main)
+    timer.start()
+    started = time.perf_counter()
+    with pytest.raises(KeyboardInterrupt):
+        kubezen.tune(kubeconfig=cluster.kubeconfig, namespace=cluster.namespace, sample_for=60.0,
+                     every=0.25)
+    assert time.perf_counter() - started < 5.0
+    timer.cancel()
 
 
-def test_live_sampling_releases_the_gil(tmp_path: Path) -> None:
-    manifest = tmp_path / "web.yaml"
-    manifest.write_text(WEB)
-    with sim.start() as cluster:
-        subprocess.run(["kubectl", "--kubeconfig", str(cluster.kubeconfig), "apply", "-f", str(manifest)],
-                       check=True, capture_output=True)
-        subprocess.run(["kubectl", "--kubeconfig", str(cluster.kubeconfig), "wait", "--for=condition=Available",
-                        "deploy/web", "--timeout=30s"], check=True, capture_output=True)
-        report, ticks, elapsed = while_counting(
-            lambda: kubezen.tune(kubeconfig=cluster.kubeconfig, namespace="default", sample_for=2.0,
-                                 every=0.25, min_samples=2),
-            pause=0.01,
-        )
-    assert report.source.startswith("metrics.k8s.io (2s every")
+def test_live_sampling_releases_the_gil(cluster: TestCluster) -> None:
+    cluster.apply(WEB)
+    cluster.kubectl("wait", "--for=condition=Available", "deploy/web", "--timeout=30s")
+    cluster.wait_for_pod_metrics(2)
+    seconds = cluster.sample_for(2.0)
+    report, ticks, elapsed = while_counting(
+        lambda: kubezen.tune(kubeconfig=cluster.kubeconfig, namespace=cluster.namespace,
+                             sample_for=seconds, every=0.25, min_samples=2),
+        pause=0.01,
+    )
+    assert report.source.startswith(f"metrics.k8s.io ({seconds:g}s every"), report.source
     (rec,) = report.recommendations
     assert rec.recommended["cpu_request"] is not None and 120 <= rec.recommended["cpu_request"] <= 181
     assert rec.usage is not None and rec.usage["pods"] == 2

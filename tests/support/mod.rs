@@ -10,10 +10,16 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
-use kube::api::{DeleteParams, PostParams};
+use kube::api::{
+    ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams,
+};
 use kube::{Api, Client};
 use kubezen::cluster::{Cluster, ClusterOptions};
 use kubezen::sim::{Sim, SimOptions};
+
+mod shared;
+pub use shared::skip;
+use shared::{TEST_NAMESPACE, control_plane};
 
 /// A cluster to test against, with a namespace of the test's own.
 pub struct TestCluster {
@@ -44,7 +50,7 @@ struct Alone {
 
 impl Drop for Alone {
     fn drop(&mut self) {
-        let dir = std::env::var_os("ZEN_TEST_CONTROL_PLANE").filter(|d| !d.is_empty());
+        let dir = control_plane();
         if let (true, Some(dir)) = (*self.restarted.get_mut(), dir) {
             let settled = std::process::Command::new("bash")
                 .arg(concat!(
@@ -163,7 +169,7 @@ impl TestCluster {
         let Some(Turn::Alone(alone)) = &self.turn else {
             panic!("a test that restarts the API server starts with support::cluster_alone()");
         };
-        let Some(dir) = std::env::var_os("ZEN_TEST_CONTROL_PLANE").filter(|d| !d.is_empty()) else {
+        let Some(dir) = control_plane() else {
             skip("restarting the API server needs zen-sim or tests/control-plane/cluster.sh");
             return false;
         };
@@ -200,12 +206,102 @@ impl TestCluster {
         Api::namespaced(self.client.clone(), &self.namespace)
     }
 
-    /// Deletes the test's namespace.
+    /// Deletes the test's namespace, and on the real control plane the port-forward rules
+    /// [`TestCluster::serve_pod_port`] made for it.
     pub async fn cleanup(self) {
+        if self.sim.is_none() && control_plane().is_some() {
+            let rules: Api<DynamicObject> = Api::all_with(self.client.clone(), &port_forwards());
+            let _ = rules
+                .delete_collection(
+                    &DeleteParams::default(),
+                    &ListParams::default().labels(&format!("{TEST_NAMESPACE}={}", self.namespace)),
+                )
+                .await;
+        }
         let namespaces: Api<Namespace> = Api::all(self.client.clone());
         let _ = namespaces
             .delete(&self.namespace, &DeleteParams::default())
             .await;
+    }
+
+    /// Makes `port` of every pod in the test's namespace answer as `backend` does, as an image
+    /// serving that port would. On zen-sim the pods say so themselves (the tests give them
+    /// `zen-sim.kubezen.io/port-forward`, [`kubezen::sim::BACKENDS_ANNOTATION`]); on the real
+    /// control plane of `cluster.sh` kwok forwards to where a `ClusterPortForward` selecting
+    /// the namespace says. Returns `false` (a skip noted) on another real cluster, whose
+    /// pods' ports the tests cannot choose.
+    pub async fn serve_pod_port(&self, port: u16, backend: SocketAddr) -> bool {
+        if self.sim.is_some() {
+            return true;
+        }
+        if control_plane().is_none() {
+            skip("a pod port standing in for a server needs zen-sim or cluster.sh's kwok");
+            return false;
+        }
+        let rules: Api<DynamicObject> = Api::all_with(self.client.clone(), &port_forwards());
+        let name = format!("{}-{port}", self.namespace);
+        let rule = serde_json::json!({
+            "apiVersion": "kwok.x-k8s.io/v1alpha1", "kind": "ClusterPortForward",
+            "metadata": {"name": name, "labels": {TEST_NAMESPACE: self.namespace}},
+            "spec": {"selector": {"matchNamespaces": [self.namespace]},
+                     "forwards": [{"ports": [port],
+                                   "target": {"address": backend.ip().to_string(), "port": backend.port()}}]},
+        });
+        rules
+            .patch(
+                &name,
+                &PatchParams::apply("kubezen-tests").force(),
+                &Patch::Apply(rule),
+            )
+            .await
+            .expect("the ClusterPortForward is applied");
+        true
+    }
+
+    /// Marks pod `name` of the test's namespace ready or not, as its readiness probe
+    /// would: zen-sim's switch, or on the real control plane of `cluster.sh` the kubelet's own
+    /// status write (kwok leaves a running pod's conditions alone). `false` (a skip noted) on
+    /// another real cluster, whose kubelets would write their own answer back.
+    pub async fn set_pod_ready(&self, name: &str, ready: bool) -> bool {
+        if let Some(sim) = &self.sim {
+            sim.set_pod_ready(&self.namespace, name, ready)
+                .expect("the pod exists");
+            return true;
+        }
+        if control_plane().is_none() {
+            skip("flipping a pod's readiness needs zen-sim or cluster.sh's kwok");
+            return false;
+        }
+        let pods: Api<k8s_openapi::api::core::v1::Pod> = self.api();
+        let pod = pods.get_status(name).await.expect("the pod exists");
+        let mut status = serde_json::to_value(pod.status).expect("a pod status");
+        let flag = if ready { "True" } else { "False" };
+        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        for condition in status["conditions"].as_array_mut().into_iter().flatten() {
+            if matches!(
+                condition["type"].as_str(),
+                Some("Ready" | "ContainersReady")
+            ) && condition["status"] != flag
+            {
+                condition["status"] = flag.into();
+                condition["lastTransitionTime"] = now.clone().into();
+            }
+        }
+        for container in status["containerStatuses"]
+            .as_array_mut()
+            .into_iter()
+            .flatten()
+        {
+            container["ready"] = ready.into();
+        }
+        pods.patch_status(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"status": status})),
+        )
+        .await
+        .expect("the pod's status is written");
+        true
     }
 
     /// The kubeconfig file, for kubectl.
@@ -216,28 +312,6 @@ impl TestCluster {
     /// A directory of the test's own, removed when the test ends (kubectl's cache lives here).
     pub fn scratch(&self) -> &Path {
         self.dir.path()
-    }
-}
-
-/// Says on stderr that a test skips part of itself, and why; with `ZEN_TEST_SKIP_LOG` set
-/// (`make test` sets it for the real control plane's pass), also adds a line to that file, which
-/// `tests/control-plane/cluster.sh skips` counts at the end of the run.
-#[allow(clippy::print_stderr)]
-pub fn skip(why: &str) {
-    use std::io::Write as _;
-    eprintln!("skipped: {why}");
-    if let Some(path) = std::env::var_os("ZEN_TEST_SKIP_LOG").filter(|path| !path.is_empty()) {
-        let test = std::thread::current().name().unwrap_or("a test").to_owned();
-        let line = format!("{test}: {why}\n");
-        // One write of one line, appended: tests on other threads add theirs whole.
-        let written = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .and_then(|mut file| file.write_all(line.as_bytes()));
-        if let Err(error) = written {
-            eprintln!("cannot record the skip in {}: {error}", path.display());
-        }
     }
 }
 
@@ -325,4 +399,15 @@ pub fn unused_addresses<const N: usize>() -> [SocketAddr; N] {
     }
     assert_eq!(held.len(), N, "{N} free loopback ports in {first}-{last}");
     std::array::from_fn(|i| held[i].local_addr().expect("a bound address"))
+}
+
+/// kwok's `ClusterPortForward` (kwok.x-k8s.io/v1alpha1), which `cluster.sh` installs.
+fn port_forwards() -> ApiResource {
+    ApiResource {
+        group: "kwok.x-k8s.io".into(),
+        version: "v1alpha1".into(),
+        api_version: "kwok.x-k8s.io/v1alpha1".into(),
+        kind: "ClusterPortForward".into(),
+        plural: "clusterportforwards".into(),
+    }
 }
