@@ -143,11 +143,15 @@ def test_cel_work_runs_on_the_stack_it_has(shipped: Path, tmp_path: Path) -> Non
     strace = shutil.which("strace")
     assert strace, "strace is on PATH (.ci/run installs it)"
     counts = tmp_path / "counts"
-    subprocess.run(
+    run = subprocess.run(
         [strace, "-f", "-c", "-e", "trace=mmap", "-o", counts, shipped, "bench", "graph",
-         "--sizes", "100,300"],
-        capture_output=True, check=True, timeout=120,
+         "--sizes", "100,300", "-o", "json"],
+        capture_output=True, text=True, timeout=120,
     )
+    # Exit 1 is a failed verdict: the growth exponent of a run slowed down by strace, on a
+    # loaded machine, says nothing here. The report must still be whole.
+    assert run.returncode in (0, 1), run.stderr
+    assert [row["resources"] for row in json.loads(run.stdout)["rows"]] == [100, 300], run.stdout
     lines = counts.read_text().splitlines()
     total = next(line for line in lines if line.rstrip().endswith("total"))
     mmaps = int(total.split()[3])  # % time, seconds, usecs/call, calls, [errors,] total

@@ -113,6 +113,12 @@ def test_faults_make_requests_fail_as_asked() -> None:
             cluster.inject_fault("pods")
 
 
+def items(url: str) -> list[object]:
+    listed = get_json(url)["items"]
+    assert isinstance(listed, list)
+    return listed
+
+
 def post_json(url: str, body: object) -> tuple[int, dict[str, object]]:
     request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
                                      headers={"Content-Type": "application/json"})
@@ -125,6 +131,12 @@ def post_json(url: str, body: object) -> tuple[int, dict[str, object]]:
 
 def test_a_restart_refuses_connections_for_a_while_and_keeps_the_objects() -> None:
     with sim.start() as cluster:
+        # The simulated controllers add each namespace's default ServiceAccount just after
+        # start-up, as kube-controller-manager does: count once they are all there.
+        settle = time.monotonic() + 10
+        while len(items(cluster.url + "/api/v1/serviceaccounts")) < 4:
+            assert time.monotonic() < settle, "the default ServiceAccounts never appeared"
+            time.sleep(0.05)
         before = cluster.stats()["objects"]
         started = time.monotonic()
         cluster.restart(down_for=0.3)
