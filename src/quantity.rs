@@ -109,6 +109,35 @@ pub fn round_up(value: f64, step: f64) -> f64 {
     }
 }
 
+/// Parses a duration as every flag and Python argument takes one: `200ms`, `2s`, `1m`, `3h`,
+/// `14d`, `2w`, or a number of seconds.
+///
+/// # Errors
+/// Not a number with one of those units, negative, or too large.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let text = text.trim();
+    let (number, unit) = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .map_or((text, "s"), |index| text.split_at(index));
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("not a duration: {text:?} (try 500ms, 2s, 1m)"))?;
+    let seconds = match unit {
+        "ms" => value / 1000.0,
+        "s" => value,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        "d" => value * 86_400.0,
+        "w" => value * 604_800.0,
+        _ => {
+            return Err(format!(
+                "unknown unit {unit:?} in {text:?}: use ms, s, m, h, d or w"
+            ));
+        }
+    };
+    std::time::Duration::try_from_secs_f64(seconds).map_err(|_| format!("not a duration: {text:?}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -147,5 +176,29 @@ mod tests {
             let memory = bytes(text).map(format_memory);
             assert!(cpu.as_deref() == Some(text) || memory.as_deref() == Some(text));
         }
+    }
+
+    #[test]
+    fn durations_read_as_kubectl_writes_them() {
+        assert_eq!(
+            parse_duration("200ms"),
+            Ok(std::time::Duration::from_millis(200))
+        );
+        assert_eq!(parse_duration("2s"), Ok(std::time::Duration::from_secs(2)));
+        assert_eq!(
+            parse_duration("1.5"),
+            Ok(std::time::Duration::from_millis(1500))
+        );
+        assert_eq!(parse_duration("1m"), Ok(std::time::Duration::from_secs(60)));
+        assert!(
+            parse_duration("soon")
+                .unwrap_err()
+                .contains("not a duration")
+        );
+        assert!(
+            parse_duration("3 days")
+                .unwrap_err()
+                .contains("unknown unit")
+        );
     }
 }

@@ -15,7 +15,7 @@ use kube::api::{
     WatchEvent, WatchParams,
 };
 use kube::core::Status;
-use kube::{Api, Discovery, ResourceExt};
+use kube::{Api, Discovery, Resource as _, ResourceExt};
 use serde_json::json;
 use support::{cluster, eventually, object};
 
@@ -1354,5 +1354,74 @@ async fn secret_string_data_is_stored_as_data() {
     let data = stored.data.unwrap();
     assert_eq!(data["b"].0, b"hello");
     assert_eq!(data["a"].0, b"wins", "stringData wins over data");
+    test.cleanup().await;
+}
+
+#[tokio::test]
+async fn events_k8s_io_events_are_the_core_events_in_another_shape() {
+    use k8s_openapi::api::core::v1::Event as CoreEvent;
+    use k8s_openapi::api::events::v1::Event;
+    use kube::runtime::events::{Event as Published, EventType, Recorder, Reporter};
+
+    let test = cluster().await;
+    let services: Api<Service> = Api::namespaced(test.client.clone(), &test.namespace);
+    let service = services
+        .create(
+            &PostParams::default(),
+            &object(json!({"metadata": {"name": "web"}, "spec": {"ports": [{"port": 80}]}})),
+        )
+        .await
+        .unwrap();
+    let recorder = Recorder::new(
+        test.client.clone(),
+        Reporter {
+            controller: "kubectl-zen/conformance".into(),
+            instance: Some("test".into()),
+        },
+    );
+    let published = Published {
+        type_: EventType::Warning,
+        reason: "Checked".into(),
+        note: Some("once".into()),
+        action: "Check".into(),
+        secondary: None,
+    };
+    let regarding = service.object_ref(&());
+    recorder.publish(&published, &regarding).await.unwrap();
+    // The same again: a series, the first Event patched.
+    recorder.publish(&published, &regarding).await.unwrap();
+    let v1: Api<Event> = Api::namespaced(test.client.clone(), &test.namespace);
+    let listed = v1
+        .list(&ListParams::default().fields("regarding.name=web"))
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(listed.len(), 1, "{listed:#?}");
+    let event = &listed[0];
+    assert_eq!(event.note.as_deref(), Some("once"));
+    assert_eq!(
+        event.reporting_controller.as_deref(),
+        Some("kubectl-zen/conformance")
+    );
+    assert_eq!(
+        event.series.as_ref().map(|s| s.count),
+        Some(2),
+        "{event:#?}"
+    );
+    let core: Api<CoreEvent> = Api::namespaced(test.client.clone(), &test.namespace);
+    let seen = core
+        .list(&ListParams::default().fields("involvedObject.name=web,type=Warning"))
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(seen.len(), 1, "{seen:#?}");
+    assert_eq!(seen[0].message.as_deref(), Some("once"));
+    assert_eq!(seen[0].involved_object.kind.as_deref(), Some("Service"));
+    assert_eq!(seen[0].reason.as_deref(), Some("Checked"));
+    assert_eq!(seen[0].metadata.name, event.metadata.name);
+    // What the API server requires of an Event it creates.
+    let bare: Event = object(json!({"metadata": {"name": "bare"}, "reason": "X"}));
+    let refused = api_error(v1.create(&PostParams::default(), &bare).await.unwrap_err());
+    assert_eq!(refused.code, 422, "{refused:?}");
     test.cleanup().await;
 }

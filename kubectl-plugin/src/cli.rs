@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
+use crate::logging::{LogFormat, LogLevel};
 use crate::{commands, output::OutputFormat};
 
 const EXAMPLES: &str = "\
@@ -103,6 +104,18 @@ pub struct GlobalArgs {
         default_value_t = OutputFormat::Table
     )]
     pub output: OutputFormat,
+
+    /// How log lines on standard error are written: text, or one JSON object a line
+    #[arg(long, global = true, value_enum, value_name = "FORMAT", default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// The least severe log level written [default: `RUST_LOG` when set, else info]
+    #[arg(long, global = true, value_enum, value_name = "LEVEL")]
+    pub log_level: Option<LogLevel>,
+
+    /// More log lines: -v for debug (kube-rs's and hyper's own too), -vv for trace
+    #[arg(short = 'v', long = "verbose", global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
 }
 
 impl GlobalArgs {

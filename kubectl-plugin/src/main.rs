@@ -2,11 +2,12 @@
 //!
 //! `main` stays thin: parse the command line once, run the command, turn the outcome into an
 //! exit code. Everything a command shares lives in [`cli`] (flags), [`output`] (rendering) and
-//! [`error`] (failures and exit codes).
+//! [`error`] (failures and exit codes); [`logging`] writes what the core logs.
 
 mod cli;
 mod commands;
 mod error;
+mod logging;
 mod output;
 
 use std::process::ExitCode;
@@ -42,6 +43,11 @@ fn run() -> ExitCode {
         Ok(cli) => cli,
         Err(usage) => return error::usage(&usage),
     };
+    logging::init(
+        cli.global.log_format,
+        cli.global.log_level,
+        cli.global.verbose,
+    );
     match commands::run(cli) {
         Ok(code) => code,
         Err(failure) => failure.report(),

@@ -61,7 +61,8 @@ fn measuring(cluster: &TestCluster, duration: &str) -> (Child, mpsc::Receiver<St
         let line = lines
             .recv_timeout(Duration::from_secs(20))
             .expect("the run starts measuring");
-        if line == "measuring" {
+        // A log line once standard error is not a terminal: `<time> INFO <target>: measuring`.
+        if line.trim_end().ends_with(": measuring") || line == "measuring" {
             break;
         }
     }
@@ -300,7 +301,8 @@ fn ctrl_c_stops_the_run_reports_it_and_leaves_nothing_behind() {
         "{stderr:?}"
     );
     assert!(
-        stderr.iter().any(|l| l.starts_with("deleting namespace")),
+        // A log line (`<time> INFO <target>: deleting namespace ...`).
+        stderr.iter().any(|l| l.contains("deleting namespace")),
         "{stderr:?}"
     );
     let stdout = text(&out.stdout);

@@ -113,6 +113,20 @@ fn status_says_what_is_missing_then_the_controller_fixes_it() {
     assert_eq!(report[0]["leader"], "web-a", "{report}");
     assert_eq!(report[0]["leaderService"], "web-leader");
     assert_eq!(report[0]["endpoints"], 1);
+    // The choice is an Event on the Service, as `kubectl describe service web` shows it.
+    let elected = cluster.event("web", "LeaderElected");
+    assert_eq!(elected["type"], "Normal", "{elected:#}");
+    assert_eq!(
+        elected["reportingComponent"], "kubectl-zen/zen-lead",
+        "{elected:#}"
+    );
+    assert_eq!(elected["involvedObject"]["kind"], "Service", "{elected:#}");
+    assert!(
+        elected["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("pod web-a leads") && m.contains("web-leader")),
+        "{elected:#}"
+    );
     Command::new("kill")
         .args(["-INT", &controller.id().to_string()])
         .status()
@@ -138,5 +152,187 @@ fn an_unbindable_metrics_address_is_explained() {
     assert!(
         stderr.contains("cannot serve metrics") && stderr.contains("--metrics-addr"),
         "{stderr}"
+    );
+}
+
+/// The JSON log lines of a controller, read from its standard error until `found` holds of
+/// one of them (or `timeout` passes); every line must be a JSON object.
+fn json_lines_until(
+    stderr: std::process::ChildStderr,
+    timeout: Duration,
+    found: impl Fn(&serde_json::Value) -> bool + Send + 'static,
+) -> Vec<serde_json::Value> {
+    use std::io::BufRead as _;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + timeout;
+    let mut lines = Vec::new();
+    while let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+        let value: serde_json::Value = serde_json::from_str(&line)
+            .unwrap_or_else(|error| panic!("not a JSON line ({error}): {line}"));
+        let done = found(&value);
+        lines.push(value);
+        if done {
+            break;
+        }
+    }
+    lines
+}
+
+#[test]
+fn a_write_rbac_denies_is_logged_as_json_and_an_event_naming_the_object_and_the_missing_rule() {
+    let cluster = started();
+    let user = format!("zen-test-denied-{}", cluster.namespace());
+    deny_slice_patches(&cluster, &user);
+    let kubeconfig = cluster.kubeconfig_as(&user);
+    let mut controller = Command::new(BIN)
+        .args(["--kubeconfig", &kubeconfig, "-n", cluster.namespace()])
+        .args([
+            "lead",
+            "--leader-elect=false",
+            "--metrics-addr",
+            "127.0.0.1:0",
+        ])
+        .args(["--log-format", "json"])
+        .env_remove("KUBECONFIG")
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = controller.stderr.take().unwrap();
+    let lines = json_lines_until(stderr, Duration::from_secs(30), |line| {
+        line["level"] == "ERROR" && line["name"] == "web"
+    });
+    // And an Event on the Service says the same to `kubectl describe`.
+    let denied_event = cluster.event("web", "PermissionDenied");
+    assert_eq!(denied_event["type"], "Warning", "{denied_event:#}");
+    assert!(
+        denied_event["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("403") && m.contains("endpointslices")),
+        "{denied_event:#}"
+    );
+    Command::new("kill")
+        .args(["-INT", &controller.id().to_string()])
+        .status()
+        .unwrap();
+    let _ = controller.wait();
+    let denied = lines
+        .iter()
+        .find(|line| line["level"] == "ERROR" && line["name"] == "web")
+        .unwrap_or_else(|| panic!("no denial logged: {lines:#?}"));
+    for (key, value) in [
+        ("kind", "Service"),
+        ("controller", "zen-lead"),
+        ("verb", "patch"),
+        ("resource", "endpointslices"),
+        ("group", "discovery.k8s.io"),
+        ("user", user.as_str()),
+    ] {
+        assert_eq!(denied[key], value, "{key}: {denied:#}");
+    }
+    assert_eq!(denied["namespace"], cluster.namespace(), "{denied:#}");
+    assert_eq!(
+        denied["denied_namespace"],
+        cluster.namespace(),
+        "{denied:#}"
+    );
+    assert_eq!(denied["status"], 403, "{denied:#}");
+    let message = denied["message"].as_str().unwrap();
+    assert!(
+        message.starts_with(&format!(
+            "permission denied reconciling Service {}/web",
+            cluster.namespace()
+        )) && message.contains("verbs: [\"patch\"]")
+            && message.contains("retrying in 2s"),
+        "{message}"
+    );
+    assert_status_shows_the_last_error(&cluster);
+    for key in ["time", "level", "target", "message"] {
+        assert!(
+            lines.iter().all(|line| line.get(key).is_some()),
+            "{key}: {lines:#?}"
+        );
+    }
+    let started = &lines[0];
+    assert!(
+        started["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("zen-lead started:")),
+        "{started:#}"
+    );
+    assert_eq!(started["election"], false);
+    assert_no_credentials(&cluster, &lines);
+}
+
+/// No credential of the test's kubeconfig (token, client key or certificate, password) appears
+/// in any of `lines`.
+fn assert_no_credentials(cluster: &TestCluster, lines: &[serde_json::Value]) {
+    // No credential of the kubeconfig in any line.
+    let said = std::fs::read_to_string(cluster.kubeconfig()).unwrap();
+    let secrets: Vec<&str> = said
+        .lines()
+        .filter_map(|line| {
+            let (key, value) = line.trim().split_once(": ")?;
+            matches!(
+                key,
+                "token" | "client-key-data" | "client-certificate-data" | "password"
+            )
+            .then_some(value.trim())
+        })
+        .collect();
+    let all = serde_json::to_string(lines).unwrap();
+    for secret in secrets {
+        assert!(!all.contains(secret), "a credential was logged");
+    }
+}
+
+/// Binds `user` to a Role of everything zen-lead calls in the test's namespace (and Events), but
+/// the patch of its `EndpointSlices`.
+fn deny_slice_patches(cluster: &TestCluster, user: &str) {
+    cluster.apply(&format!(
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata: {{name: lead-but-slices}}\nrules:\n\
+         - {{apiGroups: [\"\"], resources: [services], verbs: [get, list, watch, create, patch, delete]}}\n\
+         - {{apiGroups: [\"\"], resources: [pods], verbs: [get, list, watch]}}\n\
+         - {{apiGroups: [discovery.k8s.io], resources: [endpointslices], verbs: [list, watch, create, delete]}}\n\
+         - {{apiGroups: [events.k8s.io], resources: [events], verbs: [create, patch]}}\n\
+         ---\napiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {{name: lead-but-slices}}\n\
+         roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: lead-but-slices}}\n\
+         subjects: [{{apiGroup: rbac.authorization.k8s.io, kind: User, name: {user}}}]\n"
+    ));
+}
+
+/// `lead status` shows the denial as the controller's last error on the Service `web`.
+fn assert_status_shows_the_last_error(cluster: &TestCluster) {
+    let status = cluster.zen(&["lead", "status", "-o", "json"]);
+    assert_eq!(status.status.code(), Some(1), "{}", text(&status.stderr));
+    let rows: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    let web = rows
+        .as_array()
+        .and_then(|rows| rows.iter().find(|row| row["service"] == "web"))
+        .unwrap_or_else(|| panic!("{rows:#}"));
+    assert!(
+        web["lastError"]
+            .as_str()
+            .is_some_and(|e| e.contains("PermissionDenied: ") && e.contains("403")),
+        "{web:#}"
+    );
+    assert!(
+        web["problems"]
+            .as_array()
+            .is_some_and(|p| p.iter().any(|p| p
+                .as_str()
+                .is_some_and(|p| p.starts_with("the controller's last error")))),
+        "{web:#}"
     );
 }

@@ -394,3 +394,91 @@ fn the_controller_rides_out_an_api_server_restart_and_says_so() {
         "{stderr}"
     );
 }
+
+#[test]
+fn the_controller_records_events_and_a_failed_instance_says_why_in_its_status() {
+    use std::process::Stdio;
+    use std::time::Duration;
+    let cluster = support::cluster_alone();
+    let controller = cluster
+        .zen_command(&["reconcile", "controller", "--rgd", RGD])
+        .args([
+            "--metrics-addr",
+            "127.0.0.1:0",
+            "--resync",
+            "10s",
+            "--log-format",
+            "json",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    support::eventually(Duration::from_secs(60), "the WebApp API", || {
+        cluster.kubectl(&["get", "webapps"]).status.success()
+    });
+    let said = std::fs::read_to_string(INSTANCE).unwrap();
+    cluster.apply(&said);
+    let applied = cluster.event("shop", "Applied");
+    assert_eq!(applied["type"], "Normal", "{applied:#}");
+    assert_eq!(
+        applied["reportingComponent"],
+        "kubectl-zen/reconcile-controller"
+    );
+    assert_eq!(applied["involvedObject"]["kind"], "WebApp");
+    assert!(
+        applied["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("created") && m.contains("deployment")),
+        "{applied:#}"
+    );
+    // A name no Kubernetes object may have: the API server refuses the first resource.
+    cluster.apply(&said.replace(
+        "  name: shop\nspec:\n  name: shop",
+        "  name: broken\nspec:\n  name: Not_A_Name",
+    ));
+    let failed = cluster.event("broken", "ReconcileFailed");
+    assert_eq!(failed["type"], "Warning", "{failed:#}");
+    let note = failed["message"].as_str().unwrap_or_default();
+    assert!(
+        note.contains("422") && note.contains("retrying in"),
+        "{failed:#}"
+    );
+    let mut condition = serde_json::Value::Null;
+    support::eventually(Duration::from_secs(30), "broken's Ready condition", || {
+        let out = cluster.kubectl(&["get", "webapp", "broken", "-o", "json"]);
+        let object: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        condition = object["status"]["conditions"][0].clone();
+        condition["reason"] == "ResourceFailed"
+    });
+    assert_eq!(condition["status"], "False", "{condition:#}");
+    assert!(
+        condition["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("422") && m.contains("Not_A_Name")),
+        "{condition:#}"
+    );
+    let deleted = cluster.kubectl(&["delete", "webapps", "--all", "--timeout=60s"]);
+    assert!(deleted.status.success(), "{}", text(&deleted.stderr));
+    let gone = cluster.event("shop", "Deleted");
+    assert_eq!(gone["type"], "Normal", "{gone:#}");
+    Command::new("kill")
+        .args(["-INT", &controller.id().to_string()])
+        .status()
+        .unwrap();
+    let out = controller.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // The failure is in the JSON log, with the object and the server's answer.
+    let logged = text(&out.stderr);
+    let line = logged
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .find(|line| line["level"] == "WARN" && line["name"] == "broken")
+        .unwrap_or_else(|| panic!("no failure logged for broken: {logged}"));
+    assert_eq!(line["kind"], "WebApp", "{line:#}");
+    assert_eq!(line["namespace"], cluster.namespace(), "{line:#}");
+    assert!(
+        line["message"].as_str().is_some_and(|m| m.contains("422")),
+        "{line:#}"
+    );
+}

@@ -49,6 +49,7 @@ __all__ = [
     "install_yaml",
     "lead_start",
     "lead_status",
+    "parse_duration",
     "reconcile_controller_start",
     "reconcile_run",
     "tune_controller",
@@ -88,6 +89,12 @@ class VersionInfo:
         """The fields as a plain ``dict``, keyed by attribute name."""
     def __eq__(self, value: object, /) -> bool: ...
     def __hash__(self) -> int: ...
+
+def parse_duration(text: str) -> float:
+    """Seconds in a duration written as the plugin's flags take it: ``"500ms"``, ``"30s"``,
+    ``"5m"``, ``"2h"``, ``"14d"``, ``"2w"``, or a number of seconds.
+
+    Raises ``ValueError`` for text that is not such a duration."""
 
 def version_info() -> VersionInfo:
     """The build information of the native module.

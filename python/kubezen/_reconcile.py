@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, overload
 
+from kubezen._args import Seconds, path, seconds
 from kubezen._core import (
     Graph,
     ReconcileError,
@@ -170,10 +171,6 @@ class ObjectDiff:
     namespace: str | None = None
 
 
-def _path(value: str | os.PathLike[str] | None) -> str | None:
-    return None if value is None else os.fspath(value)
-
-
 def _graph(rgd: Graph | str | os.PathLike[str]) -> Graph:
     if isinstance(rgd, Graph):
         return rgd
@@ -197,12 +194,12 @@ def _instance(instance: Mapping[str, Any] | str | os.PathLike[str]) -> str:
 def reconcile(rgd: Graph | str | os.PathLike[str], instance: Mapping[str, Any] | str | os.PathLike[str], *,
               dry_run: Literal[True], delete: bool = ..., kubeconfig: str | os.PathLike[str] | None = ...,
               context: str | None = ..., namespace: str | None = ..., workers: int = ...,
-              timeout: float = ..., force_conflicts: bool = ..., prune: bool = ...) -> Rendering: ...
+              timeout: Seconds = ..., force_conflicts: bool = ..., prune: bool = ...) -> Rendering: ...
 @overload
 def reconcile(rgd: Graph | str | os.PathLike[str], instance: Mapping[str, Any] | str | os.PathLike[str], *,
               dry_run: Literal[False] = ..., delete: bool = ..., kubeconfig: str | os.PathLike[str] | None = ...,
               context: str | None = ..., namespace: str | None = ..., workers: int = ...,
-              timeout: float = ..., force_conflicts: bool = ..., prune: bool = ...) -> ReconcileResult: ...
+              timeout: Seconds = ..., force_conflicts: bool = ..., prune: bool = ...) -> ReconcileResult: ...
 def reconcile(
     rgd: Graph | str | os.PathLike[str],
     instance: Mapping[str, Any] | str | os.PathLike[str],
@@ -213,7 +210,7 @@ def reconcile(
     context: str | None = None,
     namespace: str | None = None,
     workers: int = 4,
-    timeout: float = 300.0,
+    timeout: Seconds = 300.0,
     force_conflicts: bool = False,
     prune: bool = True,
 ) -> Rendering | ReconcileResult:
@@ -226,8 +223,8 @@ def reconcile(
     single objects are in the result (``result.ok`` is False)."""
     text = reconcile_run(
         _graph(rgd), _instance(instance), dry_run=dry_run, delete=delete,
-        kubeconfig=_path(kubeconfig),
-        context=context, namespace=namespace, workers=workers, timeout=timeout,
+        kubeconfig=path(kubeconfig),
+        context=context, namespace=namespace, workers=workers, timeout=seconds("timeout", timeout),
         force_conflicts=force_conflicts, prune=prune,
     )
     data = json.loads(text)
@@ -259,7 +256,7 @@ def reconcile_diff(
     context: str | None = None,
     namespace: str | None = None,
     workers: int = 4,
-    timeout: float = 300.0,
+    timeout: Seconds = 300.0,
     force_conflicts: bool = False,
     prune: bool = True,
 ) -> list[ObjectDiff]:
@@ -267,8 +264,8 @@ def reconcile_diff(
     diff`` shows it: the server dry-runs each apply, so defaults and admission are included
     and nothing is written. Arguments and errors as for :func:`reconcile`."""
     text = reconcile_run(
-        _graph(rgd), _instance(instance), diff=True, kubeconfig=_path(kubeconfig),
-        context=context, namespace=namespace, workers=workers, timeout=timeout,
+        _graph(rgd), _instance(instance), diff=True, kubeconfig=path(kubeconfig),
+        context=context, namespace=namespace, workers=workers, timeout=seconds("timeout", timeout),
         force_conflicts=force_conflicts, prune=prune,
     )
     return [ObjectDiff(**d) for d in json.loads(text)]
@@ -281,8 +278,8 @@ def reconcile_controller(
     context: str | None = None,
     namespace: str | None = None,
     workers: int = 4,
-    resync: float = 300.0,
-    timeout: float = 300.0,
+    resync: Seconds = 300.0,
+    timeout: Seconds = 300.0,
     force_conflicts: bool = False,
     prune: bool = True,
     metrics_addr: str | None = None,
@@ -304,8 +301,8 @@ def reconcile_controller(
     if burst is not None:
         limits["burst"] = burst
     task = reconcile_controller_start(
-        graph, kubeconfig=_path(kubeconfig), context=context, namespace=namespace,
-        workers=workers, resync=resync, timeout=timeout, force_conflicts=force_conflicts,
+        graph, kubeconfig=path(kubeconfig), context=context, namespace=namespace,
+        workers=workers, resync=seconds("resync", resync), timeout=seconds("timeout", timeout), force_conflicts=force_conflicts,
         prune=prune, metrics_addr=metrics_addr, **limits,
     )
     return Controller(f"reconcile {graph.name}", task)

@@ -6,6 +6,7 @@ import json
 from types import TracebackType
 from typing import Any, TypeVar
 
+from kubezen._args import Seconds, seconds_or_none
 from kubezen._core import NativeTask
 
 __all__ = ["Background", "Controller"]
@@ -66,11 +67,11 @@ class Controller(Background):
         """Whether it still runs (it ends by itself only on an error)."""
         return self._task.running
 
-    def wait(self, timeout: float | None = None) -> bool:
-        """Waits for it to end, at most ``timeout`` seconds (None: no limit), with the GIL
+    def wait(self, timeout: Seconds | None = None) -> bool:
+        """Waits for it to end, at most ``timeout`` (seconds, a timedelta or ``"30s"``; None: no limit), with the GIL
         released; True when it ended. Ctrl-C raises ``KeyboardInterrupt`` and leaves it
         running."""
-        return self._task.wait(timeout)
+        return self._task.wait(seconds_or_none("timeout", timeout))
 
     def stop(self) -> Any:
         """Stops it and waits for it to finish its work in hand; returns its summary (a dict,

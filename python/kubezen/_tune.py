@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from kubezen._args import Paths, Seconds, paths, seconds
 from kubezen._core import TuneError, tune_controller as _tune_controller
 from kubezen._core import tune_gateway as _tune_gateway
 from kubezen._core import tune_run
@@ -182,7 +183,7 @@ def _mem(value: float | None) -> str:
 
 def tune(
     *,
-    manifests: Sequence[str | os.PathLike[str]] | None = None,
+    manifests: Paths | None = None,
     snapshot: str | os.PathLike[str] | None = None,
     workloads: Sequence[str] = (),
     kubeconfig: str | os.PathLike[str] | None = None,
@@ -191,10 +192,10 @@ def tune(
     all_namespaces: bool = False,
     selector: str | None = None,
     prometheus: str | None = None,
-    history: float = 14 * 86400.0,
-    step: float = 300.0,
-    sample_for: float = 600.0,
-    every: float = 15.0,
+    history: Seconds = 14 * 86400.0,
+    step: Seconds = 300.0,
+    sample_for: Seconds = 600.0,
+    every: Seconds = 15.0,
     cpu_percentile: float = 95.0,
     cpu_limit: str = "none",
     memory_buffer: float = 15.0,
@@ -224,12 +225,13 @@ def tune(
     Raises :class:`TuneError` when the input cannot be read or the cluster or Prometheus
     refuses, and ``ValueError`` for options out of range. Releases the GIL while it works."""
     text = tune_run(
-        manifests=[os.fspath(m) for m in manifests] if manifests is not None else None,
+        manifests=paths("manifests", manifests),
         snapshot=os.fspath(snapshot) if snapshot is not None else None,
         workloads=list(workloads),
         kubeconfig=os.fspath(kubeconfig) if kubeconfig is not None else None,
         context=context, namespace=namespace, all_namespaces=all_namespaces, selector=selector,
-        prometheus=prometheus, history=history, step=step, sample_for=sample_for, every=every,
+        prometheus=prometheus, history=seconds("history", history), step=seconds("step", step),
+        sample_for=seconds("sample_for", sample_for), every=seconds("every", every),
         cpu_percentile=cpu_percentile, cpu_limit=cpu_limit, memory_buffer=memory_buffer,
         oom_buffer=oom_buffer, min_samples=min_samples, profile=profile,
         patch=os.fspath(patch) if patch is not None else None, apply=apply, dry_run=dry_run,
@@ -273,10 +275,10 @@ def tune_snapshot(
     all_namespaces: bool = False,
     selector: str | None = None,
     prometheus: str | None = None,
-    history: float = 14 * 86400.0,
-    step: float = 300.0,
-    sample_for: float = 600.0,
-    every: float = 15.0,
+    history: Seconds = 14 * 86400.0,
+    step: Seconds = 300.0,
+    sample_for: Seconds = 600.0,
+    every: Seconds = 15.0,
 ) -> dict[str, Any]:
     """Records the cluster's workloads and their usage into the directory ``dir``, as
     ``kubectl zen tune snapshot DIR`` does, for :func:`tune` (``snapshot=dir``) to analyse
@@ -287,8 +289,9 @@ def tune_snapshot(
         _tune_snapshot(
             os.fspath(dir), kubeconfig=os.fspath(kubeconfig) if kubeconfig is not None else None,
             context=context, namespace=namespace, all_namespaces=all_namespaces,
-            selector=selector, prometheus=prometheus, history=history, step=step,
-            sample_for=sample_for, every=every,
+            selector=selector, prometheus=prometheus, history=seconds("history", history),
+            step=seconds("step", step), sample_for=seconds("sample_for", sample_for),
+            every=seconds("every", every),
         )
     )
     return result

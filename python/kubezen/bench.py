@@ -33,6 +33,7 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from kubezen._args import Seconds, path, seconds
 from kubezen import _core
 from kubezen._core import BenchError
 from kubezen._display import bar_chart, line_chart
@@ -184,16 +185,12 @@ def _has_pandas() -> bool:
     return True
 
 
-def _path(value: str | os.PathLike[str] | None) -> str | None:
-    return None if value is None else os.fspath(value)
-
-
 def api(
     *,
     kubeconfig: str | os.PathLike[str] | None = None,
     context: str | None = None,
     workers: int = 4,
-    duration: float = 30.0,
+    duration: Seconds = 30.0,
     count: int | None = None,
     resources: int = 100,
     ops: Sequence[str] | None = None,
@@ -203,7 +200,7 @@ def api(
     qps: float = 0.0,
     burst: int = 100,
     attempts: int = 1,
-    cleanup_timeout: float = 120.0,
+    cleanup_timeout: Seconds = 120.0,
 ) -> BenchResult:
     """Loads an API server as ``kubectl zen bench api`` does: ``workers`` pick verbs from
     ``mix`` (weights, e.g. ``{"get": 60, "update": 40}``) for ``duration`` seconds or
@@ -213,11 +210,12 @@ def api(
     happens. Raises :class:`BenchError` when the benchmark cannot run."""
     return BenchResult._from_json(
         _core.bench_api(
-            kubeconfig=_path(kubeconfig), context=context, workers=workers, duration=duration,
+            kubeconfig=path(kubeconfig), context=context, workers=workers,
+            duration=seconds("duration", duration),
             count=count, resources=resources, ops=list(ops) if ops is not None else None,
             mix=list(mix.items()) if mix is not None else None, kind=kind,
             object_size=object_size, qps=qps, burst=burst, attempts=attempts,
-            cleanup_timeout=cleanup_timeout,
+            cleanup_timeout=seconds("cleanup_timeout", cleanup_timeout),
         )
     )
 
@@ -228,8 +226,8 @@ def cleanup(
     context: str | None = None,
     run: str | None = None,
     dry_run: bool = False,
-    older_than: float = 0.0,
-    timeout: float = 120.0,
+    older_than: Seconds = 0.0,
+    timeout: Seconds = 120.0,
 ) -> list[dict[str, str]]:
     """Deletes the namespaces earlier runs left (labelled ``zen.kubezen.io/bench-run``; only
     run ``run``'s when given, a report's ``runId``), those at least ``older_than`` seconds old
@@ -240,8 +238,8 @@ def cleanup(
     """
     result: list[dict[str, str]] = json.loads(
         _core.bench_cleanup(
-            kubeconfig=_path(kubeconfig), context=context, run=run, dry_run=dry_run,
-            older_than=older_than, timeout=timeout,
+            kubeconfig=path(kubeconfig), context=context, run=run, dry_run=dry_run,
+            older_than=seconds("older_than", older_than), timeout=seconds("timeout", timeout),
         )
     )
     return result
@@ -255,9 +253,9 @@ def http(
     body: bytes | str | None = None,
     rate: float | None = None,
     concurrency: int | None = None,
-    duration: float = 10.0,
+    duration: Seconds = 10.0,
     count: int | None = None,
-    timeout: float = 30.0,
+    timeout: Seconds = 30.0,
     insecure: bool = False,
     cacert: str | os.PathLike[str] | None = None,
     target_p95: float | None = None,
@@ -271,23 +269,24 @@ def http(
     return BenchResult._from_json(
         _core.bench_http(
             url, method=method, headers=list((headers or {}).items()), body=data, rate=rate,
-            concurrency=concurrency, duration=duration, count=count, timeout=timeout,
-            insecure=insecure, cacert=_path(cacert), target_p95=target_p95,
+            concurrency=concurrency, duration=seconds("duration", duration), count=count,
+            timeout=seconds("timeout", timeout),
+            insecure=insecure, cacert=path(cacert), target_p95=target_p95,
             target_p99=target_p99, min_success=min_success,
         )
     )
 
 
-def cel(*, budget: float = 0.1, filter: str | None = None) -> BenchResult:
+def cel(*, budget: Seconds = 0.1, filter: str | None = None) -> BenchResult:
     """Times the CEL engine on the documented expression set: compile, cached lookup and
     evaluation of each expression, ``budget`` seconds per measurement."""
-    return BenchResult._from_json(_core.bench_cel(budget=budget, filter=filter))
+    return BenchResult._from_json(_core.bench_cel(budget=seconds("budget", budget), filter=filter))
 
 
-def graph(*, sizes: Sequence[int] = (10, 30, 100, 1000), budget: float = 0.3) -> BenchResult:
+def graph(*, sizes: Sequence[int] = (10, 30, 100, 1000), budget: Seconds = 0.3) -> BenchResult:
     """Times graph load, order and plan at each size; ``report["growthExponent"]`` says how
     the cost grows (1 = linear)."""
-    return BenchResult._from_json(_core.bench_graph(sizes=list(sizes), budget=budget))
+    return BenchResult._from_json(_core.bench_graph(sizes=list(sizes), budget=seconds("budget", budget)))
 
 
 def cache(
@@ -296,16 +295,17 @@ def cache(
     context: str | None = None,
     objects: int = 2000,
     capacities: Sequence[int] = (100, 500, 1000, 2000),
-    ttls: Sequence[float] = (1.0, 30.0),
-    duration: float = 2.0,
+    ttls: Sequence[Seconds] = (1.0, 30.0),
+    duration: Seconds = 2.0,
     skew: float = 1.0,
 ) -> BenchResult:
     """Measures the object cache's hit ratio and latency for each capacity and TTL (seconds),
     ``duration`` seconds each, keys drawn with a Zipf ``skew``."""
     return BenchResult._from_json(
         _core.bench_cache(
-            kubeconfig=_path(kubeconfig), context=context, objects=objects,
-            capacities=list(capacities), ttls=list(ttls), duration=duration, skew=skew,
+            kubeconfig=path(kubeconfig), context=context, objects=objects,
+            capacities=list(capacities), ttls=[seconds("ttls", ttl) for ttl in ttls],
+            duration=seconds("duration", duration), skew=skew,
         )
     )
 
@@ -322,7 +322,7 @@ def reconcile(
     times; wall time, API calls and writes of each phase."""
     return BenchResult._from_json(
         _core.bench_reconcile(
-            kubeconfig=_path(kubeconfig), context=context, resources=resources,
+            kubeconfig=path(kubeconfig), context=context, resources=resources,
             workers=workers, runs=runs,
         )
     )

@@ -37,6 +37,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
+from kubezen._args import Seconds, path, seconds
 from kubezen import _core
 from kubezen._core import ForwardConfigError, ForwardError, NativeTask
 from kubezen._task import Background
@@ -167,10 +168,10 @@ class Forwards(Background):
         result: list[dict[str, Any]] = json.loads(self._task.state()) or []
         return result
 
-    def wait_running(self, timeout: float = 30.0) -> bool:
+    def wait_running(self, timeout: Seconds = 30.0) -> bool:
         """Waits until every entry is ``Running``, at most ``timeout`` seconds; True when they
         are. The GIL is free meanwhile."""
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + seconds("timeout", timeout)
         while True:
             statuses = self.statuses()
             if statuses and all(s["state"] == "Running" for s in statuses):
@@ -216,7 +217,7 @@ def start(
     kubeconfig: str | os.PathLike[str] | None = None,
     context: str | None = None,
     namespace: str | None = None,
-    grace: float = 2.0,
+    grace: Seconds = 2.0,
 ) -> Forwards:
     """Starts forwarding every enabled entry of the merged configuration (merged as
     :func:`plan` merges it) on the ports the plan gives, until :meth:`Forwards.stop`; entries
@@ -226,7 +227,7 @@ def start(
     return Forwards(
         _core.forward_start(
             _layers(configs), user_config=user_config,
-            kubeconfig=None if kubeconfig is None else os.fspath(kubeconfig),
-            context=context, namespace=namespace, grace=grace,
+            kubeconfig=path(kubeconfig),
+            context=context, namespace=namespace, grace=seconds("grace", grace),
         )
     )

@@ -19,6 +19,7 @@ Service, and with more than one replica leader election on a Lease:
 ['services'] ['get', 'list', 'watch', 'create', 'patch', 'delete']
 ['pods'] ['get', 'list', 'watch']
 ['endpointslices'] ['list', 'watch', 'create', 'patch', 'delete']
+['events'] ['create', 'patch']
 >>> print(kubezen.install.to_yaml(objects)[:44])
 ---
 apiVersion: v1
@@ -37,10 +38,10 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from kubezen._args import Paths, path, paths
 from kubezen import _core
 from kubezen._core import InstallError
 
@@ -79,15 +80,11 @@ class Change:
     action: str
 
 
-def _path(path: str | os.PathLike[str] | None) -> str | None:
-    return None if path is None else os.fspath(path)
-
-
 def manifests(
     controller: Literal["lead", "reconcile-controller"],
     *,
     rgd: str | os.PathLike[str] | None = None,
-    crds: Sequence[str | os.PathLike[str]] | None = None,
+    crds: Paths | None = None,
     namespace: str = DEFAULT_NAMESPACE,
     replicas: int = 2,
     image: str = DEFAULT_IMAGE,
@@ -111,8 +108,8 @@ def manifests(
     """
     text = _core.install_manifests(
         controller,
-        rgd=_path(rgd),
-        crds=[os.fspath(crd) for crd in crds or []],
+        rgd=path(rgd),
+        crds=paths("crds", crds) or [],
         namespace=namespace,
         replicas=replicas,
         image=image,
@@ -149,7 +146,7 @@ def _change(
     uninstall: bool,
     dry_run: bool,
     rgd: str | os.PathLike[str] | None,
-    crds: Sequence[str | os.PathLike[str]] | None,
+    crds: Paths | None,
     namespace: str,
     replicas: int,
     image: str,
@@ -161,12 +158,12 @@ def _change(
         controller,
         uninstall=uninstall,
         dry_run=dry_run,
-        rgd=_path(rgd),
-        crds=[os.fspath(crd) for crd in crds or []],
+        rgd=path(rgd),
+        crds=paths("crds", crds) or [],
         namespace=namespace,
         replicas=replicas,
         image=image,
-        kubeconfig=_path(kubeconfig),
+        kubeconfig=path(kubeconfig),
         context=context,
         instances=instances,
     )
@@ -177,7 +174,7 @@ def apply(
     controller: Literal["lead", "reconcile-controller"],
     *,
     rgd: str | os.PathLike[str] | None = None,
-    crds: Sequence[str | os.PathLike[str]] | None = None,
+    crds: Paths | None = None,
     namespace: str = DEFAULT_NAMESPACE,
     replicas: int = 2,
     image: str = DEFAULT_IMAGE,
@@ -206,7 +203,7 @@ def uninstall(
     controller: Literal["lead", "reconcile-controller"],
     *,
     rgd: str | os.PathLike[str] | None = None,
-    crds: Sequence[str | os.PathLike[str]] | None = None,
+    crds: Paths | None = None,
     namespace: str = DEFAULT_NAMESPACE,
     dry_run: bool = False,
     instances: Literal["refuse", "delete", "orphan"] = "refuse",

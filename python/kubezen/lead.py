@@ -19,6 +19,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from kubezen._args import Seconds, path, seconds
 from kubezen import _core
 from kubezen._core import LeadError
 from kubezen._task import Controller
@@ -39,6 +40,9 @@ class LeaderStatus:
     ready_pods: int
     endpoints: int
     problems: list[str] = field(default_factory=list)
+    #: The controller's last error on the Service (``"when, reason: message"``), when its
+    #: latest Event there is a Warning.
+    last_error: str | None = None
 
     @property
     def healthy(self) -> bool:
@@ -104,7 +108,7 @@ def status(
     Raises :class:`LeadError` when the cluster cannot be reached or refuses the reads.
     """
     text = _core.lead_status(
-        kubeconfig=None if kubeconfig is None else os.fspath(kubeconfig),
+        kubeconfig=path(kubeconfig),
         context=context,
         namespace=namespace,
         all_namespaces=all_namespaces,
@@ -121,6 +125,7 @@ def status(
                 ready_pods=row["readyPods"],
                 endpoints=row["endpoints"],
                 problems=list(row["problems"]),
+                last_error=row.get("lastError"),
             )
             for row in json.loads(text)
         ]
@@ -133,7 +138,7 @@ def start(
     context: str | None = None,
     namespace: str | None = None,
     workers: int = 10,
-    resync: float = 600.0,
+    resync: Seconds = 600.0,
     metrics_addr: str | None = None,
     qps: float = 50.0,
     burst: int = 100,
@@ -160,11 +165,11 @@ def start(
     out of range.
     """
     task = _core.lead_start(
-        kubeconfig=None if kubeconfig is None else os.fspath(kubeconfig),
+        kubeconfig=path(kubeconfig),
         context=context,
         namespace=namespace,
         workers=workers,
-        resync=resync,
+        resync=seconds("resync", resync),
         metrics_addr=metrics_addr,
         qps=qps,
         burst=burst,

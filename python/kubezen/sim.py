@@ -26,6 +26,7 @@ import tempfile
 import weakref
 from types import TracebackType
 
+from kubezen._args import Seconds, seconds
 from kubezen._core import NativeSim
 
 __all__ = ["Sim", "start"]
@@ -119,12 +120,12 @@ class Sim:
         """Marks a pod Ready or NotReady, as a readiness probe would."""
         self._native.set_pod_ready(namespace, name, ready)
 
-    def restart(self, down_for: float = 1.0) -> None:
+    def restart(self, down_for: Seconds = 1.0) -> None:
         """Plays an API server restart, as kube-apiserver killed and started again does: every
         open connection (watches too) dropped at once, new ones refused for ``down_for``
         seconds, then served again on the same address with every object kept. Returns once it
         serves again; clients (controllers, forwards, benchmarks) must ride it out."""
-        self._native.restart(down_for)
+        self._native.restart(seconds("down_for", down_for))
 
     def stats(self) -> dict[str, int]:
         """Objects stored, the current resourceVersion, requests served, uptime in seconds."""
@@ -162,7 +163,7 @@ def start(
     host: str = "127.0.0.1",
     tls: bool = False,
     token: str | None = None,
-    ready_delay: float = 0.2,
+    ready_delay: Seconds = 0.2,
     nodes: int = 3,
     kubeconfig: str | None = None,
     usage_cpu: float = 0.4,
@@ -185,7 +186,7 @@ def start(
         port=port,
         tls=tls,
         token=token,
-        ready_delay=ready_delay,
+        ready_delay=seconds("ready_delay", ready_delay),
         nodes=nodes,
         usage_cpu=usage_cpu,
         usage_memory=usage_memory,

@@ -10,6 +10,7 @@ mod forward;
 mod graph;
 mod install;
 mod lead;
+mod logging;
 mod reconcile;
 mod sim;
 mod task;
@@ -155,6 +156,7 @@ mod _core {
 
     #[pymodule_init]
     fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
+        super::logging::install();
         let py = m.py();
         m.add("ZenError", py.get_type::<super::ZenError>())?;
         m.add(
@@ -264,6 +266,17 @@ mod _core {
                 info.version, info.git_commit, info.target, info.rustc, info.profile
             )
         }
+    }
+
+    /// Seconds in a duration written as the plugin's flags take it: ``"500ms"``, ``"30s"``,
+    /// ``"5m"``, ``"2h"``, ``"14d"``, ``"2w"``, or a number of seconds.
+    ///
+    /// Raises ``ValueError`` for text that is not such a duration.
+    #[pyfunction]
+    fn parse_duration(text: &str) -> PyResult<f64> {
+        kubezen::quantity::parse_duration(text)
+            .map(|duration| duration.as_secs_f64())
+            .map_err(pyo3::exceptions::PyValueError::new_err)
     }
 
     /// The build information of the native module.

@@ -222,6 +222,43 @@ impl Elector {
         }
     }
 
+    /// Logs an attempt that failed (an API error, or a timeout), once a minute at most while
+    /// it keeps failing; a denial names the RBAC rule that is missing.
+    fn say_failed(
+        &self,
+        attempt: &Result<Result<bool, kube::Error>, tokio::time::error::Elapsed>,
+        repeats: &super::Repeats,
+    ) {
+        let lease = format!("{}/{}", self.options.namespace, self.options.name);
+        let identity = self.options.identity.as_str();
+        let (failure, cause) = match attempt {
+            Ok(Ok(_)) => return,
+            Ok(Err(error)) => {
+                let failure = super::ApiFailure::of(error);
+                let cause = failure.to_string();
+                (Some(failure), cause)
+            }
+            Err(_) => (None, "timed out".to_owned()),
+        };
+        let super::Say::Now { repeats } = repeats.note("lease", &cause) else {
+            return;
+        };
+        let rule = failure
+            .as_ref()
+            .and_then(|f| f.denied.as_ref())
+            .map(|d| format!("; the RBAC rule missing is {}", d.missing_rule()))
+            .unwrap_or_default();
+        tracing::warn!(
+            lease,
+            identity,
+            status = failure.as_ref().and_then(|f| f.code),
+            repeats,
+            "leader election: cannot take or renew the Lease {lease}: {cause}{rule}; trying again \
+             in {:?}",
+            self.options.retry_period
+        );
+    }
+
     /// Runs the election until `shutdown`: `leading` says whether this replica leads now. A
     /// leader that cannot renew for the renew deadline (counted from when its last successful
     /// renewal was sent) says `false` before anyone else can take the Lease; on shutdown a
@@ -229,6 +266,10 @@ impl Elector {
     /// while leading has stopped.
     pub async fn run(mut self, leading: watch::Sender<bool>, shutdown: CancellationToken) {
         let mut last_renewed: Option<Instant> = None;
+        let lease = format!("{}/{}", self.options.namespace, self.options.name);
+        let identity = self.options.identity.clone();
+        let repeats = super::Repeats::new(Duration::from_secs(60));
+        let mut said_standing_by = false;
         loop {
             // A renewal that hangs must not keep a leader leading past its deadline.
             let budget = last_renewed.map_or(self.options.renew_deadline, |at| {
@@ -243,13 +284,44 @@ impl Elector {
             };
             if let Ok(Ok(true)) = attempt {
                 last_renewed = Some(sent);
-                leading.send_if_modified(|now| !std::mem::replace(now, true));
+                if leading.send_if_modified(|now| !std::mem::replace(now, true)) {
+                    said_standing_by = false;
+                    tracing::info!(
+                        lease,
+                        identity,
+                        "leader election: {identity} holds the Lease {lease} and leads"
+                    );
+                }
             } else {
+                if let Ok(Ok(false)) = attempt {
+                    if !said_standing_by && last_renewed.is_none() {
+                        said_standing_by = true;
+                        let holder = self
+                            .observed
+                            .as_ref()
+                            .map(|o| o.0.as_str())
+                            .unwrap_or_default();
+                        tracing::info!(
+                            lease,
+                            identity,
+                            holder,
+                            "leader election: {holder} holds the Lease {lease}; {identity} stands by"
+                        );
+                    }
+                } else {
+                    self.say_failed(&attempt, &repeats);
+                }
                 let lost = matches!(attempt, Ok(Ok(false)))
                     || last_renewed.is_none_or(|at| at.elapsed() >= self.options.renew_deadline);
                 if lost {
                     last_renewed = None;
-                    leading.send_if_modified(|now| std::mem::replace(now, false));
+                    if leading.send_if_modified(|now| std::mem::replace(now, false)) {
+                        tracing::warn!(
+                            lease,
+                            identity,
+                            "leader election: {identity} lost the Lease {lease} and stops reconciling"
+                        );
+                    }
                 }
             }
             // Spread the standbys' tries (client-go's jitter factor of 1.2).
@@ -267,7 +339,24 @@ impl Elector {
         }
         if *leading.borrow() {
             leading.send_replace(false);
-            let _ = tokio::time::timeout(self.options.retry_period, self.release()).await;
+            match tokio::time::timeout(self.options.retry_period, self.release()).await {
+                Ok(Ok(())) => tracing::info!(
+                    lease,
+                    identity,
+                    "leader election: released the Lease {lease}"
+                ),
+                Ok(Err(error)) => tracing::warn!(
+                    lease,
+                    identity,
+                    "leader election: could not release the Lease {lease} ({}); a standby takes it once it expires",
+                    super::api_message(&error)
+                ),
+                Err(_) => tracing::warn!(
+                    lease,
+                    identity,
+                    "leader election: releasing the Lease {lease} timed out; a standby takes it once it expires"
+                ),
+            }
         }
     }
 }

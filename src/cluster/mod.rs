@@ -17,6 +17,8 @@
 mod cache;
 mod diff;
 pub mod election;
+mod events;
+mod failure;
 mod limiter;
 mod permission;
 mod retry;
@@ -30,6 +32,8 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 
 pub use cache::{CacheOptions, CacheStats, ObjectCache};
 pub use diff::{APPLIED_HASH_ANNOTATION, yaml_diff};
+pub use events::{Events, Severity};
+pub use failure::{ApiFailure, Denial, FailedReconcile, Repeats, Say, log_recovered};
 pub use limiter::RateLimiter;
 pub use permission::{Permission, Scope};
 pub use retry::{Outcome, OutcomeKind, RetryPolicy, idempotent_request};
@@ -252,6 +256,22 @@ impl Cluster {
         )
     }
 
+    /// The same cluster with a rate limit of its own (`qps` requests a second, `burst` at
+    /// once), the counters and retry policy shared: for traffic that must not take from the
+    /// main budget, such as the controllers' Events.
+    ///
+    /// # Errors
+    /// A client that cannot be built.
+    pub fn with_rate(&self, qps: f64, burst: u32) -> Result<Self, ClusterError> {
+        Self::build(
+            self.config.clone(),
+            Arc::new(RateLimiter::new(qps, burst)),
+            Arc::clone(&self.counters),
+            self.policy,
+            self.timeout,
+        )
+    }
+
     /// The client; cheap to clone.
     #[must_use]
     pub fn client(&self) -> kube::Client {
@@ -369,6 +389,33 @@ pub fn api_message(error: &kube::Error) -> String {
         }
         other => other.to_string(),
     }
+}
+
+/// How a controller's start-up line names its scope, election and metrics endpoint:
+/// `all namespaces; no leader election; metrics on http://127.0.0.1:8080/metrics`.
+pub(crate) fn run_settings(
+    namespace: Option<&str>,
+    election: Option<&election::ElectionOptions>,
+    metrics: Option<std::net::SocketAddr>,
+) -> String {
+    let scope = namespace.map_or_else(
+        || "all namespaces".to_owned(),
+        |ns| format!("namespace {ns}"),
+    );
+    let election = election.map_or_else(
+        || "no leader election".to_owned(),
+        |e| {
+            format!(
+                "leader election on Lease {}/{} as {}",
+                e.namespace, e.name, e.identity
+            )
+        },
+    );
+    let served = metrics.map_or_else(
+        || "no metrics endpoint".to_owned(),
+        |address| format!("metrics on http://{address}/metrics"),
+    );
+    format!("{scope}; {election}; {served}")
 }
 
 /// Whether an error is a 404.

@@ -181,6 +181,7 @@ impl Shared {
         change(status);
         if (status.state, status.message.clone(), status.pod.clone()) != before {
             status.since = Timestamp::now();
+            log_change(status);
         }
         drop(statuses);
         self.changes.send_modify(|version| *version += 1);
@@ -191,6 +192,52 @@ impl Shared {
             status.state = state;
             status.message = message;
         });
+    }
+}
+
+/// Logs an entry's new state: once per change, so a state held (or a failure retried) is not
+/// said again. Trouble at warn; the rest at debug, since the status table says it already.
+fn log_change(status: &Status) {
+    let state = status.state.as_str();
+    let pod = status.pod.as_deref().unwrap_or_default();
+    let why = status
+        .message
+        .as_deref()
+        .map(|m| format!(": {m}"))
+        .unwrap_or_default();
+    let port = status
+        .local_port
+        .map(|p| format!(" on 127.0.0.1:{p}"))
+        .unwrap_or_default();
+    let (name, namespace, target) = (
+        status.name.as_str(),
+        status.namespace.as_str(),
+        status.target.as_str(),
+    );
+    match status.state {
+        State::Failed | State::Reconnecting => tracing::warn!(
+            name,
+            namespace,
+            target,
+            state,
+            pod,
+            restarts = status.restarts,
+            "forward {name} ({namespace}/{target}) is {state}{why}"
+        ),
+        _ => tracing::debug!(
+            name,
+            namespace,
+            target,
+            state,
+            pod,
+            restarts = status.restarts,
+            "forward {name} ({namespace}/{target}) is {state}{port}{}{why}",
+            if pod.is_empty() {
+                String::new()
+            } else {
+                format!(" to pod {pod}")
+            }
+        ),
     }
 }
 

@@ -10,11 +10,11 @@ use futures::StreamExt as _;
 use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::jiff::Timestamp;
-use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt as _, watcher};
+use kube::{Resource as _, ResourceExt};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -29,10 +29,20 @@ use super::{
     MANAGED_BY_VALUE, SLICE_MANAGED_BY, SOURCE_SERVICE, scoped,
 };
 use crate::bench::{Latency, Recorder};
-use crate::cluster::{CacheOptions, ClientStats, Cluster, ObjectCache, is_not_found};
+use crate::cluster::{
+    CacheOptions, ClientStats, Cluster, Events, FailedReconcile, ObjectCache, Repeats, Say,
+    Severity, is_not_found, log_recovered,
+};
 use crate::metrics::{Endpoint, serve};
 
 type Labels = Vec<(String, String)>;
+
+/// How long after a failed reconcile the Service is reconciled again.
+const RETRY_AFTER: Duration = Duration::from_secs(2);
+/// A failure that repeats is logged at most this often (with the count of the others).
+const REPEAT_EVERY: Duration = Duration::from_secs(60);
+/// The controller's name in logs and Events.
+const CONTROLLER: &str = "zen-lead";
 
 /// zen-lead's histogram buckets, 1 ms to 5 s.
 const BUCKETS: [f64; 11] = [
@@ -330,6 +340,10 @@ struct Context {
     /// Re-lists of the pod watch after its first.
     watch_restarts: AtomicU64,
     last_stats: Mutex<ClientStats>,
+    /// Failures said lately, so one that repeats is said with a count, not a flood.
+    repeats: Repeats,
+    /// Events on the opted-in Services: leaders chosen and changed, writes refused.
+    events: Events,
 }
 
 impl Context {
@@ -579,6 +593,7 @@ pub async fn run(
         ),
         None => None,
     };
+    log_start(options, server.as_ref().map(|server| server.address));
     let (leading_tx, leading) = watch::channel(election.is_none());
     // The elector outlives the controller's last term: the Lease is released only once the
     // reconciles in flight have finished, so a standby never writes beside them.
@@ -653,7 +668,50 @@ pub async fn run(
     }
     summary.latency = latency.summary();
     summary.client = cluster.stats().since(&before);
+    log_stopped(&summary);
     Ok(summary)
+}
+
+/// The closing line: what the run did.
+fn log_stopped(summary: &RunSummary) {
+    tracing::info!(
+        controller = CONTROLLER,
+        reconciles = summary.reconciles,
+        errors = summary.errors,
+        writes = summary.writes,
+        failovers = summary.failovers,
+        watch_restarts = summary.watch_restarts,
+        p95_ms = summary.latency.p95_ms,
+        "zen-lead stopped: {} reconciles (p95 {:.1} ms), {} writes, {} failovers, {} errors; \
+         rode out {} watch restarts",
+        summary.reconciles,
+        summary.latency.p95_ms,
+        summary.writes,
+        summary.failovers,
+        summary.errors,
+        summary.watch_restarts
+    );
+}
+
+/// The start-up line: every setting that shapes the run (nothing secret is among them).
+fn log_start(options: &LeadOptions, metrics: Option<std::net::SocketAddr>) {
+    let settings = crate::cluster::run_settings(
+        options.namespace.as_deref(),
+        options.election.as_ref(),
+        metrics,
+    );
+    tracing::info!(
+        controller = CONTROLLER,
+        namespace = options.namespace.as_deref().unwrap_or_default(),
+        workers = options.workers,
+        resync_seconds = options.resync.as_secs(),
+        leader_pod_cache = options.leader_pod_cache,
+        election = options.election.is_some(),
+        metrics = metrics.map(|a| a.to_string()).unwrap_or_default(),
+        "zen-lead started: Services in {settings}; {} workers, resync every {}s",
+        options.workers,
+        options.resync.as_secs()
+    );
 }
 
 /// One term as leader: the controller runs until `term` is cancelled.
@@ -712,6 +770,8 @@ async fn run_term(
         failovers: AtomicU64::new(0),
         watch_restarts: AtomicU64::new(0),
         last_stats: Mutex::new(cluster.stats()),
+        repeats: Repeats::new(REPEAT_EVERY),
+        events: Events::new(cluster, CONTROLLER),
     });
     let (trigger_tx, trigger_rx) = mpsc::unbounded_channel::<ObjectRef<Service>>();
     let triggers = futures::stream::unfold(trigger_rx, |mut rx| async move {
@@ -779,12 +839,19 @@ async fn run_term(
                         live = false;
                         if listed_once && relisted.is_none() {
                             context.watch_restarts.fetch_add(1, Ordering::Relaxed);
+                            tracing::info!(
+                                controller = CONTROLLER,
+                                watch = "pods",
+                                "the watch of pods restarted: listing them again, then \
+                                 reconciling every opted-in Service"
+                            );
                         }
                         relisted = listed_once.then(std::collections::HashSet::new);
                         continue;
                     }
-                    Err(_) => {
+                    Err(error) => {
                         live = false;
+                        log_watch_error("pods", &error, &context.repeats);
                         continue;
                     }
                 };
@@ -851,7 +918,11 @@ async fn run_term(
                         (slice, false)
                     }
                     Ok(watcher::Event::Delete(slice)) => (slice, true),
-                    Ok(watcher::Event::Init | watcher::Event::InitDone) | Err(_) => continue,
+                    Ok(watcher::Event::Init | watcher::Event::InitDone) => continue,
+                    Err(error) => {
+                        log_watch_error("EndpointSlices", &error, &context.repeats);
+                        continue;
+                    }
                 };
                 if let (Some(source), Some(namespace)) = (
                     slice.labels().get(SOURCE_SERVICE),
@@ -890,7 +961,13 @@ async fn run_term(
         .reconcile_on(triggers)
         .graceful_shutdown_on(async move { stop.cancelled().await })
         .run(reconcile, error_policy, Arc::clone(&context))
-        .for_each(|_| futures::future::ready(()))
+        .for_each(|result| {
+            // Failed reconciles are logged where they end; a failed Service watch is here.
+            if let Err(controller::Error::QueueError(error)) = result {
+                log_watch_error("Services", &error, &context.repeats);
+            }
+            futures::future::ready(())
+        })
         .await;
     pod_task.abort();
     slice_task.abort();
@@ -901,7 +978,124 @@ async fn run_term(
 }
 
 fn error_policy(_: Arc<Service>, _: &LeadError, _: Arc<Context>) -> Action {
-    Action::requeue(Duration::from_secs(2))
+    Action::requeue(RETRY_AFTER)
+}
+
+/// Logs how a reconcile of `service` ended: a failure (at most once a minute while it repeats),
+/// or the first success after failures.
+fn log_outcome(service: &Service, outcome: &Result<Action, LeadError>, context: &Context) {
+    let namespace = service.namespace().unwrap_or_default();
+    let name = service.name_any();
+    match outcome {
+        Ok(_) => log_recovered(
+            CONTROLLER,
+            "Service",
+            &format!("{namespace}/{name}"),
+            &context.repeats,
+        ),
+        Err(LeadError::NotLeading) => {}
+        Err(error) => {
+            let failure = match error {
+                LeadError::Api { failure, .. } => Some(&**failure),
+                _ => None,
+            };
+            let cause = error.to_string();
+            let failed = FailedReconcile {
+                controller: CONTROLLER,
+                kind: "Service",
+                namespace: Some(&namespace),
+                name: &name,
+                cause: &cause,
+                failure,
+                retry_in: RETRY_AFTER,
+            };
+            if failed.log(&context.repeats) {
+                let reason = if failed.denied() {
+                    "PermissionDenied"
+                } else {
+                    "ReconcileFailed"
+                };
+                let note = format!("{cause}; retrying in {}s", RETRY_AFTER.as_secs());
+                context.events.record(
+                    service.object_ref(&()),
+                    Severity::Warning,
+                    reason,
+                    "Reconcile",
+                    &note,
+                );
+            }
+        }
+    }
+}
+
+/// The Event on `parent` when its leader is chosen, changes or is lost, and the log line.
+fn record_leader_change(
+    context: &Context,
+    parent: &Service,
+    leader_service: &str,
+    previous: Option<&str>,
+    leader: Option<&str>,
+    why: Option<&'static str>,
+) {
+    let namespace = parent.namespace().unwrap_or_default();
+    let name = parent.name_any();
+    let why = why.map(|reason| format!(" ({reason})")).unwrap_or_default();
+    let (severity, reason, note) = match (previous, leader) {
+        (None, Some(leader)) => (
+            Severity::Normal,
+            "LeaderElected",
+            format!("pod {leader} leads: {leader_service} routes to it"),
+        ),
+        (Some(previous), Some(leader)) => (
+            Severity::Normal,
+            "LeaderChanged",
+            format!("pod {leader} leads, replacing {previous}{why}: {leader_service} routes to it"),
+        ),
+        (Some(previous), None) => (
+            Severity::Warning,
+            "NoLeader",
+            format!(
+                "{previous} no longer leads{why} and no pod is Ready to: {leader_service} has no endpoint"
+            ),
+        ),
+        (None, None) => return,
+    };
+    if severity == Severity::Warning {
+        tracing::warn!(
+            controller = CONTROLLER,
+            kind = "Service",
+            namespace,
+            name,
+            reason,
+            "Service {namespace}/{name}: {note}"
+        );
+    } else {
+        tracing::info!(
+            controller = CONTROLLER,
+            kind = "Service",
+            namespace,
+            name,
+            reason,
+            "Service {namespace}/{name}: {note}"
+        );
+    }
+    context
+        .events
+        .record(parent.object_ref(&()), severity, reason, "Elect", &note);
+}
+
+/// Logs a watch that failed (kube's watcher retries it with backoff), once a minute at most
+/// while it keeps failing.
+fn log_watch_error(what: &str, error: &watcher::Error, repeats: &Repeats) {
+    let cause = error.to_string();
+    if let Say::Now { repeats } = repeats.note(&format!("watch/{what}"), &cause) {
+        tracing::warn!(
+            controller = CONTROLLER,
+            watch = what,
+            repeats,
+            "the watch of {what} failed: {cause}; watching again after a backoff"
+        );
+    }
 }
 
 async fn reconcile(service: Arc<Service>, context: Arc<Context>) -> Result<Action, LeadError> {
@@ -919,6 +1113,7 @@ async fn reconcile(service: Arc<Service>, context: Arc<Context>) -> Result<Actio
             .await
             .map(|()| Action::await_change())
     };
+    log_outcome(&service, &outcome, &context);
     match outcome {
         // Lost the Lease before a write: another replica reconciles now.
         Err(LeadError::NotLeading) => Ok(Action::await_change()),
@@ -1304,6 +1499,20 @@ async fn reconcile_parent(parent: &Service, context: &Context) -> Result<Action,
         .as_deref()
         .and_then(|found| found.annotations().get(LEADER_POD_UID).cloned());
     let new_uid = leader.and_then(ResourceExt::uid);
+    if previous_uid != new_uid {
+        let previous = existing
+            .as_deref()
+            .and_then(|found| found.annotations().get(LEADER_POD_NAME).cloned())
+            .filter(|_| previous_uid.is_some());
+        record_leader_change(
+            context,
+            parent,
+            &config.leader_service,
+            previous.as_deref(),
+            leader.map(ResourceExt::name_any).as_deref(),
+            failover.map(|(_, reason)| reason),
+        );
+    }
     if previous_uid.is_some() && previous_uid != new_uid {
         let (since, reason) = match failover {
             Some(found) => found,

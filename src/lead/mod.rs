@@ -104,7 +104,7 @@ impl Default for LeadOptions {
 /// Every API call [`run`] makes with `options`, as RBAC permissions: watches of Services, pods
 /// and the `EndpointSlice`s it made; server-side applies and deletes of the leader Services and
 /// slices (and a read of a source Service before its leader is deleted); reads of the leader
-/// pod; and, with election, its Lease in the namespace it runs in (`kubectl zen install lead`
+/// pod; Events on the Services (created, and patched when one repeats); and, with election, its Lease in the namespace it runs in (`kubectl zen install lead`
 /// makes the Roles from this; `tests/install.rs` runs the controller under them).
 ///
 /// An apply that creates its object is authorized as a `create` as well as a `patch`, so each
@@ -126,6 +126,7 @@ pub fn permissions(options: &LeadOptions) -> Vec<crate::cluster::Permission> {
             "endpointslices",
             &["list", "watch", "create", "patch", "delete"],
         ),
+        crate::cluster::Events::permission(),
     ];
     if let Some(election) = &options.election {
         permissions.extend(election::permissions(election));
@@ -137,12 +138,12 @@ pub fn permissions(options: &LeadOptions) -> Vec<crate::cluster::Permission> {
 #[derive(Debug, thiserror::Error)]
 pub enum LeadError {
     /// The API server refused or failed a request.
-    #[error("{what}: {message}")]
+    #[error("{what}: {failure}")]
     Api {
         /// What was being done.
         what: String,
-        /// The server's message.
-        message: String,
+        /// What the server said: status code, reason, message, and a denial's missing rule.
+        failure: Box<crate::cluster::ApiFailure>,
     },
     /// Options that cannot work together.
     #[error("{0}")]
@@ -177,7 +178,7 @@ impl LeadError {
     fn api(what: impl Into<String>, error: &kube::Error) -> Self {
         Self::Api {
             what: what.into(),
-            message: crate::cluster::api_message(error),
+            failure: Box::new(crate::cluster::ApiFailure::of(error)),
         }
     }
 }

@@ -5,6 +5,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::jiff::{self, Timestamp};
 use kube::ResourceExt as _;
 use kube::api::{Api, ListParams};
 
@@ -37,6 +39,10 @@ pub struct LeaderStatus {
     pub endpoints: usize,
     /// What is wrong; empty when all is well.
     pub problems: Vec<String>,
+    /// The controller's last error on this Service, when its latest Event is a Warning
+    /// (`when: message`): what it could not do, and why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
 }
 
 /// Every Service opted in to zen-lead (in `namespace`, or everywhere), sorted by namespace and
@@ -78,6 +84,7 @@ pub async fn status(
         .await
         .map_err(|error| LeadError::api("list EndpointSlices", &error))?
         .items;
+    let errors = last_errors(&client, namespace).await;
     let mut rows = Vec::with_capacity(parents.len());
     for space in namespaces {
         let pods = list_pods(&client, &space).await?;
@@ -92,10 +99,66 @@ pub async fn status(
             let slice = slices.iter().find(|slice| {
                 slice.namespace().as_deref() == Some(&space) && slice.name_any() == leader_service
             });
-            rows.push(row(parent, made, slice, &pods));
+            let mut row = row(parent, made, slice, &pods);
+            if let Some(error) = errors.get(&(space.clone(), row.service.clone())) {
+                row.problems
+                    .push(format!("the controller's last error ({error})"));
+                row.last_error = Some(error.clone());
+            }
+            rows.push(row);
         }
     }
     Ok(rows)
+}
+
+/// Per Service, the controller's latest Event when it is a Warning (`time: note`), read from
+/// the Events it records. Events are best-effort: when they cannot be read, none is shown.
+async fn last_errors(
+    client: &kube::Client,
+    namespace: Option<&str>,
+) -> BTreeMap<(String, String), String> {
+    let api: Api<Event> = scoped(client.clone(), namespace);
+    let Ok(events) = api
+        .list(&ListParams::default().fields("regarding.kind=Service"))
+        .await
+    else {
+        return BTreeMap::new();
+    };
+    let controller = format!("kubectl-zen/{}", super::MANAGED_BY_VALUE);
+    let mut latest: BTreeMap<(String, String), (Timestamp, &Event)> = BTreeMap::new();
+    for event in &events.items {
+        if event.reporting_controller.as_deref() != Some(controller.as_str()) {
+            continue;
+        }
+        let Some(regarding) = &event.regarding else {
+            continue;
+        };
+        let Some(when) = event
+            .series
+            .as_ref()
+            .map(|series| series.last_observed_time.0)
+            .or_else(|| event.event_time.as_ref().map(|time| time.0))
+        else {
+            continue;
+        };
+        let key = (
+            regarding.namespace.clone().unwrap_or_default(),
+            regarding.name.clone().unwrap_or_default(),
+        );
+        if latest.get(&key).is_none_or(|(seen, _)| *seen < when) {
+            latest.insert(key, (when, event));
+        }
+    }
+    latest
+        .into_iter()
+        .filter(|(_, (_, event))| event.type_.as_deref() == Some("Warning"))
+        .map(|(key, (when, event))| {
+            let note = event.note.as_deref().unwrap_or_default();
+            let reason = event.reason.as_deref().unwrap_or_default();
+            let when = when.round(jiff::Unit::Second).unwrap_or(when);
+            (key, format!("{when}, {reason}: {note}"))
+        })
+        .collect()
 }
 
 /// The namespace's pods, page by page (500 at a time).
@@ -116,6 +179,7 @@ async fn list_pods(client: &kube::Client, namespace: &str) -> Result<Vec<Pod>, L
     }
 }
 
+#[allow(clippy::too_many_lines)] // every problem a Service can have, checked in one place
 fn row(
     parent: &Service,
     made: Option<&Service>,
@@ -221,6 +285,7 @@ fn row(
         ready_pods,
         endpoints,
         problems,
+        last_error: None,
     }
 }
 

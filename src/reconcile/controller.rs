@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt as _;
+use k8s_openapi::api::core::v1::ObjectReference;
 use kube::ResourceExt as _;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::runtime::controller::{self, Action, Controller};
@@ -22,7 +23,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::{FIELD_MANAGER, Options, Plan, ReconcileError, Reconciler};
 use crate::cluster::election::{ElectionOptions, Elector};
-use crate::cluster::{Cluster, Permission, Scope, api_message};
+use crate::cluster::{
+    ApiFailure, Cluster, Events, FailedReconcile, Permission, Repeats, Say, Scope, Severity,
+    api_message, log_recovered,
+};
 use crate::metrics::{Endpoint, serve};
 
 /// The finalizer that holds an instance until its objects are deleted in order.
@@ -125,7 +129,16 @@ struct Context {
     /// The generation last reconciled, by uid.
     done: Mutex<HashMap<String, i64>>,
     store: Mutex<Option<Store<DynamicObject>>>,
+    /// Failures said lately, so one that repeats is said with a count, not a flood.
+    repeats: Repeats,
+    /// Events on the instances: applied, failed, deleted.
+    events: Events,
 }
+
+/// The controller's name in logs and Events.
+const CONTROLLER: &str = "reconcile-controller";
+/// A failure that repeats is logged at most this often (with the count of the others).
+const REPEAT_EVERY: Duration = Duration::from_secs(60);
 
 impl Context {
     fn update_depth(&self) {
@@ -157,15 +170,37 @@ impl Context {
 
 /// A failed reconcile, retried with backoff.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-struct Failed(String);
+#[error("{cause}")]
+struct Failed {
+    cause: String,
+    /// The API call that failed, when one did.
+    failure: Option<Box<ApiFailure>>,
+}
+
+impl Failed {
+    fn new(cause: impl Into<String>) -> Self {
+        Self {
+            cause: cause.into(),
+            failure: None,
+        }
+    }
+
+    fn api(error: &kube::Error) -> Self {
+        let failure = ApiFailure::of(error);
+        Self {
+            cause: failure.to_string(),
+            failure: Some(Box::new(failure)),
+        }
+    }
+}
 
 /// Every API call [`run_controller`] makes for `plan`, as RBAC permissions: a server-side apply
 /// of the instance CRD (by name); watches, reads and patches of the instances and their status
 /// (the finalizer); of each kind the graph's templates create, lists (pruning), applies,
 /// deletes and watches (readiness and deletions waited for); of each kind it only references,
 /// reads, and watches where `readyWhen` waits; the `ConfigMap`s that are each instance's apply
-/// set; and, with election, the Lease in the controller's own namespace. An apply that creates
+/// set; Events on the instances (created, and patched when one repeats); and, with election,
+/// the Lease in the controller's own namespace. An apply that creates
 /// its object is authorized as a `create` as well as a `patch`, so what it applies has both.
 ///
 /// # Errors
@@ -203,6 +238,7 @@ pub fn permissions(
             "configmaps",
             &["get", "list", "create", "patch", "delete"],
         ),
+        Events::permission(),
     ];
     // Per kind: managed objects are listed (pruning), applied and deleted; external ones are
     // read; either is watched while `readyWhen` waits.
@@ -311,6 +347,7 @@ pub async fn run_controller(
         ),
         None => None,
     };
+    log_start(&plan, options, server.as_ref().map(|server| server.address));
     let election = if let Some(election) = &options.election {
         let Some(election) = lead_or_stand_by(&cluster, election, &endpoint, shutdown).await?
         else {
@@ -358,6 +395,8 @@ pub async fn run_controller(
         shutdown: shutdown.clone(),
         done: Mutex::new(HashMap::new()),
         store: Mutex::new(None),
+        repeats: Repeats::new(REPEAT_EVERY),
+        events: Events::new(&cluster, CONTROLLER),
     });
     let stop = shutdown.clone();
     let controller = Controller::new_with(api, watcher::Config::default(), kind.resource.clone())
@@ -390,10 +429,51 @@ pub async fn run_controller(
     if let Some(server) = server {
         server.stopped().await;
     }
+    log_stopped(&summary, lost);
     if lost {
         return Err(ReconcileError::NotLeading);
     }
     Ok(summary)
+}
+
+/// The closing line: what the run did.
+fn log_stopped(summary: &ControllerSummary, lost: bool) {
+    tracing::info!(
+        controller = CONTROLLER,
+        reconciles = summary.reconciles,
+        errors = summary.errors,
+        watch_errors = summary.watch_errors,
+        lost_lease = lost,
+        "reconcile controller stopped: {} reconciles, {} errors; rode out {} watch errors",
+        summary.reconciles,
+        summary.errors,
+        summary.watch_errors
+    );
+}
+
+/// The start-up line: every setting that shapes the run (nothing secret is among them).
+fn log_start(plan: &Plan, options: &ControllerOptions, metrics: Option<SocketAddr>) {
+    let settings = crate::cluster::run_settings(
+        options.namespace.as_deref(),
+        options.election.as_ref(),
+        metrics,
+    );
+    tracing::info!(
+        controller = CONTROLLER,
+        graph = plan.graph(),
+        kind = plan.kind(),
+        api_version = plan.api_version.as_str(),
+        namespace = options.namespace.as_deref().unwrap_or_default(),
+        workers = options.workers,
+        resync_seconds = options.resync.as_secs(),
+        election = options.election.is_some(),
+        metrics = metrics.map(|a| a.to_string()).unwrap_or_default(),
+        "reconcile controller started: {} instances of {} in {settings}; {} workers, resync every {}s",
+        plan.kind(),
+        plan.graph(),
+        options.workers,
+        options.resync.as_secs()
+    );
 }
 
 /// Drives the controller's runs to their end, counting what they did.
@@ -405,10 +485,22 @@ where
 {
     let mut summary = ControllerSummary::default();
     let mut runs = std::pin::pin!(runs);
+    let repeats = Repeats::new(REPEAT_EVERY);
     while let Some(result) = runs.next().await {
         match result {
             Ok(_) => summary.reconciles += 1,
-            Err(controller::Error::QueueError(_)) => summary.watch_errors += 1,
+            Err(controller::Error::QueueError(error)) => {
+                summary.watch_errors += 1;
+                let cause = error.to_string();
+                if let Say::Now { repeats } = repeats.note("watch", &cause) {
+                    tracing::warn!(
+                        controller = CONTROLLER,
+                        repeats,
+                        "the watch of the instances failed: {cause}; watching again after a backoff"
+                    );
+                }
+            }
+            // Logged where the reconcile ended.
             Err(_) => summary.errors += 1,
         }
     }
@@ -489,13 +581,103 @@ async fn reconcile(object: Arc<DynamicObject>, context: Arc<Context>) -> Result<
     if result.is_err() {
         context.metrics.errors.inc();
     }
+    log_outcome(&object, &result, &context);
     context.update_depth();
     result
 }
 
+/// How long after a failed reconcile the instance is reconciled again.
+fn retry_after(context: &Context) -> Duration {
+    context.options.resync.min(Duration::from_secs(15))
+}
+
 #[allow(clippy::needless_pass_by_value)] // the signature kube's Controller calls
 fn error_policy(_: Arc<DynamicObject>, _: &Failed, context: Arc<Context>) -> Action {
-    Action::requeue(context.options.resync.min(Duration::from_secs(15)))
+    Action::requeue(retry_after(&context))
+}
+
+/// Logs how a reconcile of `object` ended: a failure (at most once a minute while it repeats),
+/// or the first success after failures.
+fn log_outcome(object: &DynamicObject, result: &Result<Action, Failed>, context: &Context) {
+    let kind = &context.reconciler.plan().kind;
+    let namespace = object.metadata.namespace.as_deref();
+    let name = object.name_any();
+    match result {
+        Ok(_) => {
+            let shown = namespace.map_or_else(|| name.clone(), |ns| format!("{ns}/{name}"));
+            log_recovered(CONTROLLER, kind, &shown, &context.repeats);
+        }
+        Err(failed) => {
+            let retry_in = retry_after(context);
+            let said = FailedReconcile {
+                controller: CONTROLLER,
+                kind,
+                namespace,
+                name: &name,
+                cause: &failed.cause,
+                failure: failed.failure.as_deref(),
+                retry_in,
+            };
+            if said.log(&context.repeats) {
+                let reason = if said.denied() {
+                    "PermissionDenied"
+                } else {
+                    "ReconcileFailed"
+                };
+                let note = format!("{}; retrying in {}s", failed.cause, retry_in.as_secs());
+                record(context, object, Severity::Warning, reason, &note);
+            }
+        }
+    }
+}
+
+/// Records an Event on the instance `object` (queued: recording never holds up a reconcile).
+fn record(
+    context: &Context,
+    object: &DynamicObject,
+    severity: Severity,
+    reason: &'static str,
+    note: &str,
+) {
+    let plan = context.reconciler.plan();
+    let regarding = ObjectReference {
+        api_version: Some(plan.api_version.clone()),
+        kind: Some(plan.kind.clone()),
+        name: object.metadata.name.clone(),
+        namespace: object.metadata.namespace.clone(),
+        uid: object.metadata.uid.clone(),
+        resource_version: object.metadata.resource_version.clone(),
+        field_path: None,
+    };
+    context
+        .events
+        .record(regarding, severity, reason, "Reconcile", note);
+}
+
+/// What a run wrote, for an Event: `created 2, configured 1 (deployment, service, ingress)`.
+fn written(report: &super::Report) -> Option<String> {
+    let writes: Vec<_> = report
+        .objects
+        .iter()
+        .filter(|o| o.outcome.is_write())
+        .collect();
+    if writes.is_empty() {
+        return None;
+    }
+    let mut counts: Vec<(&str, usize)> = Vec::new();
+    for object in &writes {
+        let outcome = object.outcome.as_str();
+        match counts.iter_mut().find(|(name, _)| *name == outcome) {
+            Some((_, count)) => *count += 1,
+            None => counts.push((outcome, 1)),
+        }
+    }
+    let counted: Vec<String> = counts
+        .iter()
+        .map(|(name, count)| format!("{name} {count}"))
+        .collect();
+    let ids: Vec<&str> = writes.iter().map(|o| o.id.as_str()).collect();
+    Some(format!("{} ({})", counted.join(", "), ids.join(", ")))
 }
 
 fn api_for(object: &DynamicObject, context: &Context) -> Result<Api<DynamicObject>, Failed> {
@@ -505,7 +687,7 @@ fn api_for(object: &DynamicObject, context: &Context) -> Result<Api<DynamicObjec
             &context.reconciler.plan().api_version,
             &context.reconciler.plan().kind,
         )
-        .ok_or_else(|| Failed("the instance kind is not known".into()))?;
+        .ok_or_else(|| Failed::new("the instance kind is not known"))?;
     Ok(match &object.metadata.namespace {
         Some(namespace) => Api::namespaced_with(
             context.reconciler.cluster().client(),
@@ -536,7 +718,7 @@ async fn apply(object: &DynamicObject, context: &Context) -> Result<Action, Fail
         let patch = json!({"metadata": {"finalizers": all, "resourceVersion": object.metadata.resource_version}});
         api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
             .await
-            .map_err(|error| Failed(api_message(&error)))?;
+            .map_err(|error| Failed::api(&error))?;
         // The change triggers the next reconcile.
         return Ok(Action::await_change());
     }
@@ -561,13 +743,14 @@ async fn apply(object: &DynamicObject, context: &Context) -> Result<Action, Fail
                     "message": message, "lastTransitionTime": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
                     "observedGeneration": object.metadata.generation}]},
             });
+            record(context, object, Severity::Warning, "InvalidSpec", &message);
             api.patch_status(
                 &name,
                 &PatchParams::apply(FIELD_MANAGER).force(),
                 &Patch::Apply(&status),
             )
             .await
-            .map_err(|error| Failed(api_message(&error)))?;
+            .map_err(|error| Failed::api(&error))?;
             return Ok(Action::await_change());
         }
     };
@@ -575,9 +758,12 @@ async fn apply(object: &DynamicObject, context: &Context) -> Result<Action, Fail
         .reconciler
         .apply(&instance, &context.options.run, &(), &context.shutdown)
         .await
-        .map_err(|error| Failed(error.to_string()))?;
+        .map_err(|error| Failed::new(error.to_string()))?;
     count(context, &report);
     if report.ok() {
+        if let Some(written) = written(&report) {
+            record(context, object, Severity::Normal, "Applied", &written);
+        }
         // A resync too large for the clock's arithmetic is a year.
         Ok(Action::requeue(
             context
@@ -587,7 +773,7 @@ async fn apply(object: &DynamicObject, context: &Context) -> Result<Action, Fail
         ))
     } else {
         let first = report.objects.iter().find(|o| o.outcome.is_failure());
-        Err(Failed(first.map_or_else(
+        Err(Failed::new(first.map_or_else(
             || "interrupted".to_owned(),
             |o| format!("{}: {}", o.id, o.message.clone().unwrap_or_default()),
         )))
@@ -608,16 +794,18 @@ async fn finalize(object: &DynamicObject, context: &Context) -> Result<Action, F
             &context.shutdown,
         )
         .await
-        .map_err(|error| Failed(error.to_string()))?;
+        .map_err(|error| Failed::new(error.to_string()))?;
     count(context, &report);
     if !report.ok() {
-        return Err(Failed(
-            "the instance's objects are not all deleted yet".into(),
+        return Err(Failed::new(
+            "the instance's objects are not all deleted yet",
         ));
     }
     remove_finalizer(&api, object, false)
         .await
-        .map_err(|error| Failed(api_message(&error)))?;
+        .map_err(|error| Failed::api(&error))?;
+    let deleted = written(&report).unwrap_or_else(|| "nothing was left to delete".to_owned());
+    record(context, object, Severity::Normal, "Deleted", &deleted);
     Ok(Action::await_change())
 }
 

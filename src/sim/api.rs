@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 
 use super::SimState;
 use super::error::ApiError;
+use super::events;
 use super::faults::{FaultAction, delay_of};
 use super::registry::ResourceType;
 use super::select::{FieldLabels, FieldSelector, LabelSelector};
@@ -59,6 +60,7 @@ pub(crate) fn error_response(error: &ApiError) -> Response<Body> {
 }
 
 /// The query string, decoded, and the representation the client asked for.
+#[derive(Clone)]
 struct Query(Vec<(String, String)>, View);
 
 impl Query {
@@ -84,6 +86,11 @@ impl Query {
 
     fn flag(&self, key: &str) -> bool {
         matches!(self.get(key), Some("true" | "1"))
+    }
+
+    fn set(&mut self, key: &str, value: String) {
+        self.0.retain(|(name, _)| name != key);
+        self.0.push((key.to_owned(), value));
     }
 }
 
@@ -528,6 +535,17 @@ async fn resource_request(
         Some(_) => return Err(not_found()),
     };
     let name = target.name.clone().unwrap_or_default();
+    if resource.group == "events.k8s.io" {
+        let served = EventsRequest {
+            target: &target,
+            verb,
+            query: &query,
+            writer: &writer,
+            content_type: &content_type,
+            drop_after,
+        };
+        return events_v1(state, &resource, served, request, authorize).await;
+    }
     match verb {
         "get" => {
             let stored = state.store.get_stored(&resource, &namespace, &name)?;
@@ -554,6 +572,7 @@ async fn resource_request(
             target.namespace.as_deref(),
             &query,
             drop_after,
+            None,
         ),
         "create" => {
             let (_, bytes) = read_body(request).await?;
@@ -660,6 +679,169 @@ async fn resource_request(
         }
         _ => Err(ApiError::method_not_allowed(format!(
             "the server does not allow this method on the requested resource ({verb})"
+        ))),
+    }
+}
+
+/// A request for `events.k8s.io/v1` Events, answered from the core group's Events.
+struct EventsRequest<'a> {
+    target: &'a Target,
+    verb: &'static str,
+    query: &'a Query,
+    writer: &'a Writer,
+    content_type: &'a str,
+    drop_after: Option<u64>,
+}
+
+/// `events.k8s.io/v1` Events: one storage with the core group's `v1` Events, as the API server
+/// keeps them, each read and written through [`events`]'s conversion.
+#[allow(clippy::too_many_lines)] // one arm per verb, as `resource_request` has
+async fn events_v1(
+    state: &Arc<SimState>,
+    served: &ResourceType,
+    request: EventsRequest<'_>,
+    http: Request<Incoming>,
+    authorize: impl Fn(&str) -> Result<(), ApiError>,
+) -> Result<Response<Body>, ApiError> {
+    let core = state.store.resource("", "v1", "events").ok_or_else(|| {
+        ApiError::new(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        )
+    })?;
+    let EventsRequest {
+        target,
+        verb,
+        query,
+        writer,
+        content_type,
+        drop_after,
+    } = request;
+    let namespace = target.namespace.clone().unwrap_or_default();
+    let name = target.name.clone().unwrap_or_default();
+    // Field selectors are checked against this group's field labels, then renamed.
+    let mut core_query = query.clone();
+    if let Some(text) = query.get("fieldSelector") {
+        field_selector(query, served)?;
+        core_query.set("fieldSelector", events::field_selector_to_core(text));
+    }
+    let shown = |object: &Value| Arc::new(events::to_v1(object));
+    match verb {
+        "get" => {
+            let object = shown(&*state.store.get(&core, &namespace, &name)?);
+            let version = json!({"resourceVersion": object["metadata"]["resourceVersion"]});
+            Ok(object_response(
+                StatusCode::OK,
+                &render(served, query.1, &object, &version),
+            ))
+        }
+        "list" => {
+            let limit = query
+                .get("limit")
+                .and_then(|limit| limit.parse::<usize>().ok())
+                .filter(|limit| *limit > 0);
+            let page = state.store.list(
+                &core,
+                target.namespace.as_deref(),
+                &label_selector(query)?,
+                &field_selector(&core_query, &core)?,
+                limit,
+                query.get("continue").filter(|token| !token.is_empty()),
+            )?;
+            let metadata = list_metadata(page.revision, page.next, page.remaining);
+            let items: Vec<Arc<Value>> =
+                page.items.iter().map(|item| shown(&item.value())).collect();
+            let rendered = match query.1 {
+                View::Table => table::table(served, &items, &metadata),
+                View::Object => {
+                    let items: Vec<&Value> = items.iter().map(|item| &**item).collect();
+                    json!({"kind": "EventList", "apiVersion": served.api_version(),
+                           "metadata": metadata, "items": items})
+                }
+                View::Metadata => table::metadata_list(&items, &metadata),
+            };
+            Ok(json_response(StatusCode::OK, &rendered))
+        }
+        "watch" => watch(
+            state,
+            &core,
+            target.namespace.as_deref(),
+            &core_query,
+            drop_after,
+            Some((served, events::to_v1)),
+        ),
+        "create" => {
+            let (_, bytes) = read_body(http).await?;
+            let body = parse_body(&bytes, content_type)?;
+            if let Some(causes) = events::invalid(&body, &namespace) {
+                let causes: Vec<(String, String, &'static str)> = causes
+                    .into_iter()
+                    .map(|(field, message)| (field, message, "FieldValueInvalid"))
+                    .collect();
+                let named = body["metadata"]["name"].as_str().unwrap_or_default();
+                return Err(ApiError::invalid("Event", "events.k8s.io", named, &causes));
+            }
+            let created = state
+                .store
+                .create(&core, &namespace, events::to_core(&body), writer)?;
+            Ok(object_response(
+                StatusCode::CREATED,
+                &events::to_v1(&created),
+            ))
+        }
+        "update" => {
+            let (_, bytes) = read_body(http).await?;
+            let body = events::to_core(&parse_body(&bytes, content_type)?);
+            let updated = state
+                .store
+                .update(&core, &namespace, &name, body, Part::Main, writer)?;
+            Ok(object_response(StatusCode::OK, &events::to_v1(&updated)))
+        }
+        "patch" => {
+            let kind = patch_kind(content_type, query)?;
+            let (_, bytes) = read_body(http).await?;
+            let body = parse_body(&bytes, content_type)?;
+            let body = if matches!(kind, PatchKind::Json) {
+                events::json_patch_to_core(&body)
+            } else {
+                events::to_core(&body)
+            };
+            let existed = state.store.get(&core, &namespace, &name).is_ok();
+            if !existed && matches!(kind, PatchKind::Apply { .. }) {
+                authorize("create")?;
+            }
+            let patched =
+                state
+                    .store
+                    .patch(&core, &namespace, &name, kind, &body, Part::Main, writer)?;
+            let code = if existed {
+                StatusCode::OK
+            } else {
+                StatusCode::CREATED
+            };
+            Ok(object_response(code, &events::to_v1(&patched)))
+        }
+        "delete" => {
+            let options = DeleteOptions {
+                dry_run: writer.dry_run,
+                ..DeleteOptions::default()
+            };
+            let uid = match state.store.delete(&core, &namespace, &name, &options)? {
+                Deleted::Pending(object) | Deleted::Gone(object) => {
+                    object["metadata"]["uid"].clone()
+                }
+            };
+            Ok(json_response(
+                StatusCode::OK,
+                &json!({
+                    "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+                    "details": {"name": name, "group": served.group, "kind": served.plural, "uid": uid},
+                }),
+            ))
+        }
+        _ => Err(ApiError::method_not_allowed(format!(
+            "zen-sim does not simulate {verb} of events.k8s.io Events (the core group's Events take it)"
         ))),
     }
 }
@@ -916,6 +1098,9 @@ impl WatchFilter {
     }
 }
 
+/// A watch served as another type's: that type, and how each stored object converts to it.
+type ServedAs<'a> = Option<(&'a ResourceType, fn(&Value) -> Value)>;
+
 #[allow(clippy::too_many_lines)] // the watch's whole life: initial events, backlog, live events, bookmarks
 fn watch(
     state: &Arc<SimState>,
@@ -923,6 +1108,7 @@ fn watch(
     namespace: Option<&str>,
     query: &Query,
     drop_after: Option<u64>,
+    served_as: ServedAs<'_>,
 ) -> Result<Response<Body>, ApiError> {
     let filter = WatchFilter {
         resource: resource.group_resource(),
@@ -965,16 +1151,22 @@ fn watch(
             }
         };
     let (sender, mut lines) = tokio::sync::mpsc::channel::<Bytes>(256);
-    let kind = resource.kind.clone();
-    let api_version = resource.api_version();
+    let served = served_as.map_or(resource, |(served, _)| served);
+    let convert = served_as.map(|(_, convert)| convert);
+    let kind = served.kind.clone();
+    let api_version = served.api_version();
     let interval = state.options.bookmark_interval;
     let view = query.1;
-    let shown = resource.clone();
+    let shown = served.clone();
     let show = move |object: &Arc<Stored>| -> Bytes {
+        let converted = convert.map(|convert| convert(&object.value()));
         if view == View::Object {
-            return object.json.clone();
+            return converted.map_or_else(
+                || object.json.clone(),
+                |value| Bytes::from(serde_json::to_vec(&value).unwrap_or_default()),
+            );
         }
-        let object = Arc::new(object.value());
+        let object = Arc::new(converted.unwrap_or_else(|| object.value()));
         let version = json!({"resourceVersion": object["metadata"]["resourceVersion"]});
         Bytes::from(
             serde_json::to_vec(&render(&shown, view, &object, &version)).unwrap_or_default(),

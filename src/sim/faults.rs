@@ -92,6 +92,7 @@ pub struct Faults {
 impl Faults {
     /// Adds a rule; rules are tried in the order they were added.
     pub fn inject(&self, fault: Fault) {
+        tracing::info!(fault = ?fault, "zen-sim fault injected: {fault:?}");
         self.lock().push((fault, 0));
     }
 

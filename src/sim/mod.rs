@@ -25,6 +25,7 @@
 mod api;
 mod control;
 mod error;
+mod events;
 mod faults;
 mod fields;
 mod openapi;
@@ -363,6 +364,13 @@ impl Sim {
             timings: std::sync::Mutex::default(),
             restarts,
         });
+        tracing::info!(
+            url = url.as_str(),
+            tls = state.options.tls,
+            nodes = state.options.nodes,
+            token = state.options.token.is_some(),
+            "zen-sim serving at {url}"
+        );
         let controllers = tokio::spawn(control::run(Arc::clone(&state)));
         control::seed(&state);
         let acceptor = identity
@@ -618,6 +626,13 @@ async fn serve(
             accepted = listener.accept() => accepted,
             Some(_) = connections.join_next(), if !connections.is_empty() => continue,
             Some(restart) = restarts.recv() => {
+                tracing::info!(
+                    down_for_seconds = restart.down_for.as_secs_f64(),
+                    connections = connections.len(),
+                    "zen-sim restarts: {} connections cut, new ones refused for {:?}",
+                    connections.len(),
+                    restart.down_for
+                );
                 // Down: the socket closed (connections refused), every connection cut.
                 connections.abort_all();
                 let address = listener.local_addr().unwrap_or(state.address);
@@ -630,6 +645,7 @@ async fn serve(
                         Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
                     }
                 };
+                tracing::info!(%address, "zen-sim serves again at {address}, every object kept");
                 if let Some(serving) = restart.serving {
                     let _ = serving.send(());
                 }

@@ -222,6 +222,17 @@ const BUILTINS: &[Row] = &[
         false,
     ),
     (
+        "events.k8s.io",
+        "v1",
+        "Event",
+        "events",
+        true,
+        &[],
+        false,
+        false,
+        false,
+    ),
+    (
         "",
         "v1",
         "Node",

@@ -4,6 +4,7 @@ running against zen-sim; errors."""
 from __future__ import annotations
 
 import doctest
+import logging
 import signal
 import subprocess
 import time
@@ -13,6 +14,7 @@ import pytest
 
 import kubezen
 import kubezen.lead
+import kubezen.sim
 from conftest import TestCluster
 
 MANIFESTS = """
@@ -87,3 +89,45 @@ def test_an_unreachable_cluster_is_a_lead_error(tmp_path: Path) -> None:
     with pytest.raises(kubezen.lead.LeadError):
         kubezen.lead.status(kubeconfig=kubeconfig)
     assert issubclass(kubezen.lead.LeadError, kubezen.ZenError)
+
+
+def fields(record: logging.LogRecord) -> dict[str, object]:
+    """The fields kubezen's log lines carry (``record.fields``); empty for other records."""
+    found = getattr(record, "fields", {})
+    assert isinstance(found, dict)
+    return found
+
+
+def test_a_denied_write_is_logged_through_python_logging_with_its_fields(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """The controller's log lines reach Python's `logging`: a refused write names the object,
+    the status and the RBAC rule missing, once (repeats are counted, not flooded), and no line
+    holds the bearer token."""
+    caplog.set_level(logging.INFO, logger="kubezen")
+    token = "zen-secret-token-4242"
+    with kubezen.sim.start(token=token, tls=True) as sim:  # kubectl sends tokens over TLS only
+        subprocess.run(["kubectl", "--kubeconfig", sim.kubeconfig, "apply", "-f", "-"],
+                       input=MANIFESTS, text=True, check=True, capture_output=True)
+        sim.inject_fault("endpointslices", "patch", status=403)
+        with kubezen.lead.start(kubeconfig=sim.kubeconfig, namespace="default") as controller:
+            deadline = time.monotonic() + 20
+            while not [r for r in caplog.records if r.levelno >= logging.WARNING]:
+                assert time.monotonic() < deadline, [r.getMessage() for r in caplog.records]
+                time.sleep(0.1)
+            time.sleep(2.5)  # a retry or two, said as a count later rather than again now
+        summary = controller.stop()
+    messages = [r.getMessage() for r in caplog.records]
+    started = [r for r in caplog.records if r.getMessage().startswith("zen-lead started:")]
+    assert started and started[0].name == "kubezen.lead.controller", messages
+    assert fields(started[0])["workers"] == 10
+    failed = [r for r in caplog.records
+              if r.levelno >= logging.WARNING and "Service default/web" in r.getMessage()]
+    assert len(failed) == 1, messages
+    record = failed[0]
+    assert fields(record)["name"] == "web" and record.namespace == "default"  # type: ignore[attr-defined]
+    assert fields(record)["kind"] == "Service" and record.status == 403  # type: ignore[attr-defined]
+    assert "403" in record.getMessage() and "retrying in 2s" in record.getMessage()
+    stopped = [r for r in caplog.records if r.getMessage().startswith("zen-lead stopped:")]
+    assert stopped and fields(stopped[0])["errors"] == summary["errors"] > 1, messages
+    assert not any(token in message for message in messages)
+    assert not any(token in str(fields(r)) for r in caplog.records)

@@ -768,8 +768,10 @@ fn summary(report: &Report) -> Vec<String> {
 
 /// A progress bar on standard error (drawn only on a terminal), and the phases as lines.
 pub struct Bar {
-    bar: indicatif::ProgressBar,
+    drawn: indicatif::ProgressBar,
     terminal: bool,
+    /// Tenths of the run logged so far, when not on a terminal.
+    tenths: std::sync::atomic::AtomicU64,
 }
 
 impl Bar {
@@ -786,26 +788,48 @@ impl Bar {
             .progress_chars("=> "),
         );
         Self {
-            bar,
+            drawn: bar,
             terminal: io::stderr().is_terminal(),
+            tenths: std::sync::atomic::AtomicU64::new(0),
         }
     }
 }
 
 impl Drop for Bar {
     fn drop(&mut self) {
-        self.bar.finish_and_clear();
+        self.drawn.finish_and_clear();
     }
 }
 
 impl bench::Watcher for Bar {
     fn progress(&self, progress: &Progress) {
+        if !self.terminal {
+            // Not on a terminal: a log line at each tenth of the run instead of a bar.
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // 0..=10
+            let tenth = (progress.fraction * 10.0).floor().clamp(0.0, 10.0) as u64;
+            if self
+                .tenths
+                .fetch_max(tenth, std::sync::atomic::Ordering::Relaxed)
+                < tenth
+            {
+                tracing::info!(
+                    percent = tenth * 10,
+                    done = progress.done,
+                    errors = progress.errors,
+                    "{}% of the run: {} done, {} errors",
+                    tenth * 10,
+                    progress.done,
+                    progress.errors
+                );
+            }
+            return;
+        }
         #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // 0..=1000
-        self.bar
+        self.drawn
             .set_position((progress.fraction * 1000.0).round() as u64);
         let seconds = progress.elapsed.as_secs_f64().max(1e-3);
         #[allow(clippy::cast_precision_loss)] // a rate
-        self.bar.set_message(format!(
+        self.drawn.set_message(format!(
             "{} done, {} errors, {:.0}/s",
             progress.done,
             progress.errors,
@@ -815,9 +839,10 @@ impl bench::Watcher for Bar {
 
     fn phase(&self, what: &str) {
         if self.terminal {
-            self.bar.println(what);
+            self.drawn.println(what);
         } else {
-            let _ = writeln!(io::stderr(), "{what}");
+            // Not on a terminal: a log line, as text or JSON (`--log-format`).
+            tracing::info!("{what}");
         }
     }
 }

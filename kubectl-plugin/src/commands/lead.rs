@@ -1,6 +1,5 @@
 //! `kubectl zen lead`: run zen-lead's leader-Service controller, or show its state.
 
-use std::io::{self, Write as _};
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -171,20 +170,7 @@ async fn run_controller(
     let options = args.options(global, cluster.namespace());
     let shutdown = CancellationToken::new();
     on_interrupt(shutdown.clone(), None)?;
-    let scope = options.namespace.as_deref().map_or_else(
-        || "all namespaces".to_owned(),
-        |ns| format!("namespace {ns}"),
-    );
-    let election = options.election.as_ref().map_or_else(
-        || "no leader election".to_owned(),
-        |e| format!("Lease {}/{} as {}", e.namespace, e.name, e.identity),
-    );
-    let _ = writeln!(
-        io::stderr(),
-        "zen-lead: Services in {scope}; {election}; metrics on http://{}/metrics; Ctrl-C to stop",
-        args.metrics_addr
-    );
-    let summary = lead::run(cluster, &options, &shutdown)
+    lead::run(cluster, &options, &shutdown)
         .await
         .map_err(|error| {
             let failure = Failure::new(error.to_string());
@@ -195,16 +181,7 @@ async fn run_controller(
                 _ => failure,
             }
         })?;
-    Output::stderr(global.output).print_raw(&format!(
-        "zen-lead stopped: {} reconciles (p95 {:.1} ms), {} writes, {} failovers, {} errors; \
-         rode out {} watch restarts\n",
-        summary.reconciles,
-        summary.latency.p95_ms,
-        summary.writes,
-        summary.failovers,
-        summary.errors,
-        summary.watch_restarts
-    ))?;
+    // The start-up line and the closing summary are the core's log lines.
     Ok(ExitCode::from(EXIT_OK))
 }
 

@@ -2,7 +2,7 @@
 //! delete it, render it offline, or run the controller for a graph's instances.
 
 use std::fmt::Write as _;
-use std::io::{self, Write};
+use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -528,21 +528,9 @@ async fn run_controller(args: &ControllerArgs, global: &GlobalArgs) -> Result<Ex
             cluster.namespace(),
         ),
     };
-    let mut err = io::stderr().lock();
-    let _ = writeln!(
-        err,
-        "reconciling {} instances of {} (metrics on http://{}/metrics); Ctrl-C to stop",
-        plan.kind(),
-        plan.graph(),
-        args.metrics_addr
-    );
-    drop(err);
-    let summary = reconcile::run_controller(cluster, plan, &options, &shutdown)
+    // The start-up line and the closing summary are the core's log lines.
+    reconcile::run_controller(cluster, plan, &options, &shutdown)
         .await
         .map_err(|e| reconcile_failure(&e))?;
-    Output::stderr(global.output).print_raw(&format!(
-        "reconcile controller stopped: {} reconciles, {} errors; rode out {} watch errors\n",
-        summary.reconciles, summary.errors, summary.watch_errors
-    ))?;
     Ok(ExitCode::from(EXIT_OK))
 }

@@ -97,30 +97,8 @@ pub struct SimArgs {
     pub usage_noise: f64,
 }
 
-/// Parses `200ms`, `2s`, `1m`, `3h`, `14d`, `2w`, or a number of seconds.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let (number, unit) = text
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .map_or((text, "s"), |index| text.split_at(index));
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("not a duration: {text:?} (try 500ms, 2s, 1m)"))?;
-    let seconds = match unit {
-        "ms" => value / 1000.0,
-        "s" => value,
-        "m" => value * 60.0,
-        "h" => value * 3600.0,
-        "d" => value * 86_400.0,
-        "w" => value * 604_800.0,
-        _ => {
-            return Err(format!(
-                "unknown unit {unit:?} in {text:?}: use ms, s, m, h, d or w"
-            ));
-        }
-    };
-    Duration::try_from_secs_f64(seconds).map_err(|_| format!("not a duration: {text:?}"))
-}
+/// Every duration flag reads as the core does: `200ms`, `2s`, `1m`, `3h`, `14d`, `2w`, or seconds.
+pub use kubezen::quantity::parse_duration;
 
 /// Runs the simulator until Ctrl-C or SIGTERM.
 pub fn run(args: &SimArgs, global: &GlobalArgs) -> Result<ExitCode, Failure> {
@@ -168,27 +146,4 @@ pub fn run(args: &SimArgs, global: &GlobalArgs) -> Result<ExitCode, Failure> {
     runtime.block_on(stop.cancelled());
     sim.stop();
     Ok(ExitCode::from(EXIT_OK))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_read_as_kubectl_writes_them() {
-        assert_eq!(parse_duration("200ms"), Ok(Duration::from_millis(200)));
-        assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
-        assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
-        assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
-        assert!(
-            parse_duration("soon")
-                .unwrap_err()
-                .contains("not a duration")
-        );
-        assert!(
-            parse_duration("3 days")
-                .unwrap_err()
-                .contains("unknown unit")
-        );
-    }
 }

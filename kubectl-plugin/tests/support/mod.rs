@@ -125,6 +125,47 @@ impl TestCluster {
         self.dir.path()
     }
 
+    /// The test's kubeconfig acting as `user` (a kubeconfig's `as:`, kubectl's `--as`): both
+    /// servers authorize the requests as that user's RBAC allows.
+    pub fn kubeconfig_as(&self, user: &str) -> String {
+        let said = std::fs::read_to_string(&self.kubeconfig).expect("the kubeconfig");
+        let mut config: serde_json::Value = serde_norway::from_str(&said).expect("YAML");
+        for entry in config["users"].as_array_mut().expect("users") {
+            entry["user"]["as"] = serde_json::json!(user);
+        }
+        let path = self
+            .dir
+            .path()
+            .join(format!("as-{}", user.replace(':', "-")));
+        std::fs::write(&path, config.to_string()).expect("written");
+        path.display().to_string()
+    }
+
+    /// The Event of `reason` on the object `name` in the test's namespace, read as `kubectl get
+    /// events` reads it (the core group's Events, whichever group wrote it), once it is there.
+    pub fn event(&self, name: &str, reason: &str) -> serde_json::Value {
+        let mut found = serde_json::Value::Null;
+        eventually(
+            Duration::from_secs(60),
+            &format!("the {reason} Event on {name}"),
+            || {
+                let selector = format!("involvedObject.name={name},reason={reason}");
+                let out =
+                    self.kubectl(&["get", "events", "--field-selector", &selector, "-o", "json"]);
+                let listed: serde_json::Value =
+                    serde_json::from_slice(&out.stdout).unwrap_or_default();
+                match listed["items"].as_array().and_then(|items| items.first()) {
+                    Some(event) => {
+                        found = event.clone();
+                        true
+                    }
+                    None => false,
+                }
+            },
+        );
+        found
+    }
+
     /// Whether this is a real cluster rather than zen-sim.
     pub fn is_real(&self) -> bool {
         self.sim.is_none()
