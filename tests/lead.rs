@@ -154,6 +154,46 @@ async fn metric(address: std::net::SocketAddr, name: &str) -> f64 {
         .sum()
 }
 
+/// Each change of the pod `web-leader` routes to is an Event on the Service `web`: elected
+/// `web-a`, then `web-b` replacing it, then (when a pod could be made `NotReady`) `web-c` replacing
+/// `web-b`, each its own Event (sent from a queue: waited for).
+async fn check_leader_events(test: &TestCluster, flipped: bool) {
+    let events: Api<k8s_openapi::api::core::v1::Event> = test.api();
+    let mut said = Vec::new();
+    for _ in 0..100 {
+        said = events
+            .list(&kube::api::ListParams::default().fields("involvedObject.name=web"))
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .filter_map(|event| Some((event.reason?, event.message.unwrap_or_default())))
+            .collect();
+        let changes = said
+            .iter()
+            .filter(|(reason, _)| reason == "LeaderChanged")
+            .count();
+        if changes >= if flipped { 2 } else { 1 } {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let elected = said.iter().find(|(reason, _)| reason == "LeaderElected");
+    assert!(
+        elected.is_some_and(|(_, note)| note.starts_with("pod web-a leads")),
+        "{said:?}"
+    );
+    // Each new leader its own Event, with its own note (not a series of the first).
+    let changed = |from: &str, to: &str| {
+        said.iter().any(|(reason, note)| {
+            reason == "LeaderChanged"
+                && note.starts_with(&format!("pod {to} leads, replacing {from}"))
+        })
+    };
+    assert!(changed("web-a", "web-b"), "{said:?}");
+    assert!(!flipped || changed("web-b", "web-c"), "{said:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_leader_service_routes_to_the_pod_ready_longest_and_fails_over() {
     let test = cluster().await;
@@ -214,7 +254,8 @@ async fn the_leader_service_routes_to_the_pod_ready_longest_and_fails_over() {
     let failover = started.elapsed();
     // NotReady: web-c takes over.
     let started = Instant::now();
-    if test.set_pod_ready("web-b", false).await {
+    let flipped = test.set_pod_ready("web-b", false).await;
+    if flipped {
         wait_for("failover to web-c", || async {
             routed(&test, "web-leader").await == Some(("web-c".into(), true))
         })
@@ -234,6 +275,7 @@ async fn the_leader_service_routes_to_the_pod_ready_longest_and_fails_over() {
     let summary = running.stop().await;
     assert!(summary.failovers >= 1, "{summary:?}");
     assert_eq!(summary.errors, 0, "{summary:?}");
+    check_leader_events(&test, flipped).await;
     test.cleanup().await;
 }
 

@@ -102,11 +102,26 @@ impl Events {
 
     /// Queues `reason` (`PascalCase`) for `action` on `regarding`, with `note` (cut to the
     /// 1 KiB the server takes). The same reason on the same object again within minutes
-    /// becomes a series (one Event, its count raised) rather than another Event. Dropped, and
-    /// counted, when 1,024 Events already wait.
+    /// becomes a series (one Event, its count raised, its first note kept) rather than another
+    /// Event. Dropped, and counted, when 1,024 Events already wait.
     pub fn record(
         &self,
         regarding: ObjectReference,
+        severity: Severity,
+        reason: &str,
+        action: &str,
+        note: &str,
+    ) {
+        self.record_related(regarding, None, severity, reason, action, note);
+    }
+
+    /// [`Events::record`], with the object the Event is also about (`related`, such as the pod
+    /// a Service now routes to). Events are a series only when the related object is the same
+    /// too: another pod is another Event, with its own note.
+    pub fn record_related(
+        &self,
+        regarding: ObjectReference,
+        related: Option<ObjectReference>,
         severity: Severity,
         reason: &str,
         action: &str,
@@ -120,7 +135,7 @@ impl Events {
             reason: reason.to_owned(),
             note: Some(truncate(note, MAX_NOTE)),
             action: action.to_owned(),
-            secondary: None,
+            secondary: related,
         };
         if self.queue.try_send(Queued { regarding, event }).is_err() {
             let dropped = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;

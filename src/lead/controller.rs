@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt as _;
-use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::api::core::v1::{ObjectReference, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
@@ -1028,19 +1028,33 @@ fn log_outcome(service: &Service, outcome: &Result<Action, LeadError>, context: 
     }
 }
 
-/// The Event on `parent` when its leader is chosen, changes or is lost, and the log line.
+/// The pod a leader `EndpointSlice` routes to (uid, name), if any.
+fn routed_pod(slice: &EndpointSlice) -> Option<(Option<String>, ObjectReference)> {
+    let target = slice
+        .endpoints
+        .iter()
+        .flatten()
+        .next()?
+        .target_ref
+        .as_ref()?;
+    Some((target.uid.clone(), target.clone()))
+}
+
+/// The Event on `parent` when the pod its leader Service routes to is chosen, changes or is
+/// lost, and the log line.
 fn record_leader_change(
     context: &Context,
     parent: &Service,
     leader_service: &str,
-    previous: Option<&str>,
-    leader: Option<&str>,
+    previous: Option<ObjectReference>,
+    leader: Option<ObjectReference>,
     why: Option<&'static str>,
 ) {
     let namespace = parent.namespace().unwrap_or_default();
     let name = parent.name_any();
     let why = why.map(|reason| format!(" ({reason})")).unwrap_or_default();
-    let (severity, reason, note) = match (previous, leader) {
+    let name_of = |pod: &Option<ObjectReference>| pod.as_ref().and_then(|p| p.name.clone());
+    let (severity, reason, note) = match (name_of(&previous), name_of(&leader)) {
         (None, Some(leader)) => (
             Severity::Normal,
             "LeaderElected",
@@ -1054,9 +1068,7 @@ fn record_leader_change(
         (Some(previous), None) => (
             Severity::Warning,
             "NoLeader",
-            format!(
-                "{previous} no longer leads{why} and no pod is Ready to: {leader_service} has no endpoint"
-            ),
+            format!("{previous} no longer leads{why}: {leader_service} has no endpoint"),
         ),
         (None, None) => return,
     };
@@ -1079,9 +1091,16 @@ fn record_leader_change(
             "Service {namespace}/{name}: {note}"
         );
     }
-    context
-        .events
-        .record(parent.object_ref(&()), severity, reason, "Elect", &note);
+    // The pod it is about: each new leader its own Event, not a repeat of the last one.
+    let related = leader.or(previous);
+    context.events.record_related(
+        parent.object_ref(&()),
+        related,
+        severity,
+        reason,
+        "Elect",
+        &note,
+    );
 }
 
 /// Logs a watch that failed (kube's watcher retries it with backoff), once a minute at most
@@ -1483,6 +1502,10 @@ async fn reconcile_parent(parent: &Service, context: &Context) -> Result<Action,
         }
         found => found,
     };
+    // The pod the slice routes to, before and after: what clients of the leader Service see
+    // change (an Event says so once the new slice is written).
+    let routed_before = current_slice.as_deref().and_then(routed_pod);
+    let routed_now = routed_pod(&slice);
     let slice_current = current_slice.as_deref().is_some_and(|found| {
         let (Ok(have), Ok(want)) = (serde_json::to_value(found), serde_json::to_value(&slice))
         else {
@@ -1499,17 +1522,13 @@ async fn reconcile_parent(parent: &Service, context: &Context) -> Result<Action,
         .as_deref()
         .and_then(|found| found.annotations().get(LEADER_POD_UID).cloned());
     let new_uid = leader.and_then(ResourceExt::uid);
-    if previous_uid != new_uid {
-        let previous = existing
-            .as_deref()
-            .and_then(|found| found.annotations().get(LEADER_POD_NAME).cloned())
-            .filter(|_| previous_uid.is_some());
+    if routed_before.as_ref().map(|(uid, _)| uid) != routed_now.as_ref().map(|(uid, _)| uid) {
         record_leader_change(
             context,
             parent,
             &config.leader_service,
-            previous.as_deref(),
-            leader.map(ResourceExt::name_any).as_deref(),
+            routed_before.map(|(_, pod)| pod),
+            routed_now.map(|(_, pod)| pod),
             failover.map(|(_, reason)| reason),
         );
     }
