@@ -336,3 +336,56 @@ fn assert_status_shows_the_last_error(cluster: &TestCluster) {
         "{web:#}"
     );
 }
+
+#[test]
+fn an_injected_403_is_logged_as_a_permission_denial_once_not_per_retry() {
+    let cluster = started();
+    let Some(sim) = cluster.sim_only("injecting a 403") else {
+        return;
+    };
+    sim.sim().faults().inject(kubezen::sim::Fault::on(
+        "endpointslices",
+        "patch",
+        kubezen::sim::FaultAction::Status {
+            code: 403,
+            retry_after_seconds: None,
+        },
+    ));
+    let mut controller = cluster
+        .zen_command(&[
+            "lead",
+            "--leader-elect=false",
+            "--metrics-addr",
+            "127.0.0.1:0",
+        ])
+        .args(["--log-format", "json"])
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = controller.stderr.take().unwrap();
+    // Retried every 2 s: 5 s is two or three failures, said once.
+    let lines = json_lines_until(stderr, Duration::from_secs(5), |_| false);
+    Command::new("kill")
+        .args(["-INT", &controller.id().to_string()])
+        .status()
+        .unwrap();
+    let _ = controller.wait();
+    let denials: Vec<_> = lines
+        .iter()
+        .filter(|line| line["name"] == "web" && line["status"] == 403)
+        .collect();
+    assert_eq!(denials.len(), 1, "said once, not per retry: {lines:#?}");
+    let denial = denials[0];
+    assert_eq!(denial["level"], "ERROR", "{denial:#}");
+    assert_eq!(denial["kind"], "Service");
+    assert_eq!(denial["namespace"], cluster.namespace());
+    let message = denial["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("permission denied reconciling Service")
+            && message.contains("apply EndpointSlice")
+            && message.contains("403"),
+        "{message}"
+    );
+}
