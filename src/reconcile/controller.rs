@@ -772,10 +772,31 @@ async fn apply(object: &DynamicObject, context: &Context) -> Result<Action, Fail
                 .min(Duration::from_secs(365 * 86_400)),
         ))
     } else {
-        let first = report.objects.iter().find(|o| o.outcome.is_failure());
+        let first = report
+            .objects
+            .iter()
+            .find(|o| o.outcome == super::Outcome::Failed)
+            .or_else(|| report.objects.iter().find(|o| o.outcome.is_failure()));
+        let blocked: Vec<&str> = report
+            .objects
+            .iter()
+            .filter(|o| o.outcome == super::Outcome::Blocked)
+            .map(|o| o.id.as_str())
+            .collect();
+        let behind = if blocked.is_empty() {
+            String::new()
+        } else {
+            format!("; blocked behind it: {}", blocked.join(", "))
+        };
         Err(Failed::new(first.map_or_else(
             || "interrupted".to_owned(),
-            |o| format!("{}: {}", o.id, o.message.clone().unwrap_or_default()),
+            |o| {
+                format!(
+                    "{}: {}{behind}",
+                    o.id,
+                    o.message.clone().unwrap_or_default()
+                )
+            },
         )))
     }
 }
