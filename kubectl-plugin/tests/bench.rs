@@ -12,7 +12,7 @@ use kubezen::sim::{BackgroundSim, SimOptions};
 use serde_json::Value;
 
 mod support;
-use support::{BIN, TestCluster, text};
+use support::{BIN, TestCluster, signal, text};
 
 fn zen(args: &[&str]) -> Output {
     Command::new(BIN)
@@ -68,14 +68,6 @@ fn measuring(cluster: &TestCluster, duration: &str) -> (Child, mpsc::Receiver<St
     }
     std::thread::sleep(Duration::from_millis(500));
     (child, lines)
-}
-
-fn signal(child: &Child, name: &str) {
-    let sent = Command::new("kill")
-        .args([name, &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(sent.success());
 }
 
 #[test]

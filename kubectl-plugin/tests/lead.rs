@@ -127,10 +127,7 @@ fn status_says_what_is_missing_then_the_controller_fixes_it() {
             .is_some_and(|m| m.contains("pod web-a leads") && m.contains("web-leader")),
         "{elected:#}"
     );
-    Command::new("kill")
-        .args(["-INT", &controller.id().to_string()])
-        .status()
-        .unwrap();
+    support::signal(&controller, "-INT");
     let out = controller.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stderr = text(&out.stderr);
@@ -222,10 +219,7 @@ fn a_write_rbac_denies_is_logged_as_json_and_an_event_naming_the_object_and_the_
             .is_some_and(|m| m.contains("403") && m.contains("endpointslices")),
         "{denied_event:#}"
     );
-    Command::new("kill")
-        .args(["-INT", &controller.id().to_string()])
-        .status()
-        .unwrap();
+    support::signal(&controller, "-INT");
     let _ = controller.wait();
     let denied = lines
         .iter()
@@ -367,10 +361,7 @@ fn an_injected_403_is_logged_as_a_permission_denial_once_not_per_retry() {
     let stderr = controller.stderr.take().unwrap();
     // Retried every 2 s: 5 s is two or three failures, said once.
     let lines = json_lines_until(stderr, Duration::from_secs(5), |_| false);
-    Command::new("kill")
-        .args(["-INT", &controller.id().to_string()])
-        .status()
-        .unwrap();
+    support::signal(&controller, "-INT");
     let _ = controller.wait();
     let denials: Vec<_> = lines
         .iter()

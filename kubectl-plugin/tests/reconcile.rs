@@ -316,11 +316,7 @@ fn failures_exit_1_and_ctrl_c_stops_the_run() {
             .status
             .success()
     });
-    let sent = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(sent.success());
+    support::signal(&child, "-INT");
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     let stderr = text(&out.stderr);
@@ -376,11 +372,7 @@ fn the_controller_rides_out_an_api_server_restart_and_says_so() {
     // The finalizer goes with the controller's help, so the namespace can go after the test.
     let deleted = cluster.kubectl(&["delete", "webapps", "--all", "--timeout=60s"]);
     assert!(deleted.status.success(), "{}", text(&deleted.stderr));
-    let sent = Command::new("kill")
-        .args(["-INT", &controller.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(sent.success());
+    support::signal(&controller, "-INT");
     let out = controller.wait_with_output().unwrap();
     let stderr = text(&out.stderr);
     assert!(out.status.success(), "{stderr}");
@@ -462,10 +454,7 @@ fn the_controller_records_events_and_a_failed_instance_says_why_in_its_status() 
     assert!(deleted.status.success(), "{}", text(&deleted.stderr));
     let gone = cluster.event("shop", "Deleted");
     assert_eq!(gone["type"], "Normal", "{gone:#}");
-    Command::new("kill")
-        .args(["-INT", &controller.id().to_string()])
-        .status()
-        .unwrap();
+    support::signal(&controller, "-INT");
     let out = controller.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
     // The failure is in the JSON log, with the object and the server's answer.

@@ -339,6 +339,15 @@ pub fn eventually(timeout: Duration, what: &str, mut check: impl FnMut() -> bool
     }
 }
 
+/// Sends `name` (`-INT`, `-TERM`) to `child`, as Ctrl-C or a pod's stop would.
+pub fn signal(child: &std::process::Child, name: &str) {
+    let sent = Command::new("kill")
+        .args([name, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+}
+
 /// The number written right after `prefix` in `text` (`rode out 2 watch errors`), if any.
 pub fn number_after(text: &str, prefix: &str) -> Option<u64> {
     text.split(prefix)
