@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use serde_json::{Value, json};
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::{self, error::RecvError};
 
 use super::SimState;
 use super::error::ApiError;
@@ -361,9 +361,9 @@ fn current(state: &SimState, resource: &ResourceType, namespace: Option<&str>) -
         .collect()
 }
 
-/// The controllers: they follow the store's events for as long as the simulator runs.
-pub(crate) async fn run(state: Arc<SimState>) {
-    let mut events = state.store.subscribe();
+/// The controllers: they follow the store's `events` for as long as the simulator runs. The
+/// caller subscribes before it seeds the store, so that no first namespace goes unseen.
+pub(crate) async fn run(state: Arc<SimState>, mut events: broadcast::Receiver<Arc<Event>>) {
     loop {
         match events.recv().await {
             Ok(event) => {
@@ -529,6 +529,8 @@ fn resync(state: &Arc<SimState>) {
             .is_some_and(|namespace| namespace.deleting());
         if deleting {
             terminate_namespace(state, &name);
+        } else {
+            ensure_default_service_account(state, &name);
         }
     }
 }

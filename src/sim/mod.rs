@@ -371,7 +371,8 @@ impl Sim {
             token = state.options.token.is_some(),
             "zen-sim serving at {url}"
         );
-        let controllers = tokio::spawn(control::run(Arc::clone(&state)));
+        let events = state.store.subscribe();
+        let controllers = tokio::spawn(control::run(Arc::clone(&state), events));
         control::seed(&state);
         let acceptor = identity
             .as_ref()
@@ -773,6 +774,33 @@ mod tests {
             .expect("go.mod requires k8s.io/kubernetes");
         assert_eq!(KUBERNETES_VERSION, format!("v{required}"));
         assert_eq!(version_info()["minor"], required.split('.').nth(1).unwrap());
+    }
+
+    /// The controllers subscribe before the store is seeded: a subscription taken inside
+    /// their task could come after the seed, and then no namespace got its ServiceAccount.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_seeded_namespace_gets_its_default_service_account() {
+        for _ in 0..20 {
+            let sim = Sim::start(SimOptions::default()).await.unwrap();
+            let accounts = sim
+                .state
+                .store
+                .resource("", "v1", "serviceaccounts")
+                .unwrap();
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+            loop {
+                let (stored, _, _) = sim.state.store.watch_current(&accounts, None);
+                if stored.len() == 4 {
+                    break;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{} of 4 default ServiceAccounts",
+                    stored.len()
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+        }
     }
 
     #[test]
