@@ -7,7 +7,7 @@ PIP_INSTALL := $(PYTHON) -m pip --disable-pip-version-check install --root-user-
 # The plugin binary the Python tests compare the Python face with.
 export KUBECTL_ZEN_BIN ?= $(CURDIR)/target/debug/kubectl-zen
 
-.PHONY: help build release demo test lint control-plane rust-test python python-test deploy dist image bench bench-tune bench-lead bench-python bench-api-python fuzz install clean
+.PHONY: help build release demo test lint control-plane protobuf-schema rust-test python python-test deploy dist image bench bench-tune bench-lead bench-python bench-api-python fuzz install clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -45,7 +45,15 @@ test: lint rust-test python-test ## every check and test CI runs, against zen-si
 control-plane: ## build the real control plane of the tests' second pass (cached per version)
 	$(CONTROL_PLANE) build
 
+# zen-sim's protobuf schema, generated from the Go types of the control plane's release.
+PROTOSCHEMA := cd tests/control-plane/protoschema && go run -trimpath .
+SCHEMA_JSON := $(CURDIR)/src/sim/protobuf/schema.json
+
+protobuf-schema: ## regenerate zen-sim's protobuf schema from k8s.io/api (tests/control-plane/protoschema)
+	$(PROTOSCHEMA) > $(SCHEMA_JSON)
+
 rust-test: control-plane ## Rust unit, integration, doc and example tests; cluster suites twice
+	@$(PROTOSCHEMA) | cmp -s - $(SCHEMA_JSON) || { echo "src/sim/protobuf/schema.json is not what tests/control-plane/protoschema generates: run make protobuf-schema" >&2; exit 1; }
 	@mkdir -p target && rm -f $(ZEN_TEST_SKIP_LOG)
 	$(WITH_KUBECTL) ZEN_TEST_SKIP_LOG= $(CARGO) test --locked
 	$(CONTROL_PLANE) run $(CARGO) test --locked -p kubezen -p kubectl-zen $(CLUSTER_SUITES:%=--test %)
@@ -72,7 +80,7 @@ image: ## build the controllers' image (Dockerfile: the static binary on distrol
 	docker build -t $(IMAGE) .
 
 bench: ## criterion benchmarks (release build), the CEL ratio table, zen-sim's capacity (100,000 objects)
-	$(CARGO) bench --locked --bench table --bench cel --bench graph --bench cluster --bench reconcile --bench tune --bench bench --bench forward
+	$(CARGO) bench --locked --bench table --bench cel --bench graph --bench cluster --bench reconcile --bench tune --bench bench --bench forward --bench protobuf
 	$(PYTHON) benches/cel_report.py
 	$(CARGO) bench --locked --bench sim
 
