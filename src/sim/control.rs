@@ -29,6 +29,7 @@ pub(crate) fn default_new(resource: &ResourceType, object: &mut Value, _inner: &
     if resource.custom {
         return;
     }
+    default_template(resource, object);
     match (resource.group.as_str(), resource.kind.as_str()) {
         ("", "Namespace") => {
             let name = object["metadata"]["name"].clone();
@@ -62,18 +63,14 @@ pub(crate) fn default_new(resource: &ResourceType, object: &mut Value, _inner: &
             }
             object["status"] = json!({"loadBalancer": {}});
         }
+        ("", "Secret") if object["type"].as_str().is_none_or(str::is_empty) => {
+            object["type"] = json!("Opaque");
+        }
         ("", "Pod") => {
             let spec = &mut object["spec"];
-            for (field, value) in [
-                ("restartPolicy", json!("Always")),
-                ("dnsPolicy", json!("ClusterFirst")),
-                ("schedulerName", json!("default-scheduler")),
-                ("serviceAccountName", json!("default")),
-                ("terminationGracePeriodSeconds", json!(30)),
-            ] {
-                if spec[field].is_null() {
-                    spec[field] = value;
-                }
+            default_pod_spec(spec);
+            if spec["serviceAccountName"].is_null() {
+                spec["serviceAccountName"] = json!("default");
             }
             let qos = qos_class(&object["spec"]);
             object["status"] = json!({"phase": "Pending", "qosClass": qos});
@@ -81,8 +78,16 @@ pub(crate) fn default_new(resource: &ResourceType, object: &mut Value, _inner: &
         ("apps", "Deployment") => {
             default_replicas(object);
             let spec = &mut object["spec"];
-            if spec["strategy"].is_null() {
-                spec["strategy"] = json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}});
+            let strategy = &mut spec["strategy"];
+            if strategy["type"].is_null() {
+                strategy["type"] = json!("RollingUpdate");
+            }
+            if strategy["type"] == "RollingUpdate" {
+                for field in ["maxUnavailable", "maxSurge"] {
+                    if strategy["rollingUpdate"][field].is_null() {
+                        strategy["rollingUpdate"][field] = json!("25%");
+                    }
+                }
             }
             for (field, value) in [
                 ("revisionHistoryLimit", 10),
@@ -103,6 +108,75 @@ pub(crate) fn default_new(resource: &ResourceType, object: &mut Value, _inner: &
             }
         }
         _ => {}
+    }
+}
+
+/// A workload's pod template gets a pod spec's defaults, as the API server sets them.
+fn default_template(resource: &ResourceType, object: &mut Value) {
+    let template = match (resource.group.as_str(), resource.kind.as_str()) {
+        ("apps", "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet")
+        | ("batch", "Job")
+        | ("", "ReplicationController") => "/spec/template/spec",
+        ("", "PodTemplate") => "/template/spec",
+        ("batch", "CronJob") => "/spec/jobTemplate/spec/template/spec",
+        _ => "",
+    };
+    if let Some(spec) = object
+        .pointer_mut(template)
+        .filter(|_| !template.is_empty())
+    {
+        default_pod_spec(spec);
+    }
+}
+
+/// A pod spec's defaults, in a Pod and in a workload's template alike.
+fn default_pod_spec(spec: &mut Value) {
+    if !spec.is_object() {
+        return;
+    }
+    for (field, value) in [
+        ("restartPolicy", json!("Always")),
+        ("dnsPolicy", json!("ClusterFirst")),
+        ("schedulerName", json!("default-scheduler")),
+        ("terminationGracePeriodSeconds", json!(30)),
+        ("securityContext", json!({})),
+    ] {
+        if spec[field].is_null() {
+            spec[field] = value;
+        }
+    }
+    for list in ["initContainers", "containers"] {
+        let Some(containers) = spec[list].as_array_mut() else {
+            continue;
+        };
+        for container in containers
+            .iter_mut()
+            .filter(|container| container.is_object())
+        {
+            let latest = container["image"].as_str().is_some_and(|image| {
+                !image.rsplit('/').next().unwrap_or(image).contains(':')
+                    || image.ends_with(":latest")
+            });
+            for (field, value) in [
+                (
+                    "imagePullPolicy",
+                    json!(if latest { "Always" } else { "IfNotPresent" }),
+                ),
+                ("terminationMessagePath", json!("/dev/termination-log")),
+                ("terminationMessagePolicy", json!("File")),
+            ] {
+                if container[field].is_null() {
+                    container[field] = value;
+                }
+            }
+            if let Some(ports) = container["ports"].as_array_mut() {
+                for port in ports.iter_mut().filter(|port| port.is_object()) {
+                    if port["protocol"].is_null() {
+                        port["protocol"] = json!("TCP");
+                    }
+                }
+            }
+        }
     }
 }
 
