@@ -350,3 +350,237 @@ async fn kubectl_scale_and_rollout_status() {
     assert_eq!(ready, "3");
     test.cleanup().await;
 }
+
+/// `kubectl get KIND NAME -o json`, parsed.
+async fn object(test: &TestCluster, kind: &str, name: &str) -> serde_json::Value {
+    serde_json::from_str(&ok(test, &["get", kind, name, "-o", "json"], None).await).unwrap()
+}
+
+/// The commands people type first. kubectl's typed commands send protobuf bodies and ask for
+/// protobuf answers; every object reads back as kube-apiserver stores it, with the same
+/// expectations on zen-sim and on the real control plane.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::too_many_lines)] // one command after another, each checked
+async fn kubectl_everyday_commands_speak_protobuf_and_read_back_the_same() {
+    use serde_json::json;
+    let test = cluster().await;
+    let made = format!("{}-made", test.namespace);
+    let said = ok(&test, &["create", "namespace", &made], None).await;
+    assert!(
+        said.contains(&format!("namespace/{made} created")),
+        "{said}"
+    );
+    let namespace = object(&test, "namespace", &made).await;
+    assert_eq!(
+        namespace["metadata"]["labels"]["kubernetes.io/metadata.name"],
+        made.as_str()
+    );
+    assert_eq!(namespace["spec"]["finalizers"], json!(["kubernetes"]));
+    assert_eq!(namespace["status"]["phase"], "Active");
+
+    // Protobuf both ways: kubectl's log of the request and of the answer say so.
+    let traced = kubectl(
+        &test,
+        &[
+            "create",
+            "configmap",
+            "settings",
+            "--from-literal=mode=fast",
+            "-v=8",
+        ],
+        None,
+    )
+    .await;
+    assert!(traced.status.success(), "{}", text(&traced));
+    let log = String::from_utf8_lossy(&traced.stderr);
+    let protobuf_headers = log
+        .lines()
+        .filter(|line| {
+            line.contains("Content-Type") && line.contains("application/vnd.kubernetes.protobuf")
+        })
+        .count();
+    assert!(
+        protobuf_headers >= 2,
+        "a protobuf request and answer: {log}"
+    );
+    assert_eq!(
+        object(&test, "configmap", "settings").await["data"],
+        json!({"mode": "fast"})
+    );
+
+    ok(
+        &test,
+        &[
+            "create",
+            "secret",
+            "generic",
+            "creds",
+            "--from-literal=token=s3cret",
+        ],
+        None,
+    )
+    .await;
+    let secret = object(&test, "secret", "creds").await;
+    assert_eq!(
+        secret["data"],
+        json!({"token": "czNjcmV0"}),
+        "base64, as stored"
+    );
+    assert_eq!(secret["type"], "Opaque");
+
+    let image = "registry.k8s.io/pause:3.9";
+    let said = ok(
+        &test,
+        &[
+            "create",
+            "deployment",
+            "web",
+            "--image",
+            image,
+            "--replicas=2",
+            "--port=8080",
+        ],
+        None,
+    )
+    .await;
+    assert!(said.contains("deployment.apps/web created"), "{said}");
+    let deployment = object(&test, "deployment", "web").await;
+    let spec = &deployment["spec"];
+    assert_eq!(spec["replicas"], 2);
+    assert_eq!(spec["selector"], json!({"matchLabels": {"app": "web"}}));
+    assert_eq!(
+        spec["template"]["metadata"],
+        json!({"labels": {"app": "web"}}),
+        "a zero creationTimestamp is omitted"
+    );
+    assert_eq!(spec["template"]["spec"]["containers"][0]["name"], "pause");
+    assert_eq!(spec["template"]["spec"]["containers"][0]["image"], image);
+    assert_eq!(
+        spec["template"]["spec"]["containers"][0]["ports"],
+        json!([{"containerPort": 8080, "protocol": "TCP"}])
+    );
+    assert_eq!(
+        spec["template"]["spec"]["containers"][0]["resources"],
+        json!({})
+    );
+    assert_eq!(
+        spec["strategy"],
+        json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}})
+    );
+    assert_eq!(spec["revisionHistoryLimit"], 10);
+    assert_eq!(spec["progressDeadlineSeconds"], 600);
+
+    let said = ok(
+        &test,
+        &[
+            "expose",
+            "deployment",
+            "web",
+            "--port=80",
+            "--target-port=8080",
+        ],
+        None,
+    )
+    .await;
+    assert!(said.contains("service/web exposed"), "{said}");
+    let service = object(&test, "service", "web").await;
+    assert_eq!(
+        service["spec"]["ports"],
+        json!([{"port": 80, "protocol": "TCP", "targetPort": 8080}])
+    );
+    assert_eq!(service["spec"]["selector"], json!({"app": "web"}));
+    assert_eq!(service["spec"]["type"], "ClusterIP");
+
+    let said = ok(
+        &test,
+        &["run", "once", "--image", image, "--restart=Never"],
+        None,
+    )
+    .await;
+    assert!(said.contains("pod/once created"), "{said}");
+    let pod = object(&test, "pod", "once").await;
+    assert_eq!(pod["metadata"]["labels"]["run"], "once");
+    assert_eq!(pod["spec"]["restartPolicy"], "Never");
+    assert_eq!(pod["spec"]["containers"][0]["name"], "once");
+
+    ok(&test, &["create", "job", "batch", "--image", image], None).await;
+    let job = object(&test, "job", "batch").await;
+    assert_eq!(job["spec"]["template"]["spec"]["restartPolicy"], "Never");
+    assert_eq!(
+        job["spec"]["template"]["spec"]["containers"][0]["name"],
+        "batch"
+    );
+    for (field, value) in [("completions", 1), ("parallelism", 1), ("backoffLimit", 6)] {
+        assert_eq!(job["spec"][field], value, "{field}");
+    }
+
+    ok(&test, &["create", "serviceaccount", "robot"], None).await;
+    assert_eq!(
+        object(&test, "serviceaccount", "robot").await["metadata"]["name"],
+        "robot"
+    );
+    ok(
+        &test,
+        &[
+            "create",
+            "role",
+            "reader",
+            "--verb=get,list",
+            "--resource=pods",
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(
+        object(&test, "role", "reader").await["rules"],
+        json!([{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]}])
+    );
+
+    let said = ok(&test, &["scale", "deployment", "web", "--replicas=3"], None).await;
+    assert!(said.contains("deployment.apps/web scaled"), "{said}");
+    let newer = "registry.k8s.io/pause:3.10";
+    let image_change = format!("pause={newer}");
+    let said = ok(
+        &test,
+        &["set", "image", "deployment/web", &image_change],
+        None,
+    )
+    .await;
+    assert!(said.contains("deployment.apps/web image updated"), "{said}");
+    let deployment = object(&test, "deployment", "web").await;
+    assert_eq!(deployment["spec"]["replicas"], 3);
+    assert_eq!(
+        deployment["spec"]["template"]["spec"]["containers"][0]["image"],
+        newer
+    );
+
+    ok(
+        &test,
+        &["label", "configmap", "settings", "tier=cache"],
+        None,
+    )
+    .await;
+    ok(
+        &test,
+        &["annotate", "configmap", "settings", "note=hi"],
+        None,
+    )
+    .await;
+    let settings = object(&test, "configmap", "settings").await;
+    assert_eq!(settings["metadata"]["labels"], json!({"tier": "cache"}));
+    assert_eq!(settings["metadata"]["annotations"], json!({"note": "hi"}));
+
+    for (kind, name) in [
+        ("configmap", "settings"),
+        ("secret", "creds"),
+        ("role", "reader"),
+        ("serviceaccount", "robot"),
+    ] {
+        let said = ok(&test, &["delete", kind, name], None).await;
+        assert!(said.contains(&format!("\"{name}\" deleted")), "{said}");
+        let missing = kubectl(&test, &["get", kind, name], None).await;
+        assert!(text(&missing).contains("NotFound"), "{}", text(&missing));
+    }
+    ok(&test, &["delete", "namespace", &made, "--wait=false"], None).await;
+    test.cleanup().await;
+}

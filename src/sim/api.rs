@@ -18,6 +18,7 @@ use super::SimState;
 use super::error::ApiError;
 use super::events;
 use super::faults::{FaultAction, delay_of};
+use super::protobuf;
 use super::registry::ResourceType;
 use super::select::{FieldLabels, FieldSelector, LabelSelector};
 use super::store::{Change, DeleteOptions, Deleted, Event, Part, PatchKind, Stored, Writer};
@@ -27,6 +28,9 @@ use super::table::{self, View};
 pub(crate) type Body = BoxBody<Bytes, Infallible>;
 
 /// The largest request body accepted, as the API server's 3 MiB limit.
+/// What kube-apiserver says of a request body a custom resource cannot take.
+const CUSTOM_MEDIA_TYPES: &str = "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml";
+
 const MAX_BODY: usize = 3 * 1024 * 1024;
 
 pub(crate) fn full(bytes: impl Into<Bytes>) -> Body {
@@ -44,13 +48,43 @@ fn json_response(code: StatusCode, value: &Value) -> Response<Body> {
     response
 }
 
-fn object_response(code: StatusCode, object: &Value) -> Response<Body> {
+/// An object in the encoding the client asked for. A kind with no protobuf form (a custom
+/// resource) is answered in JSON, which such a client also accepts.
+fn object_response(query: &Query, code: StatusCode, object: &Value) -> Response<Body> {
+    if query.2 == Encoding::Protobuf && query.1 == View::Object {
+        match protobuf::encode(object) {
+            Ok(bytes) => return protobuf_response(code, bytes),
+            Err(error) => tracing::debug!(%error, "answering in JSON"),
+        }
+    }
     json_response(code, object)
 }
 
+fn protobuf_response(code: StatusCode, bytes: Vec<u8>) -> Response<Body> {
+    let mut response = Response::new(full(bytes));
+    *response.status_mut() = code;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(protobuf::MEDIA_TYPE),
+    );
+    response
+}
+
 pub(crate) fn error_response(error: &ApiError) -> Response<Body> {
+    encoded_error_response(error, Encoding::Json)
+}
+
+/// A `Status` in the encoding the client asked for.
+fn encoded_error_response(error: &ApiError, encoding: Encoding) -> Response<Body> {
     let code = StatusCode::from_u16(error.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut response = json_response(code, &error.status());
+    let status = error.status();
+    let mut response = match encoding {
+        Encoding::Protobuf => protobuf::encode(&status).map_or_else(
+            |_| json_response(code, &status),
+            |bytes| protobuf_response(code, bytes),
+        ),
+        Encoding::Json => json_response(code, &status),
+    };
     if let Some(seconds) = error.retry_after
         && let Ok(value) = HeaderValue::from_str(&seconds.to_string())
     {
@@ -59,9 +93,52 @@ pub(crate) fn error_response(error: &ApiError) -> Response<Body> {
     response
 }
 
-/// The query string, decoded, and the representation the client asked for.
+/// The query string, decoded, and the representation and encoding the client asked for.
 #[derive(Clone)]
-struct Query(Vec<(String, String)>, View);
+struct Query(Vec<(String, String)>, View, Encoding);
+
+/// How a response is written: JSON, or Kubernetes protobuf for a client whose `Accept` puts
+/// it first (kubectl's typed commands and client-go's clientsets do), as kube-apiserver
+/// negotiates. Watches stream JSON either way, which such clients read as well.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Encoding {
+    Json,
+    Protobuf,
+}
+
+impl Encoding {
+    /// The first entry of `Accept` zen-sim can serve decides. A protobuf entry asking for
+    /// another rendering (`as=Table`) is passed over: those are served as JSON only.
+    fn of(headers: &http::HeaderMap) -> Self {
+        let accept = headers
+            .get(header::ACCEPT)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or_default();
+        for media in accept.split(',') {
+            if protobuf::is_protobuf(media) {
+                if !media.contains("as=") {
+                    return Self::Protobuf;
+                }
+            } else if is_json(media) {
+                return Self::Json;
+            }
+        }
+        Self::Json
+    }
+}
+
+/// Whether `Accept` lists JSON at all (custom resources have no protobuf form).
+fn acceptable_as_json(headers: &http::HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|value| value.to_str().ok())
+        .is_none_or(|accept| accept.split(',').any(is_json))
+}
+
+fn is_json(media: &str) -> bool {
+    let media = media.split(';').next().unwrap_or_default().trim();
+    matches!(media, "" | "*/*" | "application/*" | "application/json")
+}
 
 impl Query {
     fn parse(text: Option<&str>) -> Self {
@@ -74,7 +151,7 @@ impl Query {
                 (decode(key), decode(value))
             })
             .collect();
-        Self(pairs, View::Object)
+        Self(pairs, View::Object, Encoding::Json)
     }
 
     fn get(&self, key: &str) -> Option<&str> {
@@ -161,18 +238,17 @@ fn parse_target(path: &str) -> Option<Target> {
     })
 }
 
-/// Whether the client accepts JSON.
-fn accepts_json(headers: &http::HeaderMap) -> bool {
+/// Whether the client accepts JSON or Kubernetes protobuf.
+fn acceptable(headers: &http::HeaderMap) -> bool {
     let Some(accept) = headers
         .get(header::ACCEPT)
         .and_then(|value| value.to_str().ok())
     else {
         return true;
     };
-    accept.split(',').any(|media| {
-        let media = media.split(';').next().unwrap_or_default().trim();
-        matches!(media, "" | "*/*" | "application/*" | "application/json")
-    })
+    accept
+        .split(',')
+        .any(|media| is_json(media) || protobuf::is_protobuf(media))
 }
 
 /// The error of an injected `Status` fault.
@@ -218,11 +294,11 @@ pub(crate) async fn handle(
         let (namespace, name) = (namespace.to_owned(), name.to_owned());
         return Ok(super::portforward::handle(&state, &namespace, &name, request).await);
     }
-    if !accepts_json(request.headers()) {
+    if !acceptable(request.headers()) {
         return Ok(error_response(&ApiError::new(
             406,
             "NotAcceptable",
-            "only the following media types are accepted: application/json, application/json;stream=watch (zen-sim does not speak protobuf)",
+            "only the following media types are accepted: application/json, application/vnd.kubernetes.protobuf, application/json;stream=watch",
         )));
     }
     let path = request.uri().path().to_owned();
@@ -256,13 +332,17 @@ pub(crate) async fn handle(
                 Err(error) => error_response(&error),
             }
         }
-        _ => match discovery(&state, &path) {
-            Some(document) => json_response(StatusCode::OK, &document),
-            None => match resource_request(&state, request).await {
-                Ok(response) => response,
-                Err(error) => error_response(&error),
-            },
-        },
+        _ => {
+            if let Some(document) = discovery(&state, &path) {
+                json_response(StatusCode::OK, &document)
+            } else {
+                let encoding = Encoding::of(request.headers());
+                match resource_request(&state, request).await {
+                    Ok(response) => response,
+                    Err(error) => encoded_error_response(&error, encoding),
+                }
+            }
+        }
     };
     Ok(response)
 }
@@ -288,15 +368,9 @@ async fn access_review(
         .unwrap_or("application/json")
         .to_owned();
     let (_, bytes) = read_body(request).await?;
-    let body = if content_type.contains("protobuf") {
-        super::rbac::review_from_protobuf(&bytes).ok_or_else(|| {
-            ApiError::bad_request("the body is not a protobuf SelfSubjectAccessReview")
-        })?
-    } else {
-        parse_body(&bytes, &content_type)?
-    };
+    let body = parse_body(&bytes, &content_type)?;
     let review = super::rbac::review(&state.store, subject.as_ref(), &body)?;
-    Ok(object_response(StatusCode::CREATED, &review))
+    Ok(json_response(StatusCode::CREATED, &review))
 }
 
 fn group_list(state: &SimState) -> Value {
@@ -364,23 +438,43 @@ async fn read_body(request: Request<Incoming>) -> Result<(http::request::Parts, 
             ApiError::new(
                 413,
                 "RequestEntityTooLarge",
-                "the request is too large: the limit is 3 MiB",
+                format!("Request entity too large: limit is {MAX_BODY}"),
             )
         })?
         .to_bytes();
     Ok((parts, bytes))
 }
 
+/// The body of a create or update: a protobuf one must be of the endpoint's kind.
+fn object_body(
+    resource: &ResourceType,
+    bytes: &[u8],
+    content_type: &str,
+) -> Result<Value, ApiError> {
+    if protobuf::is_protobuf(content_type) && !bytes.is_empty() {
+        return protobuf::decode_as(bytes, &resource.api_version(), &resource.kind)
+            .map_err(ApiError::bad_request);
+    }
+    parse_body(bytes, content_type)
+}
+
 fn parse_body(bytes: &[u8], content_type: &str) -> Result<Value, ApiError> {
     if bytes.is_empty() {
         return Ok(Value::Null);
     }
-    if content_type.contains("protobuf") || content_type.contains("cbor") {
+    if protobuf::is_protobuf(content_type) {
+        return protobuf::decode(bytes).map_err(|error| {
+            ApiError::bad_request(format!(
+                "the body of the request could not be decoded as protobuf: {error}"
+            ))
+        });
+    }
+    if content_type.contains("cbor") {
         return Err(ApiError::new(
             415,
             "UnsupportedMediaType",
             format!(
-                "zen-sim does not decode {content_type} request bodies: send JSON or YAML (kubectl apply and kubectl create -f do; kubectl's typed generators such as `kubectl create configmap` send protobuf)"
+                "zen-sim does not decode {content_type} request bodies: send JSON, YAML or protobuf"
             ),
         ));
     }
@@ -464,12 +558,23 @@ async fn resource_request(
         .resource(&target.group, &target.version, &target.plural)
         .ok_or_else(not_found)?;
     let mut query = Query::parse(request.uri().query());
-    query.1 = table::view(
-        request
-            .headers()
-            .get(header::ACCEPT)
-            .and_then(|value| value.to_str().ok()),
-    );
+    query.2 = Encoding::of(request.headers());
+    query.1 = match query.2 {
+        Encoding::Protobuf => View::Object,
+        Encoding::Json => table::view(
+            request
+                .headers()
+                .get(header::ACCEPT)
+                .and_then(|value| value.to_str().ok()),
+        ),
+    };
+    if resource.custom && query.2 == Encoding::Protobuf && !acceptable_as_json(request.headers()) {
+        return Err(ApiError::new(
+            406,
+            "NotAcceptable",
+            "only the following media types are accepted: application/json, application/yaml, application/json;stream=watch",
+        ));
+    }
     let verb = verb_of(request.method(), &target, &query);
     let _timer = (verb != "watch").then(|| state.time(verb));
     let namespace = target.namespace.clone().unwrap_or_default();
@@ -522,6 +627,17 @@ async fn resource_request(
         .and_then(|value| value.to_str().ok())
         .unwrap_or("application/json")
         .to_owned();
+    if resource.custom
+        && protobuf::is_protobuf(&content_type)
+        && matches!(verb, "create" | "update")
+    {
+        // Custom resources have no protobuf form.
+        return Err(ApiError::new(
+            415,
+            "UnsupportedMediaType",
+            CUSTOM_MEDIA_TYPES,
+        ));
+    }
     let writer = Writer {
         manager: manager_of(&query, &headers),
         dry_run: query.get("dryRun") == Some("All"),
@@ -549,7 +665,7 @@ async fn resource_request(
     match verb {
         "get" => {
             let stored = state.store.get_stored(&resource, &namespace, &name)?;
-            if query.1 == View::Object {
+            if query.1 == View::Object && query.2 == Encoding::Json {
                 // The stored text as it is: no parse, no serialization.
                 let mut response = Response::new(full(stored.json.clone()));
                 response.headers_mut().insert(
@@ -561,6 +677,7 @@ async fn resource_request(
             let object = Arc::new(stored.value());
             let version = json!({"resourceVersion": object["metadata"]["resourceVersion"]});
             Ok(object_response(
+                &query,
                 StatusCode::OK,
                 &render(&resource, query.1, &object, &version),
             ))
@@ -576,14 +693,15 @@ async fn resource_request(
         ),
         "create" => {
             let (_, bytes) = read_body(request).await?;
-            let body = parse_body(&bytes, &content_type)?;
+            let body = object_body(&resource, &bytes, &content_type)?;
             let created = state.store.create(&resource, &namespace, body, &writer)?;
-            Ok(object_response(StatusCode::CREATED, &created))
+            Ok(object_response(&query, StatusCode::CREATED, &created))
         }
         "update" => {
             let (_, bytes) = read_body(request).await?;
-            let body = parse_body(&bytes, &content_type)?;
+            let body = object_body(&resource, &bytes, &content_type)?;
             Ok(object_response(
+                &query,
                 StatusCode::OK,
                 &*state
                     .store
@@ -622,20 +740,20 @@ async fn resource_request(
             } else {
                 StatusCode::CREATED
             };
-            Ok(object_response(code, &patched))
+            Ok(object_response(&query, code, &patched))
         }
         "delete" => {
             let (_, bytes) = read_body(request).await?;
-            let body = parse_body(&bytes, "application/json").unwrap_or(Value::Null);
+            let body = parse_body(&bytes, &content_type)?;
             let options = delete_options(&body, &query, writer.dry_run);
             match state.store.delete(&resource, &namespace, &name, &options)? {
-                Deleted::Pending(object) => Ok(object_response(StatusCode::OK, &object)),
+                Deleted::Pending(object) => Ok(object_response(&query, StatusCode::OK, &object)),
                 Deleted::Gone(object)
                     if resource.custom
                         || resource.plural == "services"
                         || resource.group == "apiextensions.k8s.io" =>
                 {
-                    Ok(object_response(StatusCode::OK, &object))
+                    Ok(object_response(&query, StatusCode::OK, &object))
                 }
                 Deleted::Gone(object) => Ok(json_response(
                     StatusCode::OK,
@@ -732,6 +850,7 @@ async fn events_v1(
             let object = shown(&*state.store.get(&core, &namespace, &name)?);
             let version = json!({"resourceVersion": object["metadata"]["resourceVersion"]});
             Ok(object_response(
+                query,
                 StatusCode::OK,
                 &render(served, query.1, &object, &version),
             ))
@@ -786,6 +905,7 @@ async fn events_v1(
                 .store
                 .create(&core, &namespace, events::to_core(&body), writer)?;
             Ok(object_response(
+                query,
                 StatusCode::CREATED,
                 &events::to_v1(&created),
             ))
@@ -796,7 +916,11 @@ async fn events_v1(
             let updated = state
                 .store
                 .update(&core, &namespace, &name, body, Part::Main, writer)?;
-            Ok(object_response(StatusCode::OK, &events::to_v1(&updated)))
+            Ok(object_response(
+                query,
+                StatusCode::OK,
+                &events::to_v1(&updated),
+            ))
         }
         "patch" => {
             let kind = patch_kind(content_type, query)?;
@@ -820,7 +944,7 @@ async fn events_v1(
             } else {
                 StatusCode::CREATED
             };
-            Ok(object_response(code, &events::to_v1(&patched)))
+            Ok(object_response(query, code, &events::to_v1(&patched)))
         }
         "delete" => {
             let options = DeleteOptions {
@@ -914,6 +1038,15 @@ fn list(
         limit,
         query.get("continue").filter(|token| !token.is_empty()),
     )?;
+    if query.2 == Encoding::Protobuf {
+        let mut list = json!({
+            "kind": format!("{}List", resource.kind),
+            "apiVersion": resource.api_version(),
+            "metadata": list_metadata(page.revision, page.next, page.remaining),
+        });
+        list["items"] = page.items.iter().map(|item| item.value()).collect();
+        return Ok(object_response(query, StatusCode::OK, &list));
+    }
     if query.1 != View::Object {
         let metadata = list_metadata(page.revision, page.next, page.remaining);
         let items: Vec<Arc<Value>> = page
@@ -1306,7 +1439,7 @@ async fn scale_request(
     let current = scale_of(resource, &object);
     let method = request.method().clone();
     if method == Method::GET {
-        return Ok(object_response(StatusCode::OK, &current));
+        return Ok(object_response(query, StatusCode::OK, &current));
     }
     let content_type = request
         .headers()
@@ -1389,6 +1522,7 @@ async fn scale_request(
         &writer,
     )?;
     Ok(object_response(
+        query,
         StatusCode::OK,
         &scale_of(resource, &updated),
     ))
@@ -1409,7 +1543,7 @@ fn metrics_request(
         ("get", Some(name)) => items
             .into_iter()
             .find(|item| item["metadata"]["name"] == name.as_str())
-            .map(|item| object_response(StatusCode::OK, &item))
+            .map(|item| json_response(StatusCode::OK, &item))
             .ok_or_else(|| ApiError::not_found(&resource.group_resource(), name)),
         ("list", None) => {
             let items: Vec<Arc<Stored>> = items.iter().map(Stored::new).collect();
@@ -1590,25 +1724,41 @@ mod tests {
     }
 
     #[test]
-    fn protobuf_only_clients_are_refused_and_json_ones_served() {
-        let mut headers = http::HeaderMap::new();
-        assert!(accepts_json(&headers));
-        headers.insert(
-            header::ACCEPT,
-            HeaderValue::from_static("application/vnd.kubernetes.protobuf"),
+    fn the_first_acceptable_media_type_decides_the_encoding() {
+        let with = |accept: &'static str| {
+            let mut headers = http::HeaderMap::new();
+            headers.insert(header::ACCEPT, HeaderValue::from_static(accept));
+            (
+                acceptable(&headers),
+                Encoding::of(&headers),
+                acceptable_as_json(&headers),
+            )
+        };
+        let headers = http::HeaderMap::new();
+        assert!(acceptable(&headers) && acceptable_as_json(&headers));
+        assert_eq!(Encoding::of(&headers), Encoding::Json);
+        assert_eq!(
+            with("application/vnd.kubernetes.protobuf"),
+            (true, Encoding::Protobuf, false)
         );
-        assert!(!accepts_json(&headers));
-        headers.insert(
-            header::ACCEPT,
-            HeaderValue::from_static("application/vnd.kubernetes.protobuf, application/json"),
+        assert_eq!(
+            with("application/vnd.kubernetes.protobuf, application/json"),
+            (true, Encoding::Protobuf, true)
         );
-        assert!(accepts_json(&headers));
-        headers.insert(
-            header::ACCEPT,
-            HeaderValue::from_static(
-                "application/json;as=Table;v=v1;g=meta.k8s.io, application/json",
+        assert_eq!(
+            with("application/json, application/vnd.kubernetes.protobuf"),
+            (true, Encoding::Json, true)
+        );
+        assert_eq!(
+            with(
+                "application/vnd.kubernetes.protobuf;as=Table;v=v1;g=meta.k8s.io, application/json"
             ),
+            (true, Encoding::Json, true)
         );
-        assert!(accepts_json(&headers));
+        assert_eq!(
+            with("application/json;as=Table;v=v1;g=meta.k8s.io, application/json"),
+            (true, Encoding::Json, true)
+        );
+        assert_eq!(with("application/cbor"), (false, Encoding::Json, false));
     }
 }

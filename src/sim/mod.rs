@@ -30,6 +30,7 @@ mod faults;
 mod fields;
 mod openapi;
 mod portforward;
+pub mod protobuf;
 mod rbac;
 mod registry;
 pub(crate) mod select;
@@ -777,7 +778,7 @@ mod tests {
     }
 
     /// The controllers subscribe before the store is seeded: a subscription taken inside
-    /// their task could come after the seed, and then no namespace got its ServiceAccount.
+    /// their task could come after the seed, and then no namespace got its default account.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn every_seeded_namespace_gets_its_default_service_account() {
         for _ in 0..20 {

@@ -335,92 +335,6 @@ pub(crate) fn review(
     }))
 }
 
-/// A `SelfSubjectAccessReview` sent as Kubernetes protobuf (what `kubectl auth can-i` sends),
-/// as the JSON body it stands for: the `k8s\0` magic, a `runtime.Unknown` whose `raw` field holds
-/// the review, whose `spec` holds `resourceAttributes` or `nonResourceAttributes`. `None` when the
-/// bytes are not that.
-pub(crate) fn review_from_protobuf(bytes: &[u8]) -> Option<Value> {
-    let unknown = bytes.strip_prefix(b"k8s\0")?;
-    let raw = fields(unknown)?
-        .into_iter()
-        .find(|(number, _)| *number == 2)?
-        .1;
-    let spec = fields(raw)?.into_iter().find(|(number, _)| *number == 2)?.1;
-    let mut out = serde_json::Map::new();
-    for (number, value) in fields(spec)? {
-        let text = |names: &[&str]| -> Option<Value> {
-            let mut object = serde_json::Map::new();
-            for (field, bytes) in fields(value)? {
-                if let Some(name) = usize::try_from(field)
-                    .ok()
-                    .and_then(|f| names.get(f.wrapping_sub(1)))
-                {
-                    object.insert(
-                        (*name).to_owned(),
-                        Value::String(String::from_utf8(bytes.to_vec()).ok()?),
-                    );
-                }
-            }
-            Some(Value::Object(object))
-        };
-        match number {
-            1 => {
-                let names = [
-                    "namespace",
-                    "verb",
-                    "group",
-                    "version",
-                    "resource",
-                    "subresource",
-                    "name",
-                ];
-                out.insert("resourceAttributes".into(), text(&names)?);
-            }
-            2 => {
-                out.insert("nonResourceAttributes".into(), text(&["path", "verb"])?);
-            }
-            _ => {}
-        }
-    }
-    Some(json!({"spec": out}))
-}
-
-/// The length-delimited fields of a protobuf message, by field number; varint and fixed fields
-/// are skipped. `None` when the bytes are not a well-formed message.
-fn fields(mut bytes: &[u8]) -> Option<Vec<(u64, &[u8])>> {
-    fn varint(bytes: &mut &[u8]) -> Option<u64> {
-        let mut value = 0_u64;
-        for shift in (0..64).step_by(7) {
-            let (&byte, rest) = bytes.split_first()?;
-            *bytes = rest;
-            value |= u64::from(byte & 0x7f) << shift;
-            if byte & 0x80 == 0 {
-                return Some(value);
-            }
-        }
-        None
-    }
-    let mut out = Vec::new();
-    while !bytes.is_empty() {
-        let key = varint(&mut bytes)?;
-        match key & 7 {
-            0 => {
-                varint(&mut bytes)?;
-            }
-            1 => bytes = bytes.get(8..)?,
-            2 => {
-                let length = usize::try_from(varint(&mut bytes)?).ok()?;
-                let (value, rest) = (bytes.get(..length)?, bytes.get(length..)?);
-                out.push((key >> 3, value));
-                bytes = rest;
-            }
-            5 => bytes = bytes.get(4..)?,
-            _ => return None,
-        }
-    }
-    Some(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -465,41 +379,6 @@ mod tests {
         assert!(grants(&status, &patch));
         let any_status = json!({"apiGroups": [""], "resources": ["*/status"], "verbs": ["patch"]});
         assert!(grants(&any_status, &patch));
-    }
-
-    #[test]
-    fn protobuf_reviews_decode_and_garbage_is_refused() {
-        // runtime.Unknown{raw: SelfSubjectAccessReview{spec: {resourceAttributes: {namespace:
-        // "ns", verb: "get", resource: "pods"}}}}, as client-go encodes it.
-        let attributes = [
-            &[0x0a, 2][..],
-            b"ns",
-            &[0x12, 3],
-            b"get",
-            &[0x2a, 4],
-            b"pods",
-        ]
-        .concat();
-        let spec = [
-            &[0x0a, u8::try_from(attributes.len()).unwrap()][..],
-            &attributes,
-        ]
-        .concat();
-        let review = [
-            &[0x0a, 0][..],
-            &[0x12, u8::try_from(spec.len()).unwrap()],
-            &spec,
-        ]
-        .concat();
-        let unknown = [&[0x12, u8::try_from(review.len()).unwrap()][..], &review].concat();
-        let bytes = [&b"k8s\0"[..], &unknown].concat();
-        assert_eq!(
-            review_from_protobuf(&bytes).unwrap(),
-            json!({"spec": {"resourceAttributes": {"namespace": "ns", "verb": "get", "resource": "pods"}}})
-        );
-        assert_eq!(review_from_protobuf(b"{}"), None);
-        assert_eq!(review_from_protobuf(b"k8s\0\x12\xff\xff\xff"), None);
-        assert_eq!(review_from_protobuf(b"k8s\0\x0f"), None);
     }
 
     #[test]

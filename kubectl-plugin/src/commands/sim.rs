@@ -16,7 +16,8 @@ use crate::{
 
 /// What `kubectl zen sim --help` says first (the subcommand's one line is in the CLI's list).
 pub const LONG_ABOUT: &str = "Run zen-sim, a Kubernetes-API-compatible server, until Ctrl-C.\n\n\
-        kubectl and the kube client work against it unchanged: discovery, CRUD, patches, \
+        kubectl and the kube client work against it unchanged: discovery, JSON and protobuf \
+        (kubectl create/run/expose), CRUD, patches, \
         server-side apply, watches, selectors, paging, status/scale subresources, finalizers, \
         garbage collection, CRDs, and a small control plane (Deployments -> ReplicaSets -> Pods \
         that become Ready, Endpoints, metrics.k8s.io). Everything lives in memory and is gone \
