@@ -27,10 +27,10 @@ use super::table::{self, View};
 /// A response body: whole, or a stream of watch events.
 pub(crate) type Body = BoxBody<Bytes, Infallible>;
 
-/// The largest request body accepted, as the API server's 3 MiB limit.
 /// What kube-apiserver says of a request body a custom resource cannot take.
 const CUSTOM_MEDIA_TYPES: &str = "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml";
 
+/// The largest request body accepted, as the API server's 3 MiB limit.
 const MAX_BODY: usize = 3 * 1024 * 1024;
 
 pub(crate) fn full(bytes: impl Into<Bytes>) -> Body {
