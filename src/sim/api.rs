@@ -110,16 +110,12 @@ impl Encoding {
     /// The first entry of `Accept` zen-sim can serve decides. A protobuf entry asking for
     /// another rendering (`as=Table`) is passed over: those are served as JSON only.
     fn of(headers: &http::HeaderMap) -> Self {
-        let accept = headers
-            .get(header::ACCEPT)
-            .and_then(|value| value.to_str().ok())
-            .unwrap_or_default();
-        for media in accept.split(',') {
+        for media in accept(headers).unwrap_or_default().split(',') {
             if protobuf::is_protobuf(media) {
                 if !media.contains("as=") {
                     return Self::Protobuf;
                 }
-            } else if is_json(media) {
+            } else if table::is_json(media) {
                 return Self::Json;
             }
         }
@@ -127,17 +123,16 @@ impl Encoding {
     }
 }
 
-/// Whether `Accept` lists JSON at all (custom resources have no protobuf form).
-fn acceptable_as_json(headers: &http::HeaderMap) -> bool {
+/// The `Accept` header, when there is one.
+fn accept(headers: &http::HeaderMap) -> Option<&str> {
     headers
         .get(header::ACCEPT)
         .and_then(|value| value.to_str().ok())
-        .is_none_or(|accept| accept.split(',').any(is_json))
 }
 
-fn is_json(media: &str) -> bool {
-    let media = media.split(';').next().unwrap_or_default().trim();
-    matches!(media, "" | "*/*" | "application/*" | "application/json")
+/// Whether `Accept` lists JSON at all (custom resources have no protobuf form).
+fn acceptable_as_json(headers: &http::HeaderMap) -> bool {
+    accept(headers).is_none_or(|accept| accept.split(',').any(table::is_json))
 }
 
 impl Query {
@@ -240,15 +235,11 @@ fn parse_target(path: &str) -> Option<Target> {
 
 /// Whether the client accepts JSON or Kubernetes protobuf.
 fn acceptable(headers: &http::HeaderMap) -> bool {
-    let Some(accept) = headers
-        .get(header::ACCEPT)
-        .and_then(|value| value.to_str().ok())
-    else {
-        return true;
-    };
-    accept
-        .split(',')
-        .any(|media| is_json(media) || protobuf::is_protobuf(media))
+    accept(headers).is_none_or(|accept| {
+        accept
+            .split(',')
+            .any(|media| table::is_json(media) || protobuf::is_protobuf(media))
+    })
 }
 
 /// The error of an injected `Status` fault.
@@ -337,7 +328,7 @@ pub(crate) async fn handle(
                 json_response(StatusCode::OK, &document)
             } else {
                 let encoding = Encoding::of(request.headers());
-                match resource_request(&state, request).await {
+                match resource_request(&state, request, encoding).await {
                     Ok(response) => response,
                     Err(error) => encoded_error_response(&error, encoding),
                 }
@@ -544,6 +535,7 @@ fn manager_of(query: &Query, headers: &http::HeaderMap) -> String {
 async fn resource_request(
     state: &Arc<SimState>,
     request: Request<Incoming>,
+    encoding: Encoding,
 ) -> Result<Response<Body>, ApiError> {
     let not_found = || {
         ApiError::new(
@@ -558,15 +550,10 @@ async fn resource_request(
         .resource(&target.group, &target.version, &target.plural)
         .ok_or_else(not_found)?;
     let mut query = Query::parse(request.uri().query());
-    query.2 = Encoding::of(request.headers());
-    query.1 = match query.2 {
+    query.2 = encoding;
+    query.1 = match encoding {
         Encoding::Protobuf => View::Object,
-        Encoding::Json => table::view(
-            request
-                .headers()
-                .get(header::ACCEPT)
-                .and_then(|value| value.to_str().ok()),
-        ),
+        Encoding::Json => table::view(accept(request.headers())),
     };
     if resource.custom && query.2 == Encoding::Protobuf && !acceptable_as_json(request.headers()) {
         return Err(ApiError::new(

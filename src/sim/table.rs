@@ -13,15 +13,22 @@ pub(crate) enum View {
     Metadata,
 }
 
+/// Whether one entry of `Accept` (parameters and all) takes JSON.
+pub(crate) fn is_json(media: &str) -> bool {
+    let kind = media.split(';').next().unwrap_or_default().trim();
+    matches!(kind, "application/json" | "*/*" | "application/*" | "")
+}
+
 /// The first representation in the `Accept` header zen-sim can give.
 pub(crate) fn view(accept: Option<&str>) -> View {
     for media in accept.unwrap_or_default().split(',') {
-        let mut parts = media.split(';').map(str::trim);
-        let kind = parts.next().unwrap_or_default();
-        if !matches!(kind, "application/json" | "*/*" | "application/*" | "") {
+        if !is_json(media) {
             continue;
         }
-        let rendering = parts.find_map(|part| part.strip_prefix("as="));
+        let rendering = media
+            .split(';')
+            .map(str::trim)
+            .find_map(|part| part.strip_prefix("as="));
         return match rendering {
             Some("Table") => View::Table,
             Some("PartialObjectMetadata" | "PartialObjectMetadataList") => View::Metadata,
